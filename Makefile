@@ -1,0 +1,51 @@
+# The two commands of the README, and the set-up they need.
+#   make demo   run the embedded end-to-end demo
+#   make test   run every test
+# Both create a project-local Python virtualenv with PyPI's torch (the libtorch that tch links)
+# once, and reuse it afterwards.
+
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PYTHON ?= python3
+TORCH_VERSION := 2.13.0
+STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+
+# tch's build script finds libtorch through this virtualenv's python.
+export PATH := $(VENV)/bin:$(PATH)
+export LIBTORCH_USE_PYTORCH := 1
+export LIBTORCH_BYPASS_VERSION_CHECK :=
+unexport LIBTORCH_BYPASS_VERSION_CHECK
+
+CARGO ?= cargo
+FEATURES := --workspace --all-features
+
+.PHONY: demo test venv build clippy fmt bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP):
+	@echo "==> creating $(VENV) with torch==$(TORCH_VERSION) (once; about 5 GB)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
+	touch $@
+
+build: venv
+	$(CARGO) build --release $(FEATURES)
+
+demo: venv
+	$(CARGO) run --release -p led-cli --all-features --bin led -- demo
+
+test: venv
+	$(CARGO) test $(FEATURES) --no-fail-fast
+
+clippy: venv
+	$(CARGO) clippy $(FEATURES) --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: venv
+	$(CARGO) bench -p led-merging
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,195 @@
+//! Metadata keys written into safetensors headers, defined once: merge provenance and score
+//! checkpoints (spec `led-merging.md` §1).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// `format`: transformers expects `pt`.
+pub const FORMAT: &str = "format";
+/// What wrote the file: `led-merging <version>`.
+pub const TOOL: &str = "led.tool";
+/// Kind of file: [`KIND_MERGE`] or [`KIND_SCORES`].
+pub const KIND: &str = "led.kind";
+/// Value of [`KIND`] for a merged model.
+pub const KIND_MERGE: &str = "merge";
+/// Value of [`KIND`] for a score checkpoint.
+pub const KIND_SCORES: &str = "scores";
+
+/// Merge provenance: the merge method.
+pub const MERGE_METHOD: &str = "led.merge.method";
+/// Merge provenance: the full config (YAML text).
+pub const MERGE_CONFIG: &str = "led.merge.config";
+/// Merge provenance: the input paths (JSON array).
+pub const MERGE_INPUTS: &str = "led.merge.inputs";
+
+/// Scores: scorer name (`snip`, `wanda`, `random`).
+pub const SCORE_SCORER: &str = "led.scores.scorer";
+/// Scores: path of the scored model.
+pub const SCORE_MODEL: &str = "led.scores.model";
+/// Scores: sha256 of the scored model's `config.json`.
+pub const SCORE_MODEL_CONFIG_SHA256: &str = "led.scores.model_config_sha256";
+/// Scores: path of the calibration dataset.
+pub const SCORE_DATASET: &str = "led.scores.dataset";
+/// Scores: sha256 of the calibration dataset file.
+pub const SCORE_DATASET_SHA256: &str = "led.scores.dataset_sha256";
+/// Scores: number of samples used.
+pub const SCORE_SAMPLES: &str = "led.scores.samples";
+/// Scores: seed (sample selection, random scorer).
+pub const SCORE_SEED: &str = "led.scores.seed";
+/// Prefix of scorer-specific options (`led.scores.option.max_tokens`, ...).
+pub const SCORE_OPTION_PREFIX: &str = "led.scores.option.";
+
+/// This tool's name and version, as recorded in [`TOOL`].
+pub fn tool_version() -> String {
+    format!("led-merging {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What a score checkpoint records about how it was computed (spec §1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScoreMetadata {
+    /// `snip`, `wanda` or `random`.
+    pub scorer: String,
+    /// The scored model's path.
+    pub model: String,
+    /// sha256 (hex) of the model's `config.json`.
+    pub model_config_sha256: String,
+    /// The dataset's path.
+    pub dataset: String,
+    /// sha256 (hex) of the dataset file.
+    pub dataset_sha256: String,
+    /// Number of samples.
+    pub samples: u64,
+    /// Seed.
+    pub seed: u64,
+    /// Scorer options that change the result (sample selection, max tokens, fields, ...).
+    pub options: BTreeMap<String, String>,
+    /// The tool that wrote it (informational; not compared by [`ScoreMetadata::same_request`]).
+    pub tool: String,
+}
+
+impl ScoreMetadata {
+    /// The safetensors `__metadata__` map for this record (with `format: pt`).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert(FORMAT.into(), "pt".into());
+        m.insert(KIND.into(), KIND_SCORES.into());
+        m.insert(
+            TOOL.into(),
+            if self.tool.is_empty() {
+                tool_version()
+            } else {
+                self.tool.clone()
+            },
+        );
+        m.insert(SCORE_SCORER.into(), self.scorer.clone());
+        m.insert(SCORE_MODEL.into(), self.model.clone());
+        m.insert(
+            SCORE_MODEL_CONFIG_SHA256.into(),
+            self.model_config_sha256.clone(),
+        );
+        m.insert(SCORE_DATASET.into(), self.dataset.clone());
+        m.insert(SCORE_DATASET_SHA256.into(), self.dataset_sha256.clone());
+        m.insert(SCORE_SAMPLES.into(), self.samples.to_string());
+        m.insert(SCORE_SEED.into(), self.seed.to_string());
+        for (k, v) in &self.options {
+            m.insert(format!("{SCORE_OPTION_PREFIX}{k}"), v.clone());
+        }
+        m
+    }
+
+    /// Read the record back from a score file's metadata (`path` names it in errors).
+    pub fn from_map(path: &Path, map: &BTreeMap<String, String>) -> Result<Self> {
+        let bad = |reason: String| Error::ScoreMetadata {
+            path: path.into(),
+            reason,
+        };
+        if map.get(KIND).map(String::as_str) != Some(KIND_SCORES) {
+            return Err(bad(format!(
+                "{KIND} is not {KIND_SCORES:?}: not a score checkpoint written by led-merging"
+            )));
+        }
+        let get = |key: &str| {
+            map.get(key)
+                .cloned()
+                .ok_or_else(|| bad(format!("missing key {key}")))
+        };
+        let num = |key: &str| {
+            get(key)?
+                .parse::<u64>()
+                .map_err(|e| bad(format!("{key}: {e}")))
+        };
+        Ok(ScoreMetadata {
+            scorer: get(SCORE_SCORER)?,
+            model: get(SCORE_MODEL)?,
+            model_config_sha256: get(SCORE_MODEL_CONFIG_SHA256)?,
+            dataset: get(SCORE_DATASET)?,
+            dataset_sha256: get(SCORE_DATASET_SHA256)?,
+            samples: num(SCORE_SAMPLES)?,
+            seed: num(SCORE_SEED)?,
+            options: map
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(SCORE_OPTION_PREFIX)
+                        .map(|k| (k.to_owned(), v.clone()))
+                })
+                .collect(),
+            tool: map.get(TOOL).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Whether a file with this record answers `request`: same scorer, model, model config,
+    /// dataset content, sample count, seed and options. The tool version is not compared.
+    pub fn same_request(&self, request: &ScoreMetadata) -> bool {
+        ScoreMetadata {
+            tool: String::new(),
+            ..self.clone()
+        } == ScoreMetadata {
+            tool: String::new(),
+            ..request.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_metadata_round_trips_and_matches() {
+        let m = ScoreMetadata {
+            scorer: "snip".into(),
+            model: "/m/instruct".into(),
+            model_config_sha256: "ab".into(),
+            dataset: "safety.jsonl".into(),
+            dataset_sha256: "cd".into(),
+            samples: 128,
+            seed: 7,
+            options: [("max_tokens".to_string(), "512".to_string())].into(),
+            tool: String::new(),
+        };
+        let map = m.to_map();
+        assert_eq!(map[FORMAT], "pt");
+        assert_eq!(map["led.scores.option.max_tokens"], "512");
+        let back = ScoreMetadata::from_map(Path::new("s.safetensors"), &map).unwrap();
+        assert_eq!(back.tool, tool_version());
+        assert!(back.same_request(&m));
+        let other = ScoreMetadata {
+            seed: 8,
+            ..m.clone()
+        };
+        assert!(!back.same_request(&other));
+        let mut broken = map.clone();
+        broken.remove(SCORE_SEED);
+        let err = ScoreMetadata::from_map(Path::new("s.safetensors"), &broken).unwrap_err();
+        assert!(
+            err.to_string().contains("s.safetensors") && err.to_string().contains(SCORE_SEED),
+            "{err}"
+        );
+        broken.insert(SCORE_SEED.into(), "x".into());
+        assert!(ScoreMetadata::from_map(Path::new("s"), &broken).is_err());
+        let plain: BTreeMap<String, String> = [(FORMAT.to_string(), "pt".to_string())].into();
+        assert!(ScoreMetadata::from_map(Path::new("s"), &plain).is_err());
+    }
+}

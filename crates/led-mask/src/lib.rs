@@ -1,0 +1,1 @@
+//! Mask algebra for LED-Merging (Elect and Disjoint). Filled in by the mask-algebra issue.

@@ -1,0 +1,1 @@
+//! Merge operators and the streaming merge engine. Filled in by the merge-engine issue.
