@@ -8,3 +8,8 @@
 //! Later crates (mask algebra, merge operators, attribution) are re-exported here as they land.
 
 pub use led_io as io;
+
+// The README's Rust examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

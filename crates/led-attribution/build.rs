@@ -3,6 +3,7 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-env=LED_LIBTORCH_LIB={lib}");
         // RPATH (not RUNPATH): also used to resolve libtorch's own dependencies.
         println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags,-rpath,{lib}");
         if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {

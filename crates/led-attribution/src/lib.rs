@@ -1,1 +1,160 @@
-//! placeholder
+//! # led-attribution: LED-Merging's Locate step
+//!
+//! Where it sits: Locate → Elect → Disjoint → Merge. This crate scores every weight of a model
+//! on a task dataset (SNIP, Wanda, random) through libtorch (`tch`), on GPU where present, and
+//! writes score checkpoints with `led-io`. It is the only crate of the workspace that links
+//! libtorch.
+//!
+//! This first version provides the libtorch runtime plumbing: device selection, a report of
+//! what the linked libtorch offers, and loading checkpoint tensors into `tch` tensors without
+//! going through `tch`'s own (whole-file) safetensors loader.
+
+use std::path::PathBuf;
+
+use led_io::Checkpoint;
+pub use tch;
+use tch::{Device, Kind, Tensor};
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of the attribution crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a checkpoint failed.
+    #[error(transparent)]
+    Io(#[from] led_io::Error),
+    /// libtorch refused an operation on a tensor.
+    #[error("{path}: tensor {tensor:?}: libtorch: {error}")]
+    Torch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// libtorch's error (part of the message, so not also a `source`).
+        error: tch::TchError,
+    },
+    /// The device asked for is not available.
+    #[error("device {0:?} is not available: {1}")]
+    Device(String, String),
+}
+
+/// Which device to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// CUDA device 0 when libtorch sees one, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device `n`; an error when absent.
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// Parse `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(DeviceChoice::Auto),
+            "cpu" => Some(DeviceChoice::Cpu),
+            "cuda" => Some(DeviceChoice::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")?
+                .parse()
+                .ok()
+                .map(DeviceChoice::Cuda),
+        }
+    }
+
+    /// Resolve to a `tch` device, checking that it exists.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(n) => {
+                let count = tch::Cuda::device_count();
+                if (n as i64) < count {
+                    Ok(Device::Cuda(n))
+                } else {
+                    Err(Error::Device(
+                        format!("cuda:{n}"),
+                        format!("libtorch sees {count} CUDA device(s)"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// What the linked libtorch offers on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    /// Whether CUDA is usable.
+    pub cuda: bool,
+    /// Number of CUDA devices.
+    pub cuda_devices: usize,
+    /// Whether cuDNN is usable.
+    pub cudnn: bool,
+    /// Number of CPU threads libtorch uses.
+    pub cpu_threads: usize,
+}
+
+impl Runtime {
+    /// Ask libtorch.
+    pub fn detect() -> Self {
+        Runtime {
+            cuda: tch::Cuda::is_available(),
+            cuda_devices: tch::Cuda::device_count().max(0) as usize,
+            cudnn: tch::Cuda::cudnn_is_available(),
+            cpu_threads: tch::get_num_threads().max(0) as usize,
+        }
+    }
+}
+
+impl std::fmt::Display for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.cuda {
+            write!(
+                f,
+                "libtorch: CUDA with {} device(s), cuDNN {}",
+                self.cuda_devices,
+                if self.cudnn { "on" } else { "off" }
+            )
+        } else {
+            write!(f, "libtorch: CPU only ({} threads)", self.cpu_threads)
+        }
+    }
+}
+
+/// The directory of the libtorch this crate was built against.
+pub fn libtorch_lib_dir() -> Option<&'static str> {
+    option_env!("LED_LIBTORCH_LIB")
+}
+
+/// Load tensor `name` of `ckpt` as a `tch` tensor of `kind` on `device`, read through `led-io`
+/// (bounded memory: one tensor at a time, converted from the file's dtype through `f32`).
+pub fn load_tensor(ckpt: &Checkpoint, name: &str, device: Device, kind: Kind) -> Result<Tensor> {
+    let info = ckpt.info(name)?;
+    let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
+    let values = ckpt.read_f32(name)?;
+    let torch = |error| Error::Torch {
+        path: ckpt.path().to_path_buf(),
+        tensor: name.to_owned(),
+        error,
+    };
+    Tensor::f_from_slice(&values)
+        .and_then(|t| t.f_reshape(&shape))
+        .and_then(|t| t.f_to_device(device))
+        .and_then(|t| t.f_to_kind(kind))
+        .map_err(torch)
+}
+
+/// Copy a `tch` tensor to host `f32` values (for writing scores).
+pub fn to_f32_vec(t: &Tensor) -> Result<Vec<f32>, tch::TchError> {
+    let flat = t
+        .f_to_kind(Kind::Float)?
+        .f_to_device(Device::Cpu)?
+        .f_flatten(0, -1)?;
+    Vec::<f32>::try_from(&flat)
+}

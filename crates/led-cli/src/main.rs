@@ -1,1 +1,70 @@
-fn main() {}
+//! `led`: the LED-Merging command-line tool.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod inspect;
+
+/// Merge fine-tuned LLMs without losing safety (LED-Merging: Locate, Elect, Disjoint).
+#[derive(Parser)]
+#[command(name = "led", version, about, long_about = None)]
+#[command(
+    after_help = "Examples:\n  led demo\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the tensors, dtypes, shapes, sizes, shards and metadata of a checkpoint or score file.
+    Inspect {
+        /// A model directory or a .safetensors file.
+        path: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the embedded end-to-end demo on generated models (nothing is downloaded).
+    Demo {
+        /// Where the demo writes its models and report.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Write into OUT even if it exists and was not made by the demo.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Inspect { path, json } => inspect::run(&path, json),
+        Command::Demo { out, force } => demo::run(&out, force),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
