@@ -3,11 +3,35 @@
 //! Merge fine-tuned large language models without the merge destroying their safety.
 //! This facade re-exports the workspace's crates:
 //!
-//! - [`io`] (`led-io`): Hugging Face safetensors checkpoints, sharded reading and writing.
+//! - [`io`] (`led-io`): Hugging Face safetensors checkpoints, sharded reading and writing,
+//!   score checkpoints.
+//! - [`mask`] (`led-mask`): Elect and Disjoint: top-r thresholds, election patterns, disjoint
+//!   masks, applying masked task vectors, Jaccard overlap analysis.
+//! - `attribution` (`led-attribution`, feature `attribution`): Locate, through libtorch.
 //!
-//! Later crates (mask algebra, merge operators, attribution) are re-exported here as they land.
+//! LED-Merging on one tensor, straight from scores:
+//!
+//! ```
+//! use led_merging::mask::{LedTask, Pattern, led_tensor};
+//! let base = [0.0f32, 0.0, 0.0, 0.0];
+//! let (math, safety) = ([1.0f32, 1.0, 1.0, 1.0], [-1.0f32, -1.0, -1.0, -1.0]);
+//! let base_scores = [4.0f32, 3.0, 2.0, 1.0];
+//! let (math_scores, safety_scores) = ([4.0f32, 1.0, 3.0, 2.0], [1.0f32, 4.0, 2.0, 3.0]);
+//! let tasks = [
+//!     LedTask { model: &math, base_scores: &base_scores, model_scores: &math_scores, ratio: 0.5, lambda: 1.0, pattern: Pattern::BothHigh },
+//!     LedTask { model: &safety, base_scores: &base_scores, model_scores: &safety_scores, ratio: 0.5, lambda: 1.0, pattern: Pattern::BothHigh },
+//! ];
+//! let mut merged = [0.0f32; 4];
+//! led_tensor("w", &base, &tasks, true, &mut merged)?;
+//! // Math elects {0} (top-2 of both: {0,1} ∩ {0,2}); safety elects {1} ({0,1} ∩ {1,3}).
+//! assert_eq!(merged, [1.0, -1.0, 0.0, 0.0]);
+//! # Ok::<(), led_merging::mask::Error>(())
+//! ```
 
+#[cfg(feature = "attribution")]
+pub use led_attribution as attribution;
 pub use led_io as io;
+pub use led_mask as mask;
 
 // The README's Rust examples are compiled and run as doc tests.
 #[cfg(doctest)]

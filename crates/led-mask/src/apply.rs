@@ -1,0 +1,72 @@
+//! Merge (spec §4): θ = θ_b + Σ λ_i (m_i ⊙ τ_i), straight from dense masks, without
+//! materialising f32 masks or task vectors.
+
+use rayon::prelude::*;
+
+use crate::dense::DenseMask;
+use crate::error::{Error, Result};
+
+/// One task's contribution to a tensor.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskUpdate<'a> {
+    /// The fine-tuned weights θ_i (τ_i = θ_i − θ_b is formed on the fly).
+    pub model: &'a [f32],
+    /// Scale λ_i.
+    pub lambda: f32,
+    /// The task's final mask m_i.
+    pub mask: &'a DenseMask,
+}
+
+/// Elements per parallel task (a multiple of 64 so every task owns whole mask words).
+const CHUNK: usize = 1 << 16;
+
+/// Write θ_b + Σ λ_i (m_i ⊙ (θ_i − θ_b)) into `out`, summing tasks in the order given
+/// (deterministic for any thread count). Elements in no mask get exactly θ_b; a masked-out
+/// element never reads θ_i, so a non-finite weight outside the masks cannot leak in.
+pub fn apply_masks(
+    tensor: &str,
+    base: &[f32],
+    tasks: &[TaskUpdate<'_>],
+    out: &mut [f32],
+) -> Result<()> {
+    let n = base.len();
+    let mismatch = |what: String, got: usize| Error::LengthMismatch {
+        tensor: tensor.into(),
+        what,
+        expected: n,
+        got,
+    };
+    if out.len() != n {
+        return Err(mismatch("the output".into(), out.len()));
+    }
+    for (i, t) in tasks.iter().enumerate() {
+        if t.model.len() != n {
+            return Err(mismatch(format!("model {i}"), t.model.len()));
+        }
+        if t.mask.len() != n {
+            return Err(mismatch(format!("mask {i}"), t.mask.len()));
+        }
+    }
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+        let start = c * CHUNK;
+        let b = &base[start..start + out.len()];
+        out.copy_from_slice(b);
+        for t in tasks {
+            let m = &t.model[start..start + out.len()];
+            let words = &t.mask.words()[start / 64..(start + out.len()).div_ceil(64)];
+            for (w, &word) in words.iter().enumerate() {
+                if word == 0 {
+                    continue;
+                }
+                let lo = w * 64;
+                let hi = (lo + 64).min(out.len());
+                for j in lo..hi {
+                    if word >> (j - lo) & 1 == 1 {
+                        out[j] += t.lambda * (m[j] - b[j]);
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The crate's error type: every variant names the tensor.
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong electing, combining or reading masks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor with no elements has no top-r set.
+    #[error("tensor {tensor:?}: has no elements")]
+    Empty {
+        /// The tensor.
+        tensor: String,
+    },
+    /// A mask ratio outside (0, 1].
+    #[error("tensor {tensor:?}: ratio {ratio} is outside (0, 1]")]
+    BadRatio {
+        /// The tensor.
+        tensor: String,
+        /// The ratio given.
+        ratio: f64,
+    },
+    /// NaN or infinite scores: the score file is corrupt.
+    #[error(
+        "tensor {tensor:?}: {count} score(s) are NaN or infinite (first at element {first}): the score file is corrupt"
+    )]
+    NonFinite {
+        /// The tensor.
+        tensor: String,
+        /// How many.
+        count: usize,
+        /// Index of the first.
+        first: usize,
+    },
+    /// Two inputs of one tensor disagree in length.
+    #[error("tensor {tensor:?}: {what} has {got} elements, expected {expected}")]
+    LengthMismatch {
+        /// The tensor.
+        tensor: String,
+        /// Which input.
+        what: String,
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        got: usize,
+    },
+    /// A tensor larger than a roaring mask can index (2^32 − 1 elements).
+    #[error("tensor {tensor:?}: {len} elements is more than a mask can index (4294967295)")]
+    TooLarge {
+        /// The tensor.
+        tensor: String,
+        /// Its length.
+        len: usize,
+    },
+    /// An unknown election pattern.
+    #[error("unknown election pattern {0:?} (expected 11, 01, 10 or 00)")]
+    BadPattern(String),
+    /// A serialized mask that can't be read.
+    #[error("invalid mask data: {0}")]
+    BadMaskData(String),
+}
