@@ -31,8 +31,11 @@ fn dense(len: usize) -> impl Strategy<Value = DenseMask> {
     })
 }
 
-/// K tasks over one tensor of n elements: (base scores, model scores, ratio, pattern) each.
-fn tasks() -> impl Strategy<Value = (usize, Vec<(Vec<f32>, Vec<f32>, f64, Pattern)>)> {
+/// One task's election inputs: (base scores, model scores, ratio, pattern).
+type TaskInput = (Vec<f32>, Vec<f32>, f64, Pattern);
+
+/// K tasks over one tensor of n elements.
+fn tasks() -> impl Strategy<Value = (usize, Vec<TaskInput>)> {
     (1usize..300, 1usize..5).prop_flat_map(|(n, k)| {
         (
             Just(n),
@@ -41,7 +44,7 @@ fn tasks() -> impl Strategy<Value = (usize, Vec<(Vec<f32>, Vec<f32>, f64, Patter
     })
 }
 
-fn elected_sets(n: usize, ts: &[(Vec<f32>, Vec<f32>, f64, Pattern)]) -> Vec<DenseMask> {
+fn elected_sets(n: usize, ts: &[TaskInput]) -> Vec<DenseMask> {
     let sets: Vec<DenseMask> = ts
         .iter()
         .map(|(b, u, r, p)| elect("t", b, u, *r, *p).unwrap().elected)
