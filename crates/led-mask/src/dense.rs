@@ -61,6 +61,38 @@ impl DenseMask {
         DenseMask { len, words }
     }
 
+    /// Elements with `scores[i] >= cutoff`, one comparison per element, 64 per word, in
+    /// parallel: the threshold scan of the hot path.
+    pub fn from_cutoff(scores: &[f32], cutoff: f32) -> Self {
+        let len = scores.len();
+        let mut words = vec![0u64; len.div_ceil(64)];
+        words
+            .par_chunks_mut(WORDS_PER_TASK)
+            .zip(scores.par_chunks(WORDS_PER_TASK * 64))
+            .for_each(|(words, scores)| {
+                for (word, s) in words.iter_mut().zip(scores.chunks(64)) {
+                    let mut bits = 0u64;
+                    for (b, &x) in s.iter().enumerate() {
+                        bits |= u64::from(x >= cutoff) << b;
+                    }
+                    *word = bits;
+                }
+            });
+        DenseMask { len, words }
+    }
+
+    /// Word-wise `f(a, b)` of two masks of equal length (tail bits cleared afterwards).
+    /// Panics on different lengths.
+    pub fn combine(a: &DenseMask, b: &DenseMask, f: impl Fn(u64, u64) -> u64) -> Self {
+        assert_eq!(a.len, b.len, "masks of different lengths");
+        let mut m = DenseMask {
+            len: a.len,
+            words: a.words.iter().zip(&b.words).map(|(&x, &y)| f(x, y)).collect(),
+        };
+        m.clear_tail();
+        m
+    }
+
     /// Build from raw LSB-first words; bits beyond `len` are cleared. `None` if the word count
     /// does not match `len`.
     pub fn from_words(len: usize, words: Vec<u64>) -> Option<Self> {

@@ -82,8 +82,7 @@ impl FromStr for Pattern {
 /// One tensor's top-r set under one score tensor.
 pub fn top_set(tensor: &str, scores: &[f32], ratio: f64) -> Result<(Threshold, DenseMask)> {
     let t = select_threshold(tensor, scores, ratio)?;
-    let mask = DenseMask::from_fn(scores.len(), |i| t.admits(scores[i]));
-    Ok((t, mask))
+    Ok((t, DenseMask::from_cutoff(scores, t.cutoff())))
 }
 
 /// The outcome of electing one task's weights in one tensor.
@@ -114,10 +113,13 @@ pub fn elect(
             got: model_scores.len(),
         });
     }
-    let base = select_threshold(tensor, base_scores, ratio)?;
-    let model = select_threshold(tensor, model_scores, ratio)?;
-    let elected = DenseMask::from_fn(base_scores.len(), |i| {
-        pattern.admits(base.admits(base_scores[i]), model.admits(model_scores[i]))
+    let (base, in_base) = top_set(tensor, base_scores, ratio)?;
+    let (model, in_model) = top_set(tensor, model_scores, ratio)?;
+    let elected = DenseMask::combine(&in_base, &in_model, |b, u| match pattern {
+        Pattern::BothHigh => b & u,
+        Pattern::FineTunedOnly => !b & u,
+        Pattern::BaseOnly => b & !u,
+        Pattern::BothLow => !(b | u),
     });
     Ok(Election {
         base,

@@ -23,9 +23,17 @@ impl Threshold {
     /// Whether a score is in the top-r set: `s ≥ t` and `s > 0`.
     #[inline]
     pub fn admits(&self, s: f32) -> bool {
+        s >= self.cutoff()
+    }
+
+    /// The single cut-off equivalent to `s ≥ t ∧ s > 0` for finite scores: max(t, the
+    /// smallest positive f32), or +∞ when nothing is elected. One comparison per element
+    /// keeps the membership scan vectorisable.
+    #[inline]
+    pub fn cutoff(&self) -> f32 {
         match self.value {
-            Some(t) => s >= t && s > 0.0,
-            None => false,
+            Some(t) => t.max(f32::from_bits(1)),
+            None => f32::INFINITY,
         }
     }
 }
@@ -159,11 +167,18 @@ pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Thre
     .expect("finite: checked by the first pass");
     let (low, _) = find_bucket(&lo, k as u64 - above);
     let t = unkey(((bucket as u32) << 16) | low as u32);
+    // Members are the keys ≥ key(t) when t > 0 (then `s > 0` adds nothing), which the two
+    // histograms already counted; with t ≤ 0 the `s > 0` rule needs one more pass.
+    let members = if t > 0.0 {
+        (above + lo[low..].iter().sum::<u64>()) as usize
+    } else {
+        count_members(scores, t)
+    };
     Ok(Threshold {
         len: n,
         k,
         value: Some(t),
-        members: count_members(scores, t),
+        members,
     })
 }
 

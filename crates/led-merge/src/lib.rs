@@ -1,1 +1,31 @@
-//! Merge operators and the streaming merge engine. Filled in by the merge-engine issue.
+//! # led-merge: merge operators and the streaming merge engine
+//!
+//! Where it sits: Locate → Elect → Disjoint → **Merge**. This crate runs LED-Merging (with
+//! `led-mask` doing Elect and Disjoint per tensor) and the classic baselines (`linear`,
+//! `task_arithmetic`, `ties`, `dare_linear`, `dare_ties`, `breadcrumbs`, `breadcrumbs_ties`,
+//! `della`, `della_linear`, `model_stock`, `slerp`) from mergekit-style YAML, over sharded
+//! Hugging Face checkpoints, one tensor at a time: memory is bounded by the largest tensor times
+//! the number of inputs (times the threads), never by model size. No libtorch.
+//!
+//! ```no_run
+//! use led_merge::{MergeConfig, MergePlan, RunOptions, run};
+//! let path = std::path::Path::new("merge.yaml");
+//! let plan = MergePlan::new(MergeConfig::from_file(path)?, path)?; // checks everything first
+//! print!("{}", plan.describe());
+//! let report = run(&plan, "merged".as_ref(), &RunOptions::default())?;
+//! println!("wrote {} shard(s)", report.written.shards.len());
+//! # Ok::<(), led_merge::Error>(())
+//! ```
+
+pub mod config;
+mod engine;
+mod error;
+pub mod ops;
+mod plan;
+mod rng;
+mod sparsify;
+
+pub use config::MergeConfig;
+pub use engine::{MergeReport, RunOptions, run};
+pub use error::{Error, Result};
+pub use plan::{Action, Input, MergePlan, TensorPlan, is_vocab_tensor};

@@ -1,0 +1,268 @@
+//! The merge config: mergekit's YAML shape, extended for LED-Merging.
+//!
+//! ```yaml
+//! merge_method: led
+//! base_model: meta-llama/Meta-Llama-3-8B
+//! models:
+//!   - model: ./instruct
+//!     parameters: {weight: 1.0, density: 0.1}
+//!     scores: {model: scores/instruct-safety.safetensors, base: scores/base-safety.safetensors}
+//!   - model: ./math
+//!     parameters: {weight: 1.0, density: 0.4}
+//!     scores: {model: scores/math.safetensors, base: scores/base-math.safetensors}
+//! parameters: {election: "11", disjoint: true}
+//! out_dtype: bfloat16
+//! ```
+//!
+//! Unknown keys are errors naming the key's path (`models[1].parameters.densty`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A parameter value: a number, a boolean or a string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// `true` / `false`.
+    Bool(bool),
+    /// Any number.
+    Number(f64),
+    /// A string, e.g. an election pattern `"11"`.
+    Text(String),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Number(n) => write!(f, "{n}"),
+            Scalar::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// One entry of a conditional parameter list: applies to tensors whose name contains
+/// `filter` (every tensor when absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conditional {
+    /// Substring of the tensor name.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The value.
+    pub value: Scalar,
+}
+
+/// A parameter setting: a scalar, or mergekit's `[{filter, value}]` list where the first
+/// entry whose filter is a substring of the tensor name wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Setting {
+    /// The same value for every tensor.
+    Scalar(Scalar),
+    /// Per-tensor values chosen by name.
+    Conditional(Vec<Conditional>),
+}
+
+impl Setting {
+    /// The value for tensor `name`, if any entry applies.
+    pub fn resolve(&self, name: &str) -> Option<&Scalar> {
+        match self {
+            Setting::Scalar(s) => Some(s),
+            Setting::Conditional(list) => list
+                .iter()
+                .find(|c| c.filter.as_deref().is_none_or(|f| name.contains(f)))
+                .map(|c| &c.value),
+        }
+    }
+
+    fn scalars(&self) -> Vec<&Scalar> {
+        match self {
+            Setting::Scalar(s) => vec![s],
+            Setting::Conditional(list) => list.iter().map(|c| &c.value).collect(),
+        }
+    }
+}
+
+/// Named parameters (`weight`, `density`, ...).
+pub type Parameters = BTreeMap<String, Setting>;
+
+/// Score checkpoints for one LED task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScorePaths {
+    /// Scores of the fine-tuned model on its task dataset.
+    pub model: PathBuf,
+    /// Scores of the base on the same dataset.
+    pub base: PathBuf,
+}
+
+/// Where to compute scores for one LED task (the Locate step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// JSONL or CSV calibration data.
+    pub data: PathBuf,
+    /// Number of samples (default 128).
+    #[serde(default)]
+    pub samples: Option<u64>,
+    /// `snip` (default), `wanda` or `random`.
+    #[serde(default)]
+    pub scorer: Option<String>,
+}
+
+/// One input model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Model directory (or `.safetensors` file).
+    pub model: PathBuf,
+    /// Per-model parameters.
+    #[serde(default)]
+    pub parameters: Parameters,
+    /// LED: precomputed score checkpoints.
+    #[serde(default)]
+    pub scores: Option<ScorePaths>,
+    /// LED: compute scores from this dataset.
+    #[serde(default)]
+    pub location: Option<Location>,
+}
+
+/// A merge config, as written in YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// `led`, `linear`, `task_arithmetic`, `ties`, ...
+    pub merge_method: String,
+    /// The base model (required by every method but `linear`).
+    #[serde(default)]
+    pub base_model: Option<PathBuf>,
+    /// The models to merge; an entry equal to `base_model` stands for the base.
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
+    /// Global parameters.
+    #[serde(default)]
+    pub parameters: Parameters,
+    /// mergekit's compute dtype. We always compute in f32; this is the output dtype when
+    /// `out_dtype` is absent (as in mergekit).
+    #[serde(default)]
+    pub dtype: Option<String>,
+    /// Output dtype (default: `dtype`, else the base's dtype).
+    #[serde(default)]
+    pub out_dtype: Option<String>,
+    /// Seed for random methods (DARE, DELLA); default 0.
+    #[serde(default)]
+    pub random_seed: Option<u64>,
+    /// Where config and tokenizer files come from: `base` (default) or a model path.
+    #[serde(default)]
+    pub tokenizer_source: Option<String>,
+}
+
+impl MergeConfig {
+    /// Parse YAML text; `path` names the source in errors.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self> {
+        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| Error::Config {
+            path: path.into(),
+            key: "<yaml>".into(),
+            reason: e.to_string(),
+        })?;
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            Error::Config {
+                path: path.into(),
+                key: if key == "." { "<top level>".into() } else { key },
+                reason: e.into_inner().to_string(),
+            }
+        })
+    }
+
+    /// Read and parse a YAML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.into(),
+            key: "<file>".into(),
+            reason: e.to_string(),
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// The config as YAML (for provenance and the model card).
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# could not render config: {e}\n"))
+    }
+}
+
+/// Check every scalar of `params` against what a method accepts; `at` is the key path prefix.
+pub(crate) fn check_parameters(
+    path: &Path,
+    at: &str,
+    params: &Parameters,
+    known: &[crate::ops::ParamSpec],
+    method: &str,
+) -> Result<()> {
+    for (name, setting) in params {
+        let key = format!("{at}.{name}");
+        let Some(spec) = known.iter().find(|p| p.name == name) else {
+            let names: Vec<&str> = known.iter().map(|p| p.name).collect();
+            return Err(Error::Config {
+                path: path.into(),
+                key,
+                reason: format!(
+                    "unknown parameter for {method} (known: {})",
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                ),
+            });
+        };
+        for value in setting.scalars() {
+            (spec.check)(value).map_err(|reason| Error::Config {
+                path: path.into(),
+                key: key.clone(),
+                reason,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MergeConfig> {
+        MergeConfig::from_yaml(text, Path::new("merge.yaml"))
+    }
+
+    #[test]
+    fn mergekit_shape_parses() {
+        let c = parse(
+            "merge_method: ties\nbase_model: ./base\nmodels:\n  - model: ./a\n    parameters:\n      weight: 0.5\n      density: [{filter: mlp, value: 0.3}, {value: 0.7}]\n  - model: ./base\nparameters:\n  normalize: true\ndtype: float32\n",
+        )
+        .unwrap();
+        assert_eq!(c.merge_method, "ties");
+        assert_eq!(c.models.len(), 2);
+        let density = &c.models[0].parameters["density"];
+        assert_eq!(density.resolve("model.layers.0.mlp.up_proj.weight"), Some(&Scalar::Number(0.3)));
+        assert_eq!(density.resolve("model.layers.0.self_attn.q_proj.weight"), Some(&Scalar::Number(0.7)));
+        assert_eq!(c.parameters["normalize"], Setting::Scalar(Scalar::Bool(true)));
+        let back = parse(&c.to_yaml()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let e = parse("merge_method: ties\nmodels:\n  - model: a\n  - model: b\n    paramters: {}\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("merge.yaml") && msg.contains("models[1]") && msg.contains("paramters"), "{msg}");
+        let e = parse("merge_method: ties\nbase: x\n").unwrap_err();
+        assert!(e.to_string().contains("base"), "{e}");
+        let e = parse("merge_method: [1]\n").unwrap_err();
+        assert!(e.to_string().contains("merge_method"), "{e}");
+        let e = parse("merge_method: ties\nmodels:\n  - model: a\n    scores: {model: x}\n").unwrap_err();
+        assert!(e.to_string().contains("models[0].scores"), "{e}");
+        assert!(parse("merge_method: ties\n  bad indent: [").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong planning or running a merge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a checkpoint failed.
+    #[error(transparent)]
+    Io(#[from] led_io::Error),
+    /// Election, disjoint or masks failed.
+    #[error(transparent)]
+    Mask(#[from] led_mask::Error),
+    /// The config file is invalid; `key` is the path of the offending key.
+    #[error("{path}: {key}: {reason}")]
+    Config {
+        /// The config file (or `<config>` when parsed from a string).
+        path: PathBuf,
+        /// Dotted path of the key, e.g. `models[1].parameters.density`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The inputs can't be merged; every offending tensor is listed.
+    #[error("inputs are incompatible ({} problem(s)):\n  {}", problems.len(), problems.join("\n  "))]
+    Incompatible {
+        /// One line per problem, each naming the file and tensor.
+        problems: Vec<String>,
+    },
+    /// A merge operator refused a tensor.
+    #[error("tensor {tensor:?}: {method}: {reason}")]
+    Op {
+        /// The tensor.
+        tensor: String,
+        /// The method.
+        method: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A step that is specified but not available in this build or yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    pub(crate) fn op(tensor: &str, method: &'static str, reason: impl Into<String>) -> Self {
+        Error::Op {
+            tensor: tensor.into(),
+            method,
+            reason: reason.into(),
+        }
+    }
+}

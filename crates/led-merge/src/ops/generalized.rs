@@ -1,0 +1,154 @@
+//! mergekit's "generalized task arithmetic" family: sparsify each task vector, weight it,
+//! optionally elect signs (TIES), sum, normalise, scale by λ, add to the base. The methods of
+//! this family are thin declarations over [`merge`]; DARE's two variants live here too.
+
+use super::{DENSITY, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, RESCALE, TensorJob, TensorNote, WEIGHT};
+use crate::config::Scalar;
+use crate::error::Result;
+use crate::sparsify::{Rescale, magnitude_outliers, magnitude_top_k, random_drop, rank_sampling, sign_consensus};
+
+/// How each task vector is sparsified.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Sparsify {
+    /// Keep everything.
+    None,
+    /// TIES: top-k by magnitude.
+    Magnitude,
+    /// DARE: Bernoulli drop.
+    Random,
+    /// Breadcrumbs: drop both magnitude tails.
+    Outliers,
+    /// DELLA: rank-based Bernoulli drop per row.
+    RankSampling,
+}
+
+/// One member of the family.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Family {
+    pub name: &'static str,
+    pub sparsify: Sparsify,
+    pub consensus: bool,
+    pub default_normalize: bool,
+}
+
+fn rescale_of(job: &TensorJob<'_>) -> Rescale {
+    match job.global.get("rescale") {
+        Some(Scalar::Bool(false)) => Rescale::None,
+        Some(Scalar::Text(_)) => Rescale::InverseDensity,
+        _ => Rescale::L1,
+    }
+}
+
+/// Run `family` on one tensor.
+pub(crate) fn merge(family: Family, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+    let base = job.base(family.name)?;
+    let mut notes = Vec::new();
+    let mut deltas = Vec::with_capacity(job.models.len());
+    let mut weights = Vec::with_capacity(job.models.len());
+    let row_len = job.shape.last().copied().unwrap_or(1);
+    for m in &job.models {
+        let weight = job.model_number(m, "weight", family.name)? as f32;
+        let density = m.params.number_or("density", 1.0);
+        let mut delta: Vec<f32> = m.values.iter().zip(base).map(|(x, b)| x - b).collect();
+        match family.sparsify {
+            Sparsify::None => {}
+            Sparsify::Magnitude => {
+                if magnitude_top_k(&mut delta, density) == 0 && !delta.is_empty() {
+                    notes.push(TensorNote::Warning(format!(
+                        "model {}: density {density} keeps 0 of {} elements",
+                        m.index,
+                        delta.len()
+                    )));
+                }
+            }
+            Sparsify::Random => random_drop(&mut delta, density, rescale_of(job), job.seed, job.name, m.index),
+            Sparsify::Outliers => magnitude_outliers(&mut delta, density, m.params.number_or("gamma", 0.01)),
+            Sparsify::RankSampling => {
+                let eps = m.params.number_or("epsilon", 0.15);
+                if !(density - eps > 0.0 && density + eps < 1.0) {
+                    return Err(crate::Error::op(
+                        job.name,
+                        family.name,
+                        format!("model {}: needs 0 < density − epsilon and density + epsilon < 1 (density {density}, epsilon {eps})", m.index),
+                    ));
+                }
+                // A 1-D tensor is one row.
+                let row = if job.shape.len() <= 1 { delta.len() } else { row_len };
+                rank_sampling(&mut delta, row, density, eps, rescale_of(job), job.seed, job.name, m.index);
+            }
+        }
+        delta.iter_mut().for_each(|x| *x *= weight);
+        deltas.push(delta);
+        weights.push(weight);
+    }
+    let normalize = job.global.bool_or("normalize", family.default_normalize);
+    let lambda = job.global.number_or("lambda", 1.0) as f32;
+    if family.consensus {
+        let mut sum = vec![0f32; base.len()];
+        let mut div = vec![0f32; base.len()];
+        sign_consensus(&deltas, &weights, &mut sum, &mut div);
+        for (((o, &b), s), d) in out.iter_mut().zip(base).zip(sum).zip(div) {
+            let d = if d == 0.0 { 1.0 } else { d };
+            let mixed = if normalize { s / d } else { s };
+            *o = b + lambda * mixed;
+        }
+    } else {
+        let total: f32 = weights.iter().sum();
+        let divisor = if total.abs() < 1e-8 { 1.0 } else { total };
+        for (j, (o, &b)) in out.iter_mut().zip(base).enumerate() {
+            let s: f32 = deltas.iter().map(|d| d[j]).sum();
+            let mixed = if normalize { s / divisor } else { s };
+            *o = b + lambda * mixed;
+        }
+    }
+    Ok(notes)
+}
+
+const DARE_MODEL: &[ParamSpec] = &[WEIGHT, DENSITY];
+const DARE_GLOBAL: &[ParamSpec] = &[LAMBDA, NORMALIZE, RESCALE, INT8_MASK];
+
+/// `dare_linear`: random drop with rescale, then a weighted sum.
+#[derive(Debug, Clone, Copy)]
+pub struct DareLinear;
+
+impl MergeMethod for DareLinear {
+    fn name(&self) -> &'static str {
+        "dare_linear"
+    }
+    fn model_params(&self) -> &'static [ParamSpec] {
+        DARE_MODEL
+    }
+    fn required_model_params(&self) -> &'static [&'static str] {
+        &["weight"]
+    }
+    fn global_params(&self) -> &'static [ParamSpec] {
+        DARE_GLOBAL
+    }
+    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+        let family = Family { name: "dare_linear", sparsify: Sparsify::Random, consensus: false, default_normalize: false };
+        merge(family, job, out)
+    }
+}
+
+/// `dare_ties`: random drop with rescale, then TIES sign election.
+#[derive(Debug, Clone, Copy)]
+pub struct DareTies;
+
+impl MergeMethod for DareTies {
+    fn name(&self) -> &'static str {
+        "dare_ties"
+    }
+    fn model_params(&self) -> &'static [ParamSpec] {
+        DARE_MODEL
+    }
+    fn required_model_params(&self) -> &'static [&'static str] {
+        &["weight"]
+    }
+    fn global_params(&self) -> &'static [ParamSpec] {
+        DARE_GLOBAL
+    }
+    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+        let family = Family { name: "dare_ties", sparsify: Sparsify::Random, consensus: true, default_normalize: false };
+        merge(family, job, out)
+    }
+}

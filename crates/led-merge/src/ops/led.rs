@@ -1,0 +1,90 @@
+//! `led`: LED-Merging (spec `led-merging.md` §2–§4): elect each task's weights from the base's
+//! and the fine-tuned model's scores, drop weights elected by several tasks, add the masked task
+//! vectors. Per model `weight` = λ_i, `density` = r_i, optional `election`; global `election`
+//! (default "11"), `disjoint` (default true), `missing_scores` (`base` or `task_arithmetic`).
+
+use led_mask::{LedTask, Pattern, led_tensor};
+
+use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, WEIGHT, boolean, pattern, ratio};
+use crate::config::Scalar;
+use crate::error::{Error, Result};
+
+/// LED-Merging.
+#[derive(Debug, Clone, Copy)]
+pub struct Led;
+
+const DENSITY: ParamSpec = ParamSpec { name: "density", check: ratio };
+const ELECTION: ParamSpec = ParamSpec { name: "election", check: pattern };
+const DISJOINT: ParamSpec = ParamSpec { name: "disjoint", check: boolean };
+const MISSING: ParamSpec = ParamSpec {
+    name: "missing_scores",
+    check: |v| match v {
+        Scalar::Text(s) if s == "base" || s == "task_arithmetic" => Ok(()),
+        other => Err(format!("expected \"base\" or \"task_arithmetic\", got {other}")),
+    },
+};
+
+fn pattern_of(v: Option<&Scalar>) -> Pattern {
+    match v {
+        Some(Scalar::Text(s)) => s.parse().unwrap_or_default(),
+        Some(Scalar::Number(n)) => format!("{:02}", *n as u32).parse().unwrap_or_default(),
+        _ => Pattern::BothHigh,
+    }
+}
+
+impl MergeMethod for Led {
+    fn name(&self) -> &'static str {
+        "led"
+    }
+    fn model_params(&self) -> &'static [ParamSpec] {
+        &[WEIGHT, DENSITY, ELECTION]
+    }
+    fn required_model_params(&self) -> &'static [&'static str] {
+        &["density"]
+    }
+    fn global_params(&self) -> &'static [ParamSpec] {
+        &[ELECTION, DISJOINT, MISSING]
+    }
+    fn needs_scores(&self) -> bool {
+        true
+    }
+    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+        let base = job.base("led")?;
+        let global_pattern = pattern_of(job.global.get("election"));
+        let with_scores: Vec<_> = job.models.iter().filter(|m| m.scores.is_some()).collect();
+        if with_scores.len() < job.models.len() {
+            // Spec §4: a tensor without scores falls back to `base` (default) or task arithmetic.
+            let fallback = match job.global.get("missing_scores") {
+                Some(Scalar::Text(s)) if s == "task_arithmetic" => "task_arithmetic",
+                _ => "base",
+            };
+            out.copy_from_slice(base);
+            if fallback == "task_arithmetic" {
+                for m in &job.models {
+                    let w = m.params.number_or("weight", 1.0) as f32;
+                    out.iter_mut().zip(m.values).zip(base).for_each(|((o, x), b)| *o += w * (x - b));
+                }
+            }
+            return Ok(vec![TensorNote::Warning(format!("no scores for this tensor: merged as {fallback}"))]);
+        }
+        let tasks: Vec<LedTask<'_>> = job
+            .models
+            .iter()
+            .map(|m| {
+                let (model_scores, base_scores) = m.scores.expect("checked above");
+                let density = job.model_number(m, "density", "led")?;
+                Ok(LedTask {
+                    model: m.values,
+                    base_scores,
+                    model_scores,
+                    ratio: density,
+                    lambda: m.params.number_or("weight", 1.0) as f32,
+                    pattern: m.params.get("election").map(|p| pattern_of(Some(p))).unwrap_or(global_pattern),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let disjoint = job.global.bool_or("disjoint", true);
+        let stats = led_tensor(job.name, base, &tasks, disjoint, out).map_err(Error::from)?;
+        Ok(vec![TensorNote::Led(stats)])
+    }
+}

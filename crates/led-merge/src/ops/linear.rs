@@ -1,0 +1,43 @@
+//! `linear`: θ = Σ w_i θ_i / Σ w_i (a weighted average; no base needed).
+
+use super::{MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote, WEIGHT};
+use crate::error::{Error, Result};
+
+/// Weighted average of the models (Wortsman et al. 2022, model soups).
+#[derive(Debug, Clone, Copy)]
+pub struct Linear;
+
+impl MergeMethod for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+    fn needs_base(&self) -> bool {
+        false
+    }
+    fn model_params(&self) -> &'static [ParamSpec] {
+        &[WEIGHT]
+    }
+    fn required_model_params(&self) -> &'static [&'static str] {
+        &["weight"]
+    }
+    fn global_params(&self) -> &'static [ParamSpec] {
+        &[NORMALIZE]
+    }
+    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+        let weights: Vec<f32> = job
+            .models
+            .iter()
+            .map(|m| job.model_number(m, "weight", "linear").map(|w| w as f32))
+            .collect::<Result<_>>()?;
+        let total: f32 = weights.iter().sum();
+        let normalize = job.global.bool_or("normalize", true);
+        if normalize && total == 0.0 {
+            return Err(Error::op(job.name, "linear", "weights sum to 0 with normalize: true"));
+        }
+        for (j, o) in out.iter_mut().enumerate() {
+            let s: f32 = job.models.iter().zip(&weights).map(|(m, w)| w * m.values[j]).sum();
+            *o = if normalize { s / total } else { s };
+        }
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,54 @@
+//! `slerp`: spherical interpolation between the base (t = 0) and one other model (t = 1).
+
+use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, unit};
+use crate::error::{Error, Result};
+
+/// Spherical linear interpolation.
+#[derive(Debug, Clone, Copy)]
+pub struct Slerp;
+
+const T: ParamSpec = ParamSpec { name: "t", check: unit };
+
+impl MergeMethod for Slerp {
+    fn name(&self) -> &'static str {
+        "slerp"
+    }
+    fn model_params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
+    fn global_params(&self) -> &'static [ParamSpec] {
+        &[T]
+    }
+    fn required_global_params(&self) -> &'static [&'static str] {
+        &["t"]
+    }
+    fn check_model_count(&self, n: usize) -> Result<(), String> {
+        if n == 1 { Ok(()) } else { Err(format!("needs exactly one model besides the base, got {n}")) }
+    }
+    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+        let a = job.base("slerp")?;
+        let [m] = job.models.as_slice() else {
+            // The other model lacks this tensor: keep the base's.
+            out.copy_from_slice(a);
+            return Ok(Vec::new());
+        };
+        let b = m.values;
+        let t = job.global.number("t").ok_or_else(|| Error::op(job.name, "slerp", "no `t` for this tensor"))?;
+        let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        let (na, nb) = (norm(a), norm(b));
+        let scale = |n: f64| if n > 1e-8 { 1.0 / n } else { 1.0 };
+        let (sa, sb) = (scale(na), scale(nb));
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * sa * f64::from(*y) * sb).sum();
+        let (wa, wb) = if dot.abs() > 0.9995 {
+            (1.0 - t, t)
+        } else {
+            let omega = dot.acos();
+            let s = omega.sin();
+            (((1.0 - t) * omega).sin() / s, (t * omega).sin() / s)
+        };
+        for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+            *o = (wa * f64::from(*x) + wb * f64::from(*y)) as f32;
+        }
+        Ok(Vec::new())
+    }
+}

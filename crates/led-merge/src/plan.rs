@@ -1,0 +1,320 @@
+//! Planning a merge: open every input, check names, shapes and dtypes, and decide per tensor
+//! what to do, failing before anything is written (listing every offending tensor).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use bytesize::ByteSize;
+use led_io::{Checkpoint, Dtype, TensorInfo};
+
+use crate::config::{MergeConfig, Parameters, check_parameters};
+use crate::error::{Error, Result};
+use crate::ops::{MergeMethod, METHODS, Params, method};
+
+/// An opened input model.
+#[derive(Debug)]
+pub struct Input {
+    /// Position in the config's `models` list (`None` for a base not listed there).
+    pub index: Option<usize>,
+    /// Path as given in the config.
+    pub path: PathBuf,
+    /// The opened checkpoint.
+    pub ckpt: Checkpoint,
+    /// LED: (this model's scores, the base's scores on the same dataset).
+    pub scores: Option<(Checkpoint, Checkpoint)>,
+    /// Per-model parameters.
+    pub parameters: Parameters,
+}
+
+/// What happens to one output tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the merge method.
+    Merge,
+    /// Copy the reference tensor's bytes unchanged (non-float tensors).
+    Copy,
+}
+
+/// The plan for one output tensor.
+#[derive(Debug, Clone)]
+pub struct TensorPlan {
+    /// Name.
+    pub name: String,
+    /// Output shape (the reference's).
+    pub shape: Vec<usize>,
+    /// Output dtype.
+    pub dtype: Dtype,
+    /// What to do.
+    pub action: Action,
+    /// Indices into [`MergePlan::models`] of the models holding this tensor.
+    pub inputs: Vec<usize>,
+}
+
+impl TensorPlan {
+    /// Elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A checked, ready-to-run merge.
+pub struct MergePlan {
+    /// The config.
+    pub config: MergeConfig,
+    /// Where the config came from.
+    pub config_path: PathBuf,
+    /// The method.
+    pub method: Box<dyn MergeMethod>,
+    /// The base (every method but `linear` without `base_model`).
+    pub base: Option<Input>,
+    /// The models merged, base excluded, in config order.
+    pub models: Vec<Input>,
+    /// Output tensors, sorted by name.
+    pub tensors: Vec<TensorPlan>,
+    /// Where config and tokenizer files come from.
+    pub donor: PathBuf,
+    /// Warnings found while planning.
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for MergePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MergePlan").field("method", &self.method.name()).field("tensors", &self.tensors.len()).finish()
+    }
+}
+
+fn config_err(path: &Path, key: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Config {
+        path: path.into(),
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_dtype(path: &Path, key: &str, text: &str) -> Result<Dtype> {
+    match Dtype::parse(text) {
+        Some(d) if d.writable_from_f32() => Ok(d),
+        _ => Err(config_err(path, key, format!("{text:?} is not an output dtype (bfloat16, float16, float32, float64)"))),
+    }
+}
+
+/// Whether a tensor's vocabulary rows (first dimension) may differ between models (spec §4).
+pub fn is_vocab_tensor(name: &str) -> bool {
+    name.contains("embed_tokens") || name.starts_with("lm_head") || name.contains(".lm_head")
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Resolve `params` for tensor `name`.
+pub fn resolve(params: &Parameters, name: &str) -> Params {
+    Params(params.iter().filter_map(|(k, s)| s.resolve(name).map(|v| (k.clone(), v.clone()))).collect())
+}
+
+impl MergePlan {
+    /// Check `config` (read from `config_path`) and open its inputs.
+    pub fn new(config: MergeConfig, config_path: &Path) -> Result<Self> {
+        let path = config_path;
+        let method = method(&config.merge_method).ok_or_else(|| {
+            config_err(path, "merge_method", format!("unknown method {:?} (known: {})", config.merge_method, METHODS.join(", ")))
+        })?;
+        check_parameters(path, "parameters", &config.parameters, method.global_params(), method.name())?;
+        for required in method.required_global_params() {
+            if !config.parameters.contains_key(*required) {
+                return Err(config_err(path, format!("parameters.{required}"), format!("required by {}", method.name())));
+            }
+        }
+        if method.needs_base() && config.base_model.is_none() {
+            return Err(config_err(path, "base_model", format!("required by {}", method.name())));
+        }
+        let base_path = config.base_model.clone();
+        let mut model_entries = Vec::new();
+        for (i, entry) in config.models.iter().enumerate() {
+            let is_base = method.needs_base() && base_path.as_deref().is_some_and(|b| same_path(b, &entry.model));
+            if is_base {
+                continue;
+            }
+            let at = format!("models[{i}]");
+            check_parameters(path, &format!("{at}.parameters"), &entry.parameters, method.model_params(), method.name())?;
+            for required in method.required_model_params() {
+                if !entry.parameters.contains_key(*required) {
+                    return Err(config_err(path, format!("{at}.parameters.{required}"), format!("required by {}", method.name())));
+                }
+            }
+            if method.needs_scores() {
+                if entry.location.is_some() && entry.scores.is_none() {
+                    return Err(Error::Unsupported(format!(
+                        "{}: {at}.location: computing scores needs the Locate step (led-attribution), which this build cannot run yet; compute score checkpoints and give them as `scores: {{model: ..., base: ...}}`",
+                        path.display()
+                    )));
+                }
+                if entry.scores.is_none() {
+                    return Err(config_err(path, at, "led needs `scores: {model: PATH, base: PATH}` (or `location:`)"));
+                }
+            } else if entry.scores.is_some() || entry.location.is_some() {
+                return Err(config_err(path, format!("{at}.scores"), format!("only `merge_method: led` uses scores, not {}", method.name())));
+            }
+            model_entries.push((i, entry.clone()));
+        }
+        method.check_model_count(model_entries.len()).map_err(|r| config_err(path, "models", format!("{}: {r}", method.name())))?;
+
+        let out_dtype = match (&config.out_dtype, &config.dtype) {
+            (Some(t), _) => Some(parse_dtype(path, "out_dtype", t)?),
+            (None, Some(t)) => Some(parse_dtype(path, "dtype", t)?),
+            _ => None,
+        };
+
+        let base = match &base_path {
+            Some(p) => Some(Input {
+                index: None,
+                path: p.clone(),
+                ckpt: Checkpoint::open(p)?,
+                scores: None,
+                parameters: Parameters::new(),
+            }),
+            None => None,
+        };
+        let mut models = Vec::with_capacity(model_entries.len());
+        for (i, entry) in model_entries {
+            let scores = match &entry.scores {
+                Some(s) => Some((Checkpoint::open(&s.model)?, Checkpoint::open(&s.base)?)),
+                None => None,
+            };
+            models.push(Input {
+                index: Some(i),
+                path: entry.model.clone(),
+                ckpt: Checkpoint::open(&entry.model)?,
+                scores,
+                parameters: entry.parameters.clone(),
+            });
+        }
+
+        let reference = base.as_ref().unwrap_or(&models[0]);
+        let (tensors, warnings) = plan_tensors(reference, &models, out_dtype)?;
+        let donor = match config.tokenizer_source.as_deref() {
+            None | Some("base") => reference.path.clone(),
+            Some(other) => PathBuf::from(other),
+        };
+        let config_path = config_path.to_path_buf();
+        Ok(MergePlan { config, config_path, method, base, models, tensors, donor, warnings })
+    }
+
+    /// Bytes of tensor data the output will hold.
+    pub fn output_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.numel() as u64 * t.dtype.size() as u64).sum()
+    }
+
+    /// The plan as text (`--dry-run`).
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "method: {}", self.method.name());
+        if let Some(b) = &self.base {
+            let _ = writeln!(s, "base:   {}", b.path.display());
+        }
+        for m in &self.models {
+            let _ = writeln!(s, "model:  {} (models[{}])", m.path.display(), m.index.unwrap_or(0));
+        }
+        let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
+        for t in &self.tensors {
+            let what = match t.action {
+                Action::Merge => format!("{} of {} model(s)", self.method.name(), t.inputs.len()),
+                Action::Copy => "copy (not a float tensor)".into(),
+            };
+            let _ = writeln!(s, "  {:width$}  {:5}  {:16}  {what}", t.name, t.dtype.as_safetensors(), format!("{:?}", t.shape));
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        let _ = writeln!(s, "output: {} tensors, {}", self.tensors.len(), ByteSize(self.output_bytes()).display().si());
+        s
+    }
+}
+
+fn describe(info: &TensorInfo) -> String {
+    format!("{} {:?}", info.dtype, info.shape)
+}
+
+/// Check every tensor of every input against the reference; collect all problems.
+fn plan_tensors(reference: &Input, models: &[Input], out_dtype: Option<Dtype>) -> Result<(Vec<TensorPlan>, Vec<String>)> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let ref_names: BTreeMap<&str, &TensorInfo> = reference.ckpt.tensors().iter().map(|t| (t.name.as_str(), t)).collect();
+    for m in models {
+        for t in m.ckpt.tensors() {
+            if !ref_names.contains_key(t.name.as_str()) {
+                if t.name == "lm_head.weight" {
+                    warnings.push(format!(
+                        "{}: lm_head.weight ignored: the base ties it to the embeddings, and the output stays tied",
+                        m.path.display()
+                    ));
+                } else {
+                    problems.push(format!("{}: tensor {:?} is not in the base {}", m.path.display(), t.name, reference.path.display()));
+                }
+            }
+        }
+    }
+    let mut tensors = Vec::with_capacity(ref_names.len());
+    for (name, info) in ref_names {
+        let float = info.dtype.is_float() && info.dtype.readable_as_f32();
+        let mut inputs = Vec::new();
+        for (k, m) in models.iter().enumerate() {
+            let Some(t) = m.ckpt.get(name) else {
+                continue;
+            };
+            let rows_only = is_vocab_tensor(name)
+                && t.shape.len() == info.shape.len()
+                && t.shape.len() >= 1
+                && t.shape[1..] == info.shape[1..];
+            if t.shape != info.shape && !rows_only {
+                problems.push(format!(
+                    "{}: tensor {name:?} is {} but the base has {}",
+                    m.path.display(),
+                    describe(t),
+                    describe(info)
+                ));
+                continue;
+            }
+            if t.shape != info.shape && t.shape[0] > info.shape[0] {
+                warnings.push(format!(
+                    "{}: tensor {name:?}: rows {}..{} beyond the base's vocabulary are dropped",
+                    m.path.display(),
+                    info.shape[0],
+                    t.shape[0]
+                ));
+            }
+            if float != (t.dtype.is_float() && t.dtype.readable_as_f32()) {
+                problems.push(format!("{}: tensor {name:?} is {} but the base's is {}", m.path.display(), t.dtype, info.dtype));
+                continue;
+            }
+            if let Some((ms, bs)) = &m.scores {
+                for (ckpt, whose, shape) in [(ms, "model", &t.shape), (bs, "base", &info.shape)] {
+                    match ckpt.get(name) {
+                        Some(s) if &s.shape != shape => problems.push(format!(
+                            "{}: scores for tensor {name:?} have shape {:?} but the {whose} tensor has {:?}",
+                            ckpt.path().display(),
+                            s.shape,
+                            shape
+                        )),
+                        Some(s) if !s.dtype.readable_as_f32() => {
+                            problems.push(format!("{}: scores for tensor {name:?} are {}", ckpt.path().display(), s.dtype))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            inputs.push(k);
+        }
+        let (dtype, action) = if float {
+            (out_dtype.unwrap_or(info.dtype), Action::Merge)
+        } else {
+            (info.dtype, Action::Copy)
+        };
+        tensors.push(TensorPlan { name: name.to_owned(), shape: info.shape.clone(), dtype, action, inputs });
+    }
+    if !problems.is_empty() {
+        return Err(Error::Incompatible { problems });
+    }
+    Ok((tensors, warnings))
+}

@@ -1,0 +1,228 @@
+//! Sparsification rules shared by the methods (spec `merge-operators.md`), each zeroing the
+//! dropped elements of a task vector in place.
+
+use rand::RngExt;
+use rayon::prelude::*;
+
+use crate::rng::{BLOCK, block_rng};
+
+/// k = floor(ρ · n) in f64, as mergekit's `int(density * numel)`.
+pub(crate) fn keep_count(density: f64, n: usize) -> usize {
+    ((density * n as f64).floor().max(0.0) as usize).min(n)
+}
+
+/// Keep exactly the k = floor(ρ n) largest |δ| (ties at the k-th value broken by lower flat
+/// index), zero the rest. Returns k.
+pub(crate) fn magnitude_top_k(delta: &mut [f32], density: f64) -> usize {
+    let n = delta.len();
+    if density >= 1.0 {
+        return n;
+    }
+    let k = keep_count(density, n);
+    if k == 0 {
+        delta.iter_mut().for_each(|x| *x = 0.0);
+        return 0;
+    }
+    let mut mags: Vec<f32> = delta.iter().map(|x| x.abs()).collect();
+    let (_, t, _) = mags.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let t = *t;
+    let above = delta.iter().filter(|x| x.abs().total_cmp(&t).is_gt()).count();
+    let mut ties_left = k - above;
+    for x in delta.iter_mut() {
+        let keep = match x.abs().total_cmp(&t) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal if ties_left > 0 => {
+                ties_left -= 1;
+                true
+            }
+            _ => false,
+        };
+        if !keep {
+            *x = 0.0;
+        }
+    }
+    k
+}
+
+/// Breadcrumbs: rank |δ| ascending (ties by index); n_top = floor(γ n), n_bot = n − floor(ρ n)
+/// − n_top (a negative n_bot is moved into n_top); keep ranks [n_bot, n − n_top).
+pub(crate) fn magnitude_outliers(delta: &mut [f32], density: f64, gamma: f64) {
+    let n = delta.len();
+    let target = keep_count(density, n) as i64;
+    let mut n_top = keep_count(gamma, n) as i64;
+    let mut n_bot = n as i64 - target - n_top;
+    if n_bot < 0 {
+        n_top += n_bot;
+        n_bot = 0;
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_by(|&a, &b| delta[a as usize].abs().total_cmp(&delta[b as usize].abs()).then(a.cmp(&b)));
+    let mut keep = vec![false; n];
+    for &i in &order[n_bot as usize..(n as i64 - n_top) as usize] {
+        keep[i as usize] = true;
+    }
+    delta.iter_mut().zip(keep).for_each(|(x, k)| {
+        if !k {
+            *x = 0.0;
+        }
+    });
+}
+
+/// How a randomly sparsified tensor is rescaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rescale {
+    /// No rescale.
+    None,
+    /// Multiply so the kept tensor's L1 norm equals the original's (mergekit's rule).
+    L1,
+    /// Multiply by 1/ρ (the DARE paper's rule).
+    InverseDensity,
+}
+
+/// Multiply `kept` so its L1 norm equals `original_l1`, unless either norm is below 1e-7.
+fn rescale_l1(kept: &mut [f32], original_l1: f64) {
+    let new_l1: f64 = kept.iter().map(|x| f64::from(x.abs())).sum();
+    if original_l1 >= 1e-7 && new_l1 >= 1e-7 {
+        let s = (original_l1 / new_l1) as f32;
+        kept.iter_mut().for_each(|x| *x *= s);
+    }
+}
+
+/// DARE: keep each element with probability `density` (Bernoulli), then rescale.
+pub(crate) fn random_drop(delta: &mut [f32], density: f64, rescale: Rescale, seed: u64, tensor: &str, model: usize) {
+    if density >= 1.0 {
+        return;
+    }
+    let original_l1: f64 = delta.iter().map(|x| f64::from(x.abs())).sum();
+    delta.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| {
+        let mut rng = block_rng(seed, tensor, model, b);
+        for x in chunk {
+            if rng.random::<f64>() >= density {
+                *x = 0.0;
+            }
+        }
+    });
+    match rescale {
+        Rescale::None => {}
+        Rescale::L1 => rescale_l1(delta, original_l1),
+        Rescale::InverseDensity if density > 0.0 => {
+            let s = (1.0 / density) as f32;
+            delta.iter_mut().for_each(|x| *x *= s);
+        }
+        Rescale::InverseDensity => {}
+    }
+}
+
+/// DELLA: within each row, rank |δ| ascending, min-max normalise ranks to r ∈ [0, 1], keep
+/// with probability p = (ρ − ε) + 2ε r, then L1-rescale the whole tensor.
+pub(crate) fn rank_sampling(delta: &mut [f32], row_len: usize, density: f64, epsilon: f64, rescale: Rescale, seed: u64, tensor: &str, model: usize) {
+    let original_l1: f64 = delta.iter().map(|x| f64::from(x.abs())).sum();
+    let row_len = row_len.max(1);
+    // One random stream per row: rows are independent and can be processed in parallel.
+    delta.par_chunks_mut(row_len).enumerate().for_each(|(row, values)| {
+        let n = values.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|&a, &b| values[a as usize].abs().total_cmp(&values[b as usize].abs()).then(a.cmp(&b)));
+        let mut rank = vec![0f64; n];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = if n > 1 { r as f64 / (n - 1) as f64 } else { 1.0 };
+        }
+        let mut rng = block_rng(seed, tensor, model, row);
+        for (x, r) in values.iter_mut().zip(rank) {
+            let p = (density - epsilon) + 2.0 * epsilon * r;
+            if rng.random::<f64>() >= p {
+                *x = 0.0;
+            }
+        }
+    });
+    if rescale == Rescale::L1 {
+        rescale_l1(delta, original_l1);
+    }
+}
+
+/// TIES sign election over weighted, sparsified deltas: s = +1 where Σ u_i ≥ 0, else −1;
+/// returns per element Σ over agreeing models of (u_i, w_i): the masked sum and its divisor.
+pub(crate) fn sign_consensus(deltas: &[Vec<f32>], weights: &[f32], out_sum: &mut [f32], out_div: &mut [f32]) {
+    out_sum.par_iter_mut().zip(out_div.par_iter_mut()).enumerate().for_each(|(j, (sum, div))| {
+        let total: f32 = deltas.iter().map(|d| d[j]).sum();
+        let sign = if total >= 0.0 { 1.0f32 } else { -1.0 };
+        let (mut s, mut w) = (0.0f32, 0.0f32);
+        for (d, &wt) in deltas.iter().zip(weights) {
+            let u = d[j];
+            // Pruned entries (sign 0) never agree.
+            if u != 0.0 && u.signum() == sign {
+                s += u;
+                w += wt;
+            }
+        }
+        *sum = s;
+        *div = w;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_exactly_k_and_breaks_ties_by_index() {
+        let mut d = vec![1.0, -3.0, 2.0, -2.0, 2.0, 0.5];
+        assert_eq!(magnitude_top_k(&mut d, 0.5), 3);
+        // |−3| and two of the three |2|s: the lower indices 2 and 3.
+        assert_eq!(d, [0.0, -3.0, 2.0, -2.0, 0.0, 0.0]);
+        let mut d = vec![1.0, 2.0, 3.0];
+        assert_eq!(magnitude_top_k(&mut d, 0.2), 0);
+        assert_eq!(d, [0.0; 3]);
+        let mut d = vec![1.0, 2.0];
+        assert_eq!(magnitude_top_k(&mut d, 1.0), 2);
+        assert_eq!(d, [1.0, 2.0]);
+    }
+
+    #[test]
+    fn breadcrumbs_drops_both_tails() {
+        // n = 10, ρ = 0.5, γ = 0.1: n_top = 1, n_bot = 10 − 5 − 1 = 4: keep ranks 4..9.
+        let mut d: Vec<f32> = (1..=10).map(|x| x as f32).collect();
+        magnitude_outliers(&mut d, 0.5, 0.1);
+        assert_eq!(d, [0., 0., 0., 0., 5., 6., 7., 8., 9., 0.]);
+        // γ = 0 keeps the top (mergekit zeroes everything here).
+        let mut d: Vec<f32> = (1..=10).map(|x| -(x as f32)).collect();
+        magnitude_outliers(&mut d, 0.3, 0.0);
+        assert_eq!(d, [0., 0., 0., 0., 0., 0., 0., -8., -9., -10.]);
+        // ρ + γ > 1: n_bot would be −1, moved into n_top.
+        let mut d: Vec<f32> = (1..=10).map(|x| x as f32).collect();
+        magnitude_outliers(&mut d, 0.95, 0.2);
+        // target 9, n_top 2 → n_bot −1 → n_top 1, n_bot 0: keep ranks 0..9.
+        assert_eq!(d, [1., 2., 3., 4., 5., 6., 7., 8., 9., 0.]);
+    }
+
+    #[test]
+    fn consensus_counts_zero_as_positive_and_skips_pruned() {
+        let deltas = vec![vec![1.0, -1.0, 0.0, 2.0], vec![-1.0, -2.0, 0.0, 0.0]];
+        let mut sum = [0.0; 4];
+        let mut div = [0.0; 4];
+        sign_consensus(&deltas, &[1.0, 3.0], &mut sum, &mut div);
+        // Element 0: total 0 → sign +1: only model 0 agrees.
+        assert_eq!(sum, [1.0, -3.0, 0.0, 2.0]);
+        assert_eq!(div, [1.0, 4.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn random_drop_is_deterministic_and_keeps_about_rho() {
+        let orig: Vec<f32> = (0..200_000).map(|i| ((i % 97) as f32 - 48.0) * 0.01).collect();
+        let run = || {
+            let mut d = orig.clone();
+            random_drop(&mut d, 0.3, Rescale::L1, 7, "w", 1);
+            d
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let kept = a.iter().zip(&orig).filter(|(x, o)| **x != 0.0 && **o != 0.0).count() as f64;
+        let nonzero = orig.iter().filter(|o| **o != 0.0).count() as f64;
+        assert!((kept / nonzero - 0.3).abs() < 0.01, "{}", kept / nonzero);
+        let l1 = |v: &[f32]| v.iter().map(|x| f64::from(x.abs())).sum::<f64>();
+        assert!((l1(&a) / l1(&orig) - 1.0).abs() < 1e-4);
+        let mut other = orig.clone();
+        random_drop(&mut other, 0.3, Rescale::L1, 8, "w", 1);
+        assert_ne!(other, a);
+    }
+}
