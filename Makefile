@@ -8,7 +8,9 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PYTHON ?= python3
 TORCH_VERSION := 2.13.0
-STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+# Independent implementations the parity tests compare against.
+PY_TEST_DEPS := mergekit==0.1.5 transformers==5.23.0
+STAMP := $(VENV)/.torch-$(TORCH_VERSION)-mergekit-0.1.5
 
 # tch's build script finds libtorch through this virtualenv's python.
 export PATH := $(VENV)/bin:$(PATH)
@@ -24,9 +26,9 @@ FEATURES := --workspace --all-features
 venv: $(STAMP)
 
 $(STAMP):
-	@echo "==> creating $(VENV) with torch==$(TORCH_VERSION) (once; about 5 GB)"
+	@echo "==> creating $(VENV) with torch==$(TORCH_VERSION) and the parity peers (once; about 5 GB)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) $(PY_TEST_DEPS)
 	touch $@
 
 build: venv

@@ -6,6 +6,7 @@
 //!   r = (0.1, 0.4, 0.5), per phase.
 //! - `and/*`: intersection of two masks of 10^8 elements, dense words vs roaring, at 10 % and 50 %.
 //! - `convert/*`: dense → roaring → dense.
+//!
 //! Mask memory (dense vs roaring) is printed before the timings.
 //!
 //! Run: `cargo bench -p led-merging --bench mask`.
@@ -14,7 +15,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use led_merging::mask::{DenseMask, LedTask, Mask, Pattern, TaskUpdate, apply_masks, disjoint, elect, led_masks, select_threshold};
+use led_merging::mask::{
+    DenseMask, LedTask, Mask, Pattern, TaskUpdate, apply_masks, disjoint, elect, led_masks,
+    select_threshold,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -24,10 +28,12 @@ const RATIOS: [f64; 3] = [0.1, 0.4, 0.5];
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut out = vec![0f32; n];
-    out.par_chunks_mut(1 << 20).enumerate().for_each(|(c, chunk)| {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((c as u64) << 32));
-        chunk.iter_mut().for_each(|x| *x = rng.random::<f32>());
-    });
+    out.par_chunks_mut(1 << 20)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((c as u64) << 32));
+            chunk.iter_mut().for_each(|x| *x = rng.random::<f32>());
+        });
     out
 }
 
@@ -40,8 +46,12 @@ fn threshold(c: &mut Criterion) {
     let scores = random(N, 1);
     let k = N / 10;
     let mut g = c.benchmark_group("threshold_1e8");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
-    g.bench_function("radix_select", |b| b.iter(|| black_box(select_threshold("w", black_box(&scores), 0.1).unwrap())));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    g.bench_function("radix_select", |b| {
+        b.iter(|| black_box(select_threshold("w", black_box(&scores), 0.1).unwrap()))
+    });
     g.bench_function("copy_select_nth_unstable", |b| {
         b.iter(|| {
             let mut v = scores.clone();
@@ -78,7 +88,9 @@ fn led_k3(c: &mut Criterion) {
 
     // Memory of the masks at these densities.
     let (masks, stats) = led_masks("w", N, &tasks, true).unwrap();
-    eprintln!("\nmask memory for n = 10^8 (dense = n/8 bytes, roaring = portable serialized size):");
+    eprintln!(
+        "\nmask memory for n = 10^8 (dense = n/8 bytes, roaring = portable serialized size):"
+    );
     for (i, (m, s)) in masks.iter().zip(&stats.tasks).enumerate() {
         let r = Mask::from_dense("w", m).unwrap();
         eprintln!(
@@ -92,7 +104,9 @@ fn led_k3(c: &mut Criterion) {
     }
 
     let mut g = c.benchmark_group("led_k3_1e8");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(15));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(15));
     g.bench_function("elect_3_tasks", |b| {
         b.iter(|| {
             for t in &tasks {
@@ -101,31 +115,60 @@ fn led_k3(c: &mut Criterion) {
         })
     });
     g.bench_function("disjoint_3_masks", |b| {
-        b.iter_batched_ref(|| masks.clone(), |m| black_box(disjoint(m)), BatchSize::LargeInput)
+        b.iter_batched_ref(
+            || masks.clone(),
+            |m| black_box(disjoint(m)),
+            BatchSize::LargeInput,
+        )
     });
     let mut out = vec![0f32; N];
     g.bench_function("apply_3_masks", |b| {
-        let updates: Vec<TaskUpdate<'_>> = tasks.iter().zip(&masks).map(|(t, m)| TaskUpdate { model: t.model, lambda: t.lambda, mask: m }).collect();
+        let updates: Vec<TaskUpdate<'_>> = tasks
+            .iter()
+            .zip(&masks)
+            .map(|(t, m)| TaskUpdate {
+                model: t.model,
+                lambda: t.lambda,
+                mask: m,
+            })
+            .collect();
         b.iter(|| apply_masks("w", &base, &updates, black_box(&mut out)).unwrap())
     });
     g.bench_function("elect_disjoint_apply", |b| {
-        b.iter(|| led_merging::mask::led_tensor("w", &base, &tasks, true, black_box(&mut out)).unwrap())
+        b.iter(|| {
+            led_merging::mask::led_tensor("w", &base, &tasks, true, black_box(&mut out)).unwrap()
+        })
     });
     g.finish();
 }
 
 fn and_convert(c: &mut Criterion) {
     let mut g = c.benchmark_group("masks_1e8");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
     for density in [0.1, 0.5] {
         let (a, b) = (random_mask(N, density, 50), random_mask(N, density, 51));
-        let (ra, rb) = (Mask::from_dense("a", &a).unwrap(), Mask::from_dense("b", &b).unwrap());
+        let (ra, rb) = (
+            Mask::from_dense("a", &a).unwrap(),
+            Mask::from_dense("b", &b).unwrap(),
+        );
         g.bench_function(format!("and_dense_{density}"), |bch| {
-            bch.iter_batched_ref(|| a.clone(), |x| x.and_assign(black_box(&b)), BatchSize::LargeInput)
+            bch.iter_batched_ref(
+                || a.clone(),
+                |x| x.and_assign(black_box(&b)),
+                BatchSize::LargeInput,
+            )
         });
-        g.bench_function(format!("and_roaring_{density}"), |bch| bch.iter(|| black_box(&ra & &rb)));
-        g.bench_function(format!("dense_to_roaring_{density}"), |bch| bch.iter(|| black_box(Mask::from_dense("a", &a).unwrap())));
-        g.bench_function(format!("roaring_to_dense_{density}"), |bch| bch.iter(|| black_box(ra.to_dense())));
+        g.bench_function(format!("and_roaring_{density}"), |bch| {
+            bch.iter(|| black_box(&ra & &rb))
+        });
+        g.bench_function(format!("dense_to_roaring_{density}"), |bch| {
+            bch.iter(|| black_box(Mask::from_dense("a", &a).unwrap()))
+        });
+        g.bench_function(format!("roaring_to_dense_{density}"), |bch| {
+            bch.iter(|| black_box(ra.to_dense()))
+        });
     }
     g.finish();
 }

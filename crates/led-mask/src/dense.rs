@@ -87,7 +87,12 @@ impl DenseMask {
         assert_eq!(a.len, b.len, "masks of different lengths");
         let mut m = DenseMask {
             len: a.len,
-            words: a.words.iter().zip(&b.words).map(|(&x, &y)| f(x, y)).collect(),
+            words: a
+                .words
+                .iter()
+                .zip(&b.words)
+                .map(|(&x, &y)| f(x, y))
+                .collect(),
         };
         m.clear_tail();
         m

@@ -165,16 +165,23 @@ pub struct MergeConfig {
 impl MergeConfig {
     /// Parse YAML text; `path` names the source in errors.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self> {
-        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| Error::Config {
-            path: path.into(),
-            key: "<yaml>".into(),
-            reason: e.to_string(),
-        })?;
+        // YAML 1.2 booleans only: a model named `y` or `no` stays a string.
+        let options = serde_saphyr::options! { strict_booleans: true };
+        let value: serde_json::Value =
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| Error::Config {
+                path: path.into(),
+                key: "<yaml>".into(),
+                reason: e.to_string(),
+            })?;
         serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             Error::Config {
                 path: path.into(),
-                key: if key == "." { "<top level>".into() } else { key },
+                key: if key == "." {
+                    "<top level>".into()
+                } else {
+                    key
+                },
                 reason: e.into_inner().to_string(),
             }
         })
@@ -192,7 +199,8 @@ impl MergeConfig {
 
     /// The config as YAML (for provenance and the model card).
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# could not render config: {e}\n"))
+        serde_saphyr::to_string(self)
+            .unwrap_or_else(|e| format!("# could not render config: {e}\n"))
     }
 }
 
@@ -213,7 +221,11 @@ pub(crate) fn check_parameters(
                 key,
                 reason: format!(
                     "unknown parameter for {method} (known: {})",
-                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
                 ),
             });
         };
@@ -245,24 +257,43 @@ mod tests {
         assert_eq!(c.merge_method, "ties");
         assert_eq!(c.models.len(), 2);
         let density = &c.models[0].parameters["density"];
-        assert_eq!(density.resolve("model.layers.0.mlp.up_proj.weight"), Some(&Scalar::Number(0.3)));
-        assert_eq!(density.resolve("model.layers.0.self_attn.q_proj.weight"), Some(&Scalar::Number(0.7)));
-        assert_eq!(c.parameters["normalize"], Setting::Scalar(Scalar::Bool(true)));
+        assert_eq!(
+            density.resolve("model.layers.0.mlp.up_proj.weight"),
+            Some(&Scalar::Number(0.3))
+        );
+        assert_eq!(
+            density.resolve("model.layers.0.self_attn.q_proj.weight"),
+            Some(&Scalar::Number(0.7))
+        );
+        assert_eq!(
+            c.parameters["normalize"],
+            Setting::Scalar(Scalar::Bool(true))
+        );
         let back = parse(&c.to_yaml()).unwrap();
         assert_eq!(back, c);
     }
 
     #[test]
     fn unknown_keys_name_their_path() {
-        let e = parse("merge_method: ties\nmodels:\n  - model: a\n  - model: b\n    paramters: {}\n").unwrap_err();
+        let e =
+            parse("merge_method: ties\nmodels:\n  - model: a\n  - model: b\n    paramters: {}\n")
+                .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("merge.yaml") && msg.contains("models[1]") && msg.contains("paramters"), "{msg}");
+        assert!(
+            msg.contains("merge.yaml") && msg.contains("models[1]") && msg.contains("paramters"),
+            "{msg}"
+        );
         let e = parse("merge_method: ties\nbase: x\n").unwrap_err();
         assert!(e.to_string().contains("base"), "{e}");
         let e = parse("merge_method: [1]\n").unwrap_err();
         assert!(e.to_string().contains("merge_method"), "{e}");
-        let e = parse("merge_method: ties\nmodels:\n  - model: a\n    scores: {model: x}\n").unwrap_err();
+        let e = parse("merge_method: ties\nmodels:\n  - model: a\n    scores: {model: x}\n")
+            .unwrap_err();
         assert!(e.to_string().contains("models[0].scores"), "{e}");
         assert!(parse("merge_method: ties\n  bad indent: [").is_err());
+        // Duplicate keys are an error, and `y` / `no` are strings (YAML 1.2).
+        assert!(parse("merge_method: ties\nmerge_method: linear\n").is_err());
+        let c = parse("merge_method: ties\nbase_model: no\nmodels: [{model: y}]\n").unwrap();
+        assert_eq!(c.base_model.as_deref(), Some(Path::new("no")));
     }
 }

@@ -28,7 +28,12 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { force: false, threads: 0, max_shard_size: led_io::DEFAULT_MAX_SHARD_SIZE, progress: false }
+        RunOptions {
+            force: false,
+            threads: 0,
+            max_shard_size: led_io::DEFAULT_MAX_SHARD_SIZE,
+            progress: false,
+        }
     }
 }
 
@@ -46,7 +51,12 @@ pub struct MergeReport {
 /// Read `name` from `ckpt` as f32 aligned to the reference's `rows` (vocabulary rule, spec
 /// §4): missing rows come from `fill` (the base's values, or zeros for scores), extra rows are
 /// dropped.
-fn read_aligned(ckpt: &Checkpoint, name: &str, shape: &[usize], fill: Option<&[f32]>) -> Result<Vec<f32>> {
+fn read_aligned(
+    ckpt: &Checkpoint,
+    name: &str,
+    shape: &[usize],
+    fill: Option<&[f32]>,
+) -> Result<Vec<f32>> {
     let info = ckpt.info(name)?;
     let want: usize = shape.iter().product();
     if info.shape == shape {
@@ -63,7 +73,12 @@ fn read_aligned(ckpt: &Checkpoint, name: &str, shape: &[usize], fill: Option<&[f
     Ok(out)
 }
 
-fn merge_tensor(plan: &MergePlan, t: &TensorPlan, writer: &CheckpointWriter, seed: u64) -> Result<Vec<TensorNote>> {
+fn merge_tensor(
+    plan: &MergePlan,
+    t: &TensorPlan,
+    writer: &CheckpointWriter,
+    seed: u64,
+) -> Result<Vec<TensorNote>> {
     let reference = plan.base.as_ref().unwrap_or(&plan.models[0]);
     if t.action == Action::Copy {
         writer.write_bytes(&t.name, &reference.ckpt.read_bytes(&t.name)?)?;
@@ -80,13 +95,18 @@ fn merge_tensor(plan: &MergePlan, t: &TensorPlan, writer: &CheckpointWriter, see
         let m = &plan.models[k];
         values.push(read_aligned(&m.ckpt, &t.name, &t.shape, fill)?);
         scores.push(match &m.scores {
-            Some((ms, bs)) if ms.contains(&t.name) && bs.contains(&t.name) => {
-                Some((read_aligned(ms, &t.name, &t.shape, None)?, bs.read_f32(&t.name)?))
-            }
+            Some((ms, bs)) if ms.contains(&t.name) && bs.contains(&t.name) => Some((
+                read_aligned(ms, &t.name, &t.shape, None)?,
+                bs.read_f32(&t.name)?,
+            )),
             _ => None,
         });
     }
-    let params: Vec<_> = t.inputs.iter().map(|&k| resolve(&plan.models[k].parameters, &t.name)).collect();
+    let params: Vec<_> = t
+        .inputs
+        .iter()
+        .map(|&k| resolve(&plan.models[k].parameters, &t.name))
+        .collect();
     let global = resolve(&plan.config.parameters, &t.name);
     let job = TensorJob {
         name: &t.name,
@@ -100,7 +120,9 @@ fn merge_tensor(plan: &MergePlan, t: &TensorPlan, writer: &CheckpointWriter, see
                 index: plan.models[k].index.unwrap_or(k),
                 values: &values[j],
                 params: &params[j],
-                scores: scores[j].as_ref().map(|(m, b)| (m.as_slice(), b.as_slice())),
+                scores: scores[j]
+                    .as_ref()
+                    .map(|(m, b)| (m.as_slice(), b.as_slice())),
             })
             .collect(),
         global: &global,
@@ -115,7 +137,13 @@ fn merge_tensor(plan: &MergePlan, t: &TensorPlan, writer: &CheckpointWriter, see
         plan.method.merge(&job, &mut out)?
     };
     if let Some(bad) = out.iter().position(|x| !x.is_finite()) {
-        return Err(Error::op(&t.name, plan.method.name(), format!("result is not finite at element {bad}: the inputs hold NaN or infinite values")));
+        return Err(Error::op(
+            &t.name,
+            plan.method.name(),
+            format!(
+                "result is not finite at element {bad}: the inputs hold NaN or infinite values"
+            ),
+        ));
     }
     writer.write_f32(&t.name, &out)?;
     Ok(notes)
@@ -123,7 +151,12 @@ fn merge_tensor(plan: &MergePlan, t: &TensorPlan, writer: &CheckpointWriter, see
 
 fn model_card(plan: &MergePlan, yaml: &str) -> String {
     let mut s = String::from("---\ntags:\n- merge\n- led-merging\n---\n# Merged model\n\n");
-    s += &format!("Merged with [led-merging]({}) {} using `{}`.\n\n", env!("CARGO_PKG_REPOSITORY"), env!("CARGO_PKG_VERSION"), plan.method.name());
+    s += &format!(
+        "Merged with [led-merging]({}) {} using `{}`.\n\n",
+        env!("CARGO_PKG_REPOSITORY"),
+        env!("CARGO_PKG_VERSION"),
+        plan.method.name()
+    );
     if let Some(b) = &plan.base {
         s += &format!("Base model: `{}`\n\n", b.path.display());
     }
@@ -138,25 +171,50 @@ fn model_card(plan: &MergePlan, yaml: &str) -> String {
 /// Run `plan` into the directory `out`.
 pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeReport> {
     let yaml = plan.config.to_yaml();
-    let inputs: Vec<String> = plan.base.iter().chain(&plan.models).map(|i| i.path.display().to_string()).collect();
+    let inputs: Vec<String> = plan
+        .base
+        .iter()
+        .chain(&plan.models)
+        .map(|i| i.path.display().to_string())
+        .collect();
     let mut metadata = BTreeMap::new();
     metadata.insert(meta::TOOL.to_string(), meta::tool_version());
     metadata.insert(meta::KIND.to_string(), meta::KIND_MERGE.to_string());
-    metadata.insert(meta::MERGE_METHOD.to_string(), plan.method.name().to_string());
+    metadata.insert(
+        meta::MERGE_METHOD.to_string(),
+        plan.method.name().to_string(),
+    );
     metadata.insert(meta::MERGE_CONFIG.to_string(), yaml.clone());
-    metadata.insert(meta::MERGE_INPUTS.to_string(), serde_json::to_string(&inputs).expect("strings"));
-    let specs = plan.tensors.iter().map(|t| TensorSpec::new(&t.name, t.dtype, t.shape.clone())).collect();
+    metadata.insert(
+        meta::MERGE_INPUTS.to_string(),
+        serde_json::to_string(&inputs).expect("strings"),
+    );
+    let specs = plan
+        .tensors
+        .iter()
+        .map(|t| TensorSpec::new(&t.name, t.dtype, t.shape.clone()))
+        .collect();
     let writer = CheckpointWriter::create_dir(
         out,
         specs,
-        WriterOptions { max_shard_size: options.max_shard_size, overwrite: options.force, metadata },
+        WriterOptions {
+            max_shard_size: options.max_shard_size,
+            overwrite: options.force,
+            metadata,
+        },
     )?;
     let seed = plan.config.random_seed.unwrap_or(0);
-    let bar = if options.progress { ProgressBar::new(plan.output_bytes()) } else { ProgressBar::hidden() };
+    let bar = if options.progress {
+        ProgressBar::new(plan.output_bytes())
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{msg:>8} [{bar:40}] {binary_bytes}/{binary_total_bytes} {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>8} [{bar:40}] {binary_bytes}/{binary_total_bytes} {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_message("merging");
     let notes = Mutex::new(Vec::new());
@@ -169,12 +227,19 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
             tracing::debug!(tensor = %t.name, "merging");
             let n = merge_tensor(plan, t, &writer, seed)?;
             bar.inc(t.numel() as u64 * t.dtype.size() as u64);
-            notes.lock().expect("not poisoned").push((t.name.clone(), n));
+            notes
+                .lock()
+                .expect("not poisoned")
+                .push((t.name.clone(), n));
             Ok::<_, Error>(())
         })
     })?;
     bar.finish_and_clear();
-    let out_dtype = plan.tensors.iter().find(|t| t.action == Action::Merge).map(|t| t.dtype);
+    let out_dtype = plan
+        .tensors
+        .iter()
+        .find(|t| t.action == Action::Merge)
+        .map(|t| t.dtype);
     writer.copy_model_files(&plan.donor, out_dtype)?;
     writer.add_file("README.md", model_card(plan, &yaml).as_bytes())?;
     let written = writer.finish()?;
@@ -195,5 +260,9 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    Ok(MergeReport { written, warnings, led })
+    Ok(MergeReport {
+        written,
+        warnings,
+        led,
+    })
 }

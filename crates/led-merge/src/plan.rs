@@ -10,7 +10,7 @@ use led_io::{Checkpoint, Dtype, TensorInfo};
 
 use crate::config::{MergeConfig, Parameters, check_parameters};
 use crate::error::{Error, Result};
-use crate::ops::{MergeMethod, METHODS, Params, method};
+use crate::ops::{METHODS, MergeMethod, Params, method};
 
 /// An opened input model.
 #[derive(Debug)]
@@ -80,7 +80,10 @@ pub struct MergePlan {
 
 impl std::fmt::Debug for MergePlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MergePlan").field("method", &self.method.name()).field("tensors", &self.tensors.len()).finish()
+        f.debug_struct("MergePlan")
+            .field("method", &self.method.name())
+            .field("tensors", &self.tensors.len())
+            .finish()
     }
 }
 
@@ -95,7 +98,11 @@ fn config_err(path: &Path, key: impl Into<String>, reason: impl Into<String>) ->
 fn parse_dtype(path: &Path, key: &str, text: &str) -> Result<Dtype> {
     match Dtype::parse(text) {
         Some(d) if d.writable_from_f32() => Ok(d),
-        _ => Err(config_err(path, key, format!("{text:?} is not an output dtype (bfloat16, float16, float32, float64)"))),
+        _ => Err(config_err(
+            path,
+            key,
+            format!("{text:?} is not an output dtype (bfloat16, float16, float32, float64)"),
+        )),
     }
 }
 
@@ -110,7 +117,12 @@ fn same_path(a: &Path, b: &Path) -> bool {
 
 /// Resolve `params` for tensor `name`.
 pub fn resolve(params: &Parameters, name: &str) -> Params {
-    Params(params.iter().filter_map(|(k, s)| s.resolve(name).map(|v| (k.clone(), v.clone()))).collect())
+    Params(
+        params
+            .iter()
+            .filter_map(|(k, s)| s.resolve(name).map(|v| (k.clone(), v.clone())))
+            .collect(),
+    )
 }
 
 impl MergePlan {
@@ -118,29 +130,64 @@ impl MergePlan {
     pub fn new(config: MergeConfig, config_path: &Path) -> Result<Self> {
         let path = config_path;
         let method = method(&config.merge_method).ok_or_else(|| {
-            config_err(path, "merge_method", format!("unknown method {:?} (known: {})", config.merge_method, METHODS.join(", ")))
+            config_err(
+                path,
+                "merge_method",
+                format!(
+                    "unknown method {:?} (known: {})",
+                    config.merge_method,
+                    METHODS.join(", ")
+                ),
+            )
         })?;
-        check_parameters(path, "parameters", &config.parameters, method.global_params(), method.name())?;
+        check_parameters(
+            path,
+            "parameters",
+            &config.parameters,
+            method.global_params(),
+            method.name(),
+        )?;
         for required in method.required_global_params() {
             if !config.parameters.contains_key(*required) {
-                return Err(config_err(path, format!("parameters.{required}"), format!("required by {}", method.name())));
+                return Err(config_err(
+                    path,
+                    format!("parameters.{required}"),
+                    format!("required by {}", method.name()),
+                ));
             }
         }
         if method.needs_base() && config.base_model.is_none() {
-            return Err(config_err(path, "base_model", format!("required by {}", method.name())));
+            return Err(config_err(
+                path,
+                "base_model",
+                format!("required by {}", method.name()),
+            ));
         }
         let base_path = config.base_model.clone();
         let mut model_entries = Vec::new();
         for (i, entry) in config.models.iter().enumerate() {
-            let is_base = method.needs_base() && base_path.as_deref().is_some_and(|b| same_path(b, &entry.model));
+            let is_base = method.needs_base()
+                && base_path
+                    .as_deref()
+                    .is_some_and(|b| same_path(b, &entry.model));
             if is_base {
                 continue;
             }
             let at = format!("models[{i}]");
-            check_parameters(path, &format!("{at}.parameters"), &entry.parameters, method.model_params(), method.name())?;
+            check_parameters(
+                path,
+                &format!("{at}.parameters"),
+                &entry.parameters,
+                method.model_params(),
+                method.name(),
+            )?;
             for required in method.required_model_params() {
                 if !entry.parameters.contains_key(*required) {
-                    return Err(config_err(path, format!("{at}.parameters.{required}"), format!("required by {}", method.name())));
+                    return Err(config_err(
+                        path,
+                        format!("{at}.parameters.{required}"),
+                        format!("required by {}", method.name()),
+                    ));
                 }
             }
             if method.needs_scores() {
@@ -151,14 +198,27 @@ impl MergePlan {
                     )));
                 }
                 if entry.scores.is_none() {
-                    return Err(config_err(path, at, "led needs `scores: {model: PATH, base: PATH}` (or `location:`)"));
+                    return Err(config_err(
+                        path,
+                        at,
+                        "led needs `scores: {model: PATH, base: PATH}` (or `location:`)",
+                    ));
                 }
             } else if entry.scores.is_some() || entry.location.is_some() {
-                return Err(config_err(path, format!("{at}.scores"), format!("only `merge_method: led` uses scores, not {}", method.name())));
+                return Err(config_err(
+                    path,
+                    format!("{at}.scores"),
+                    format!(
+                        "only `merge_method: led` uses scores, not {}",
+                        method.name()
+                    ),
+                ));
             }
             model_entries.push((i, entry.clone()));
         }
-        method.check_model_count(model_entries.len()).map_err(|r| config_err(path, "models", format!("{}: {r}", method.name())))?;
+        method
+            .check_model_count(model_entries.len())
+            .map_err(|r| config_err(path, "models", format!("{}: {r}", method.name())))?;
 
         let out_dtype = match (&config.out_dtype, &config.dtype) {
             (Some(t), _) => Some(parse_dtype(path, "out_dtype", t)?),
@@ -198,12 +258,24 @@ impl MergePlan {
             Some(other) => PathBuf::from(other),
         };
         let config_path = config_path.to_path_buf();
-        Ok(MergePlan { config, config_path, method, base, models, tensors, donor, warnings })
+        Ok(MergePlan {
+            config,
+            config_path,
+            method,
+            base,
+            models,
+            tensors,
+            donor,
+            warnings,
+        })
     }
 
     /// Bytes of tensor data the output will hold.
     pub fn output_bytes(&self) -> u64 {
-        self.tensors.iter().map(|t| t.numel() as u64 * t.dtype.size() as u64).sum()
+        self.tensors
+            .iter()
+            .map(|t| t.numel() as u64 * t.dtype.size() as u64)
+            .sum()
     }
 
     /// The plan as text (`--dry-run`).
@@ -214,7 +286,12 @@ impl MergePlan {
             let _ = writeln!(s, "base:   {}", b.path.display());
         }
         for m in &self.models {
-            let _ = writeln!(s, "model:  {} (models[{}])", m.path.display(), m.index.unwrap_or(0));
+            let _ = writeln!(
+                s,
+                "model:  {} (models[{}])",
+                m.path.display(),
+                m.index.unwrap_or(0)
+            );
         }
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
         for t in &self.tensors {
@@ -222,12 +299,23 @@ impl MergePlan {
                 Action::Merge => format!("{} of {} model(s)", self.method.name(), t.inputs.len()),
                 Action::Copy => "copy (not a float tensor)".into(),
             };
-            let _ = writeln!(s, "  {:width$}  {:5}  {:16}  {what}", t.name, t.dtype.as_safetensors(), format!("{:?}", t.shape));
+            let _ = writeln!(
+                s,
+                "  {:width$}  {:5}  {:16}  {what}",
+                t.name,
+                t.dtype.as_safetensors(),
+                format!("{:?}", t.shape)
+            );
         }
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
         }
-        let _ = writeln!(s, "output: {} tensors, {}", self.tensors.len(), ByteSize(self.output_bytes()).display().si());
+        let _ = writeln!(
+            s,
+            "output: {} tensors, {}",
+            self.tensors.len(),
+            ByteSize(self.output_bytes()).display().si()
+        );
         s
     }
 }
@@ -237,10 +325,19 @@ fn describe(info: &TensorInfo) -> String {
 }
 
 /// Check every tensor of every input against the reference; collect all problems.
-fn plan_tensors(reference: &Input, models: &[Input], out_dtype: Option<Dtype>) -> Result<(Vec<TensorPlan>, Vec<String>)> {
+fn plan_tensors(
+    reference: &Input,
+    models: &[Input],
+    out_dtype: Option<Dtype>,
+) -> Result<(Vec<TensorPlan>, Vec<String>)> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let ref_names: BTreeMap<&str, &TensorInfo> = reference.ckpt.tensors().iter().map(|t| (t.name.as_str(), t)).collect();
+    let ref_names: BTreeMap<&str, &TensorInfo> = reference
+        .ckpt
+        .tensors()
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     for m in models {
         for t in m.ckpt.tensors() {
             if !ref_names.contains_key(t.name.as_str()) {
@@ -250,7 +347,12 @@ fn plan_tensors(reference: &Input, models: &[Input], out_dtype: Option<Dtype>) -
                         m.path.display()
                     ));
                 } else {
-                    problems.push(format!("{}: tensor {:?} is not in the base {}", m.path.display(), t.name, reference.path.display()));
+                    problems.push(format!(
+                        "{}: tensor {:?} is not in the base {}",
+                        m.path.display(),
+                        t.name,
+                        reference.path.display()
+                    ));
                 }
             }
         }
@@ -265,7 +367,7 @@ fn plan_tensors(reference: &Input, models: &[Input], out_dtype: Option<Dtype>) -
             };
             let rows_only = is_vocab_tensor(name)
                 && t.shape.len() == info.shape.len()
-                && t.shape.len() >= 1
+                && !t.shape.is_empty()
                 && t.shape[1..] == info.shape[1..];
             if t.shape != info.shape && !rows_only {
                 problems.push(format!(
@@ -285,7 +387,12 @@ fn plan_tensors(reference: &Input, models: &[Input], out_dtype: Option<Dtype>) -
                 ));
             }
             if float != (t.dtype.is_float() && t.dtype.readable_as_f32()) {
-                problems.push(format!("{}: tensor {name:?} is {} but the base's is {}", m.path.display(), t.dtype, info.dtype));
+                problems.push(format!(
+                    "{}: tensor {name:?} is {} but the base's is {}",
+                    m.path.display(),
+                    t.dtype,
+                    info.dtype
+                ));
                 continue;
             }
             if let Some((ms, bs)) = &m.scores {
@@ -311,7 +418,13 @@ fn plan_tensors(reference: &Input, models: &[Input], out_dtype: Option<Dtype>) -
         } else {
             (info.dtype, Action::Copy)
         };
-        tensors.push(TensorPlan { name: name.to_owned(), shape: info.shape.clone(), dtype, action, inputs });
+        tensors.push(TensorPlan {
+            name: name.to_owned(),
+            shape: info.shape.clone(),
+            dtype,
+            action,
+            inputs,
+        });
     }
     if !problems.is_empty() {
         return Err(Error::Incompatible { problems });

@@ -4,7 +4,7 @@
 use rand::RngExt;
 use rayon::prelude::*;
 
-use crate::rng::{BLOCK, block_rng};
+use crate::rng::{BLOCK, StreamKey};
 
 /// k = floor(ρ · n) in f64, as mergekit's `int(density * numel)`.
 pub(crate) fn keep_count(density: f64, n: usize) -> usize {
@@ -26,7 +26,10 @@ pub(crate) fn magnitude_top_k(delta: &mut [f32], density: f64) -> usize {
     let mut mags: Vec<f32> = delta.iter().map(|x| x.abs()).collect();
     let (_, t, _) = mags.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     let t = *t;
-    let above = delta.iter().filter(|x| x.abs().total_cmp(&t).is_gt()).count();
+    let above = delta
+        .iter()
+        .filter(|x| x.abs().total_cmp(&t).is_gt())
+        .count();
     let mut ties_left = k - above;
     for x in delta.iter_mut() {
         let keep = match x.abs().total_cmp(&t) {
@@ -56,7 +59,12 @@ pub(crate) fn magnitude_outliers(delta: &mut [f32], density: f64, gamma: f64) {
         n_bot = 0;
     }
     let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_by(|&a, &b| delta[a as usize].abs().total_cmp(&delta[b as usize].abs()).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        delta[a as usize]
+            .abs()
+            .total_cmp(&delta[b as usize].abs())
+            .then(a.cmp(&b))
+    });
     let mut keep = vec![false; n];
     for &i in &order[n_bot as usize..(n as i64 - n_top) as usize] {
         keep[i as usize] = true;
@@ -89,19 +97,22 @@ fn rescale_l1(kept: &mut [f32], original_l1: f64) {
 }
 
 /// DARE: keep each element with probability `density` (Bernoulli), then rescale.
-pub(crate) fn random_drop(delta: &mut [f32], density: f64, rescale: Rescale, seed: u64, tensor: &str, model: usize) {
+pub(crate) fn random_drop(delta: &mut [f32], density: f64, rescale: Rescale, key: StreamKey<'_>) {
     if density >= 1.0 {
         return;
     }
     let original_l1: f64 = delta.iter().map(|x| f64::from(x.abs())).sum();
-    delta.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| {
-        let mut rng = block_rng(seed, tensor, model, b);
-        for x in chunk {
-            if rng.random::<f64>() >= density {
-                *x = 0.0;
+    delta
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(b, chunk)| {
+            let mut rng = key.block(b);
+            for x in chunk {
+                if rng.random::<f64>() >= density {
+                    *x = 0.0;
+                }
             }
-        }
-    });
+        });
     match rescale {
         Rescale::None => {}
         Rescale::L1 => rescale_l1(delta, original_l1),
@@ -115,26 +126,45 @@ pub(crate) fn random_drop(delta: &mut [f32], density: f64, rescale: Rescale, see
 
 /// DELLA: within each row, rank |δ| ascending, min-max normalise ranks to r ∈ [0, 1], keep
 /// with probability p = (ρ − ε) + 2ε r, then L1-rescale the whole tensor.
-pub(crate) fn rank_sampling(delta: &mut [f32], row_len: usize, density: f64, epsilon: f64, rescale: Rescale, seed: u64, tensor: &str, model: usize) {
+pub(crate) fn rank_sampling(
+    delta: &mut [f32],
+    row_len: usize,
+    density: f64,
+    epsilon: f64,
+    rescale: Rescale,
+    key: StreamKey<'_>,
+) {
     let original_l1: f64 = delta.iter().map(|x| f64::from(x.abs())).sum();
     let row_len = row_len.max(1);
     // One random stream per row: rows are independent and can be processed in parallel.
-    delta.par_chunks_mut(row_len).enumerate().for_each(|(row, values)| {
-        let n = values.len();
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.sort_by(|&a, &b| values[a as usize].abs().total_cmp(&values[b as usize].abs()).then(a.cmp(&b)));
-        let mut rank = vec![0f64; n];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i as usize] = if n > 1 { r as f64 / (n - 1) as f64 } else { 1.0 };
-        }
-        let mut rng = block_rng(seed, tensor, model, row);
-        for (x, r) in values.iter_mut().zip(rank) {
-            let p = (density - epsilon) + 2.0 * epsilon * r;
-            if rng.random::<f64>() >= p {
-                *x = 0.0;
+    delta
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(row, values)| {
+            let n = values.len();
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by(|&a, &b| {
+                values[a as usize]
+                    .abs()
+                    .total_cmp(&values[b as usize].abs())
+                    .then(a.cmp(&b))
+            });
+            let mut rank = vec![0f64; n];
+            for (r, &i) in order.iter().enumerate() {
+                rank[i as usize] = if n > 1 {
+                    r as f64 / (n - 1) as f64
+                } else {
+                    1.0
+                };
             }
-        }
-    });
+            let mut rng = key.block(row);
+            for (x, r) in values.iter_mut().zip(rank) {
+                let p = (density - epsilon) + 2.0 * epsilon * r;
+                if rng.random::<f64>() >= p {
+                    *x = 0.0;
+                }
+            }
+        });
     if rescale == Rescale::L1 {
         rescale_l1(delta, original_l1);
     }
@@ -142,22 +172,31 @@ pub(crate) fn rank_sampling(delta: &mut [f32], row_len: usize, density: f64, eps
 
 /// TIES sign election over weighted, sparsified deltas: s = +1 where Σ u_i ≥ 0, else −1;
 /// returns per element Σ over agreeing models of (u_i, w_i): the masked sum and its divisor.
-pub(crate) fn sign_consensus(deltas: &[Vec<f32>], weights: &[f32], out_sum: &mut [f32], out_div: &mut [f32]) {
-    out_sum.par_iter_mut().zip(out_div.par_iter_mut()).enumerate().for_each(|(j, (sum, div))| {
-        let total: f32 = deltas.iter().map(|d| d[j]).sum();
-        let sign = if total >= 0.0 { 1.0f32 } else { -1.0 };
-        let (mut s, mut w) = (0.0f32, 0.0f32);
-        for (d, &wt) in deltas.iter().zip(weights) {
-            let u = d[j];
-            // Pruned entries (sign 0) never agree.
-            if u != 0.0 && u.signum() == sign {
-                s += u;
-                w += wt;
+pub(crate) fn sign_consensus(
+    deltas: &[Vec<f32>],
+    weights: &[f32],
+    out_sum: &mut [f32],
+    out_div: &mut [f32],
+) {
+    out_sum
+        .par_iter_mut()
+        .zip(out_div.par_iter_mut())
+        .enumerate()
+        .for_each(|(j, (sum, div))| {
+            let total: f32 = deltas.iter().map(|d| d[j]).sum();
+            let sign = if total >= 0.0 { 1.0f32 } else { -1.0 };
+            let (mut s, mut w) = (0.0f32, 0.0f32);
+            for (d, &wt) in deltas.iter().zip(weights) {
+                let u = d[j];
+                // Pruned entries (sign 0) never agree.
+                if u != 0.0 && u.signum() == sign {
+                    s += u;
+                    w += wt;
+                }
             }
-        }
-        *sum = s;
-        *div = w;
-    });
+            *sum = s;
+            *div = w;
+        });
 }
 
 #[cfg(test)]
@@ -208,21 +247,45 @@ mod tests {
 
     #[test]
     fn random_drop_is_deterministic_and_keeps_about_rho() {
-        let orig: Vec<f32> = (0..200_000).map(|i| ((i % 97) as f32 - 48.0) * 0.01).collect();
+        let orig: Vec<f32> = (0..200_000)
+            .map(|i| ((i % 97) as f32 - 48.0) * 0.01)
+            .collect();
         let run = || {
             let mut d = orig.clone();
-            random_drop(&mut d, 0.3, Rescale::L1, 7, "w", 1);
+            random_drop(
+                &mut d,
+                0.3,
+                Rescale::L1,
+                StreamKey {
+                    seed: 7,
+                    tensor: "w",
+                    model: 1,
+                },
+            );
             d
         };
         let a = run();
         assert_eq!(a, run());
-        let kept = a.iter().zip(&orig).filter(|(x, o)| **x != 0.0 && **o != 0.0).count() as f64;
+        let kept = a
+            .iter()
+            .zip(&orig)
+            .filter(|(x, o)| **x != 0.0 && **o != 0.0)
+            .count() as f64;
         let nonzero = orig.iter().filter(|o| **o != 0.0).count() as f64;
         assert!((kept / nonzero - 0.3).abs() < 0.01, "{}", kept / nonzero);
         let l1 = |v: &[f32]| v.iter().map(|x| f64::from(x.abs())).sum::<f64>();
         assert!((l1(&a) / l1(&orig) - 1.0).abs() < 1e-4);
         let mut other = orig.clone();
-        random_drop(&mut other, 0.3, Rescale::L1, 8, "w", 1);
+        random_drop(
+            &mut other,
+            0.3,
+            Rescale::L1,
+            StreamKey {
+                seed: 8,
+                tensor: "w",
+                model: 1,
+            },
+        );
         assert_ne!(other, a);
     }
 }

@@ -2,7 +2,10 @@
 //! (Davari & Belilovsky 2024), then sum or elect signs.
 
 use super::generalized::{Family, Sparsify, merge};
-use super::{DENSITY, GAMMA, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote, WEIGHT};
+use super::{
+    DENSITY, GAMMA, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote,
+    WEIGHT,
+};
 use crate::error::Result;
 
 const MODEL: &[ParamSpec] = &[WEIGHT, DENSITY, GAMMA];
@@ -26,7 +29,12 @@ impl MergeMethod for Breadcrumbs {
         GLOBAL
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "breadcrumbs", sparsify: Sparsify::Outliers, consensus: false, default_normalize: false };
+        let family = Family {
+            name: "breadcrumbs",
+            sparsify: Sparsify::Outliers,
+            consensus: false,
+            default_normalize: false,
+        };
         merge(family, job, out)
     }
 }
@@ -49,7 +57,12 @@ impl MergeMethod for BreadcrumbsTies {
         GLOBAL
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "breadcrumbs_ties", sparsify: Sparsify::Outliers, consensus: true, default_normalize: false };
+        let family = Family {
+            name: "breadcrumbs_ties",
+            sparsify: Sparsify::Outliers,
+            consensus: true,
+            default_normalize: false,
+        };
         merge(family, job, out)
     }
 }

@@ -2,7 +2,10 @@
 //! sign election or a sum.
 
 use super::generalized::{Family, Sparsify, merge};
-use super::{DENSITY, EPSILON, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, RESCALE, TensorJob, TensorNote, WEIGHT};
+use super::{
+    DENSITY, EPSILON, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, RESCALE, TensorJob,
+    TensorNote, WEIGHT,
+};
 use crate::error::Result;
 
 const MODEL: &[ParamSpec] = &[WEIGHT, DENSITY, EPSILON];
@@ -26,7 +29,12 @@ impl MergeMethod for Della {
         GLOBAL
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "della", sparsify: Sparsify::RankSampling, consensus: true, default_normalize: true };
+        let family = Family {
+            name: "della",
+            sparsify: Sparsify::RankSampling,
+            consensus: true,
+            default_normalize: true,
+        };
         merge(family, job, out)
     }
 }
@@ -49,7 +57,12 @@ impl MergeMethod for DellaLinear {
         GLOBAL
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "della_linear", sparsify: Sparsify::RankSampling, consensus: false, default_normalize: false };
+        let family = Family {
+            name: "della_linear",
+            sparsify: Sparsify::RankSampling,
+            consensus: false,
+            default_normalize: false,
+        };
         merge(family, job, out)
     }
 }

@@ -2,10 +2,16 @@
 //! optionally elect signs (TIES), sum, normalise, scale by λ, add to the base. The methods of
 //! this family are thin declarations over [`merge`]; DARE's two variants live here too.
 
-use super::{DENSITY, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, RESCALE, TensorJob, TensorNote, WEIGHT};
+use super::{
+    DENSITY, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, RESCALE, TensorJob, TensorNote,
+    WEIGHT,
+};
 use crate::config::Scalar;
 use crate::error::Result;
-use crate::sparsify::{Rescale, magnitude_outliers, magnitude_top_k, random_drop, rank_sampling, sign_consensus};
+use crate::rng::StreamKey;
+use crate::sparsify::{
+    Rescale, magnitude_outliers, magnitude_top_k, random_drop, rank_sampling, sign_consensus,
+};
 
 /// How each task vector is sparsified.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,7 +46,11 @@ fn rescale_of(job: &TensorJob<'_>) -> Rescale {
 }
 
 /// Run `family` on one tensor.
-pub(crate) fn merge(family: Family, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+pub(crate) fn merge(
+    family: Family,
+    job: &TensorJob<'_>,
+    out: &mut [f32],
+) -> Result<Vec<TensorNote>> {
     let base = job.base(family.name)?;
     let mut notes = Vec::new();
     let mut deltas = Vec::with_capacity(job.models.len());
@@ -50,6 +60,11 @@ pub(crate) fn merge(family: Family, job: &TensorJob<'_>, out: &mut [f32]) -> Res
         let weight = job.model_number(m, "weight", family.name)? as f32;
         let density = m.params.number_or("density", 1.0);
         let mut delta: Vec<f32> = m.values.iter().zip(base).map(|(x, b)| x - b).collect();
+        let key = StreamKey {
+            seed: job.seed,
+            tensor: job.name,
+            model: m.index,
+        };
         match family.sparsify {
             Sparsify::None => {}
             Sparsify::Magnitude => {
@@ -61,20 +76,29 @@ pub(crate) fn merge(family: Family, job: &TensorJob<'_>, out: &mut [f32]) -> Res
                     )));
                 }
             }
-            Sparsify::Random => random_drop(&mut delta, density, rescale_of(job), job.seed, job.name, m.index),
-            Sparsify::Outliers => magnitude_outliers(&mut delta, density, m.params.number_or("gamma", 0.01)),
+            Sparsify::Random => random_drop(&mut delta, density, rescale_of(job), key),
+            Sparsify::Outliers => {
+                magnitude_outliers(&mut delta, density, m.params.number_or("gamma", 0.01))
+            }
             Sparsify::RankSampling => {
                 let eps = m.params.number_or("epsilon", 0.15);
                 if !(density - eps > 0.0 && density + eps < 1.0) {
                     return Err(crate::Error::op(
                         job.name,
                         family.name,
-                        format!("model {}: needs 0 < density − epsilon and density + epsilon < 1 (density {density}, epsilon {eps})", m.index),
+                        format!(
+                            "model {}: needs 0 < density − epsilon and density + epsilon < 1 (density {density}, epsilon {eps})",
+                            m.index
+                        ),
                     ));
                 }
                 // A 1-D tensor is one row.
-                let row = if job.shape.len() <= 1 { delta.len() } else { row_len };
-                rank_sampling(&mut delta, row, density, eps, rescale_of(job), job.seed, job.name, m.index);
+                let row = if job.shape.len() <= 1 {
+                    delta.len()
+                } else {
+                    row_len
+                };
+                rank_sampling(&mut delta, row, density, eps, rescale_of(job), key);
             }
         }
         delta.iter_mut().for_each(|x| *x *= weight);
@@ -125,7 +149,12 @@ impl MergeMethod for DareLinear {
         DARE_GLOBAL
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "dare_linear", sparsify: Sparsify::Random, consensus: false, default_normalize: false };
+        let family = Family {
+            name: "dare_linear",
+            sparsify: Sparsify::Random,
+            consensus: false,
+            default_normalize: false,
+        };
         merge(family, job, out)
     }
 }
@@ -148,7 +177,12 @@ impl MergeMethod for DareTies {
         DARE_GLOBAL
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "dare_ties", sparsify: Sparsify::Random, consensus: true, default_normalize: false };
+        let family = Family {
+            name: "dare_ties",
+            sparsify: Sparsify::Random,
+            consensus: true,
+            default_normalize: false,
+        };
         merge(family, job, out)
     }
 }

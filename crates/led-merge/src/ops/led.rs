@@ -13,14 +13,25 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct Led;
 
-const DENSITY: ParamSpec = ParamSpec { name: "density", check: ratio };
-const ELECTION: ParamSpec = ParamSpec { name: "election", check: pattern };
-const DISJOINT: ParamSpec = ParamSpec { name: "disjoint", check: boolean };
+const DENSITY: ParamSpec = ParamSpec {
+    name: "density",
+    check: ratio,
+};
+const ELECTION: ParamSpec = ParamSpec {
+    name: "election",
+    check: pattern,
+};
+const DISJOINT: ParamSpec = ParamSpec {
+    name: "disjoint",
+    check: boolean,
+};
 const MISSING: ParamSpec = ParamSpec {
     name: "missing_scores",
     check: |v| match v {
         Scalar::Text(s) if s == "base" || s == "task_arithmetic" => Ok(()),
-        other => Err(format!("expected \"base\" or \"task_arithmetic\", got {other}")),
+        other => Err(format!(
+            "expected \"base\" or \"task_arithmetic\", got {other}"
+        )),
     },
 };
 
@@ -62,10 +73,15 @@ impl MergeMethod for Led {
             if fallback == "task_arithmetic" {
                 for m in &job.models {
                     let w = m.params.number_or("weight", 1.0) as f32;
-                    out.iter_mut().zip(m.values).zip(base).for_each(|((o, x), b)| *o += w * (x - b));
+                    out.iter_mut()
+                        .zip(m.values)
+                        .zip(base)
+                        .for_each(|((o, x), b)| *o += w * (x - b));
                 }
             }
-            return Ok(vec![TensorNote::Warning(format!("no scores for this tensor: merged as {fallback}"))]);
+            return Ok(vec![TensorNote::Warning(format!(
+                "no scores for this tensor: merged as {fallback}"
+            ))]);
         }
         let tasks: Vec<LedTask<'_>> = job
             .models
@@ -79,7 +95,11 @@ impl MergeMethod for Led {
                     model_scores,
                     ratio: density,
                     lambda: m.params.number_or("weight", 1.0) as f32,
-                    pattern: m.params.get("election").map(|p| pattern_of(Some(p))).unwrap_or(global_pattern),
+                    pattern: m
+                        .params
+                        .get("election")
+                        .map(|p| pattern_of(Some(p)))
+                        .unwrap_or(global_pattern),
                 })
             })
             .collect::<Result<_>>()?;

@@ -32,10 +32,19 @@ impl MergeMethod for Linear {
         let total: f32 = weights.iter().sum();
         let normalize = job.global.bool_or("normalize", true);
         if normalize && total == 0.0 {
-            return Err(Error::op(job.name, "linear", "weights sum to 0 with normalize: true"));
+            return Err(Error::op(
+                job.name,
+                "linear",
+                "weights sum to 0 with normalize: true",
+            ));
         }
         for (j, o) in out.iter_mut().enumerate() {
-            let s: f32 = job.models.iter().zip(&weights).map(|(m, w)| w * m.values[j]).sum();
+            let s: f32 = job
+                .models
+                .iter()
+                .zip(&weights)
+                .map(|(m, w)| w * m.values[j])
+                .sum();
             *o = if normalize { s / total } else { s };
         }
         Ok(Vec::new())

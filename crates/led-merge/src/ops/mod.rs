@@ -56,13 +56,21 @@ pub fn any_number(v: &Scalar) -> Result<(), String> {
 /// A number in [0, 1].
 pub fn unit(v: &Scalar) -> Result<(), String> {
     let n = number(v)?;
-    if (0.0..=1.0).contains(&n) { Ok(()) } else { Err(format!("{n} is outside [0, 1]")) }
+    if (0.0..=1.0).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("{n} is outside [0, 1]"))
+    }
 }
 
 /// A ratio in (0, 1].
 pub fn ratio(v: &Scalar) -> Result<(), String> {
     let n = number(v)?;
-    if n > 0.0 && n <= 1.0 { Ok(()) } else { Err(format!("{n} is outside (0, 1]")) }
+    if n > 0.0 && n <= 1.0 {
+        Ok(())
+    } else {
+        Err(format!("{n} is outside (0, 1]"))
+    }
 }
 
 /// `true` or `false`.
@@ -79,9 +87,15 @@ pub fn pattern(v: &Scalar) -> Result<(), String> {
         Scalar::Text(s) => s.clone(),
         // YAML reads an unquoted 11 or 10 as a number.
         Scalar::Number(n) if [0.0, 1.0, 10.0, 11.0].contains(n) => format!("{:02}", *n as u32),
-        other => return Err(format!("expected an election pattern \"11\", \"01\", \"10\" or \"00\", got {other}")),
+        other => {
+            return Err(format!(
+                "expected an election pattern \"11\", \"01\", \"10\" or \"00\", got {other}"
+            ));
+        }
     };
-    text.parse::<led_mask::Pattern>().map(|_| ()).map_err(|e| e.to_string())
+    text.parse::<led_mask::Pattern>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// `true`, `false` or `"inverse_density"`.
@@ -89,7 +103,9 @@ pub fn rescale(v: &Scalar) -> Result<(), String> {
     match v {
         Scalar::Bool(_) => Ok(()),
         Scalar::Text(s) if s == "inverse_density" => Ok(()),
-        other => Err(format!("expected true, false or \"inverse_density\", got {other}")),
+        other => Err(format!(
+            "expected true, false or \"inverse_density\", got {other}"
+        )),
     }
 }
 
@@ -158,14 +174,24 @@ pub struct TensorJob<'a> {
 impl TensorJob<'_> {
     /// The base values, or an error for methods that need one.
     pub fn base(&self, method: &'static str) -> Result<&[f32]> {
-        self.base.ok_or_else(|| Error::op(self.name, method, "needs a base_model"))
+        self.base
+            .ok_or_else(|| Error::op(self.name, method, "needs a base_model"))
     }
 
     /// A required per-model number.
-    pub fn model_number(&self, m: &ModelTensor<'_>, name: &str, method: &'static str) -> Result<f64> {
-        m.params
-            .number(name)
-            .ok_or_else(|| Error::op(self.name, method, format!("model {} has no `{name}` for this tensor", m.index)))
+    pub fn model_number(
+        &self,
+        m: &ModelTensor<'_>,
+        name: &str,
+        method: &'static str,
+    ) -> Result<f64> {
+        m.params.number(name).ok_or_else(|| {
+            Error::op(
+                self.name,
+                method,
+                format!("model {} has no `{name}` for this tensor", m.index),
+            )
+        })
     }
 }
 
@@ -200,7 +226,11 @@ pub trait MergeMethod: Send + Sync {
     }
     /// Check the number of (non-base) models; returns why it's wrong.
     fn check_model_count(&self, n: usize) -> Result<(), String> {
-        if n == 0 { Err("needs at least one model besides the base".into()) } else { Ok(()) }
+        if n == 0 {
+            Err("needs at least one model besides the base".into())
+        } else {
+            Ok(())
+        }
     }
     /// Whether models need score checkpoints (LED).
     fn needs_scores(&self) -> bool {
@@ -245,12 +275,36 @@ pub const METHODS: &[&str] = &[
     "slerp",
 ];
 
-pub(crate) const WEIGHT: ParamSpec = ParamSpec { name: "weight", check: any_number };
-pub(crate) const DENSITY: ParamSpec = ParamSpec { name: "density", check: unit };
-pub(crate) const GAMMA: ParamSpec = ParamSpec { name: "gamma", check: unit };
-pub(crate) const EPSILON: ParamSpec = ParamSpec { name: "epsilon", check: unit };
-pub(crate) const LAMBDA: ParamSpec = ParamSpec { name: "lambda", check: any_number };
-pub(crate) const NORMALIZE: ParamSpec = ParamSpec { name: "normalize", check: boolean };
-pub(crate) const RESCALE: ParamSpec = ParamSpec { name: "rescale", check: rescale };
+pub(crate) const WEIGHT: ParamSpec = ParamSpec {
+    name: "weight",
+    check: any_number,
+};
+pub(crate) const DENSITY: ParamSpec = ParamSpec {
+    name: "density",
+    check: unit,
+};
+pub(crate) const GAMMA: ParamSpec = ParamSpec {
+    name: "gamma",
+    check: unit,
+};
+pub(crate) const EPSILON: ParamSpec = ParamSpec {
+    name: "epsilon",
+    check: unit,
+};
+pub(crate) const LAMBDA: ParamSpec = ParamSpec {
+    name: "lambda",
+    check: any_number,
+};
+pub(crate) const NORMALIZE: ParamSpec = ParamSpec {
+    name: "normalize",
+    check: boolean,
+};
+pub(crate) const RESCALE: ParamSpec = ParamSpec {
+    name: "rescale",
+    check: rescale,
+};
 /// mergekit's memory option; meaningless in f32 compute, accepted for compatibility.
-pub(crate) const INT8_MASK: ParamSpec = ParamSpec { name: "int8_mask", check: boolean };
+pub(crate) const INT8_MASK: ParamSpec = ParamSpec {
+    name: "int8_mask",
+    check: boolean,
+};

@@ -8,7 +8,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct ModelStock;
 
-const FILTER_WISE: ParamSpec = ParamSpec { name: "filter_wise", check: boolean };
+const FILTER_WISE: ParamSpec = ParamSpec {
+    name: "filter_wise",
+    check: boolean,
+};
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
@@ -28,22 +31,40 @@ impl MergeMethod for ModelStock {
         &[FILTER_WISE]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
-        if n < 2 { Err(format!("needs at least 2 models besides the base, got {n}")) } else { Ok(()) }
+        if n < 2 {
+            Err(format!("needs at least 2 models besides the base, got {n}"))
+        } else {
+            Ok(())
+        }
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let base = job.base("model_stock")?;
         let n = job.models.len();
         if n < 2 {
-            return Err(Error::op(job.name, "model_stock", format!("needs at least 2 models holding this tensor, got {n}")));
+            return Err(Error::op(
+                job.name,
+                "model_stock",
+                format!("needs at least 2 models holding this tensor, got {n}"),
+            ));
         }
         let filter_wise = job.global.bool_or("filter_wise", false) && job.shape.len() > 1;
-        let row = if filter_wise { job.shape.last().copied().unwrap_or(base.len()).max(1) } else { base.len().max(1) };
+        let row = if filter_wise {
+            job.shape.last().copied().unwrap_or(base.len()).max(1)
+        } else {
+            base.len().max(1)
+        };
         for (r, out_row) in out.chunks_mut(row).enumerate() {
             let span = r * row..r * row + out_row.len();
             let deltas: Vec<Vec<f64>> = job
                 .models
                 .iter()
-                .map(|m| m.values[span.clone()].iter().zip(&base[span.clone()]).map(|(x, b)| f64::from(x - b)).collect())
+                .map(|m| {
+                    m.values[span.clone()]
+                        .iter()
+                        .zip(&base[span.clone()])
+                        .map(|(x, b)| f64::from(x - b))
+                        .collect()
+                })
                 .collect();
             let mut sum = 0.0;
             let mut pairs = 0usize;
@@ -56,7 +77,11 @@ impl MergeMethod for ModelStock {
             let c = sum / pairs as f64;
             let denom = 1.0 + (n as f64 - 1.0) * c;
             if denom.abs() < 1e-6 {
-                return Err(Error::op(job.name, "model_stock", format!("1 + (N − 1)·cos = {denom:e}: the interpolation ratio is undefined")));
+                return Err(Error::op(
+                    job.name,
+                    "model_stock",
+                    format!("1 + (N − 1)·cos = {denom:e}: the interpolation ratio is undefined"),
+                ));
             }
             let t = (n as f64 * c / denom) as f32;
             for (k, o) in out_row.iter_mut().enumerate() {

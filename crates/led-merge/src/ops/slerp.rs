@@ -7,7 +7,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct Slerp;
 
-const T: ParamSpec = ParamSpec { name: "t", check: unit };
+const T: ParamSpec = ParamSpec {
+    name: "t",
+    check: unit,
+};
 
 impl MergeMethod for Slerp {
     fn name(&self) -> &'static str {
@@ -23,7 +26,11 @@ impl MergeMethod for Slerp {
         &["t"]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
-        if n == 1 { Ok(()) } else { Err(format!("needs exactly one model besides the base, got {n}")) }
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(format!("needs exactly one model besides the base, got {n}"))
+        }
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let a = job.base("slerp")?;
@@ -33,12 +40,19 @@ impl MergeMethod for Slerp {
             return Ok(Vec::new());
         };
         let b = m.values;
-        let t = job.global.number("t").ok_or_else(|| Error::op(job.name, "slerp", "no `t` for this tensor"))?;
+        let t = job
+            .global
+            .number("t")
+            .ok_or_else(|| Error::op(job.name, "slerp", "no `t` for this tensor"))?;
         let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
         let (na, nb) = (norm(a), norm(b));
         let scale = |n: f64| if n > 1e-8 { 1.0 / n } else { 1.0 };
         let (sa, sb) = (scale(na), scale(nb));
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * sa * f64::from(*y) * sb).sum();
+        let dot: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * sa * f64::from(*y) * sb)
+            .sum();
         let (wa, wb) = if dot.abs() > 0.9995 {
             (1.0 - t, t)
         } else {

@@ -22,7 +22,12 @@ impl MergeMethod for TaskArithmetic {
         &[LAMBDA, NORMALIZE, INT8_MASK]
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "task_arithmetic", sparsify: Sparsify::None, consensus: false, default_normalize: false };
+        let family = Family {
+            name: "task_arithmetic",
+            sparsify: Sparsify::None,
+            consensus: false,
+            default_normalize: false,
+        };
         merge(family, job, out)
     }
 }

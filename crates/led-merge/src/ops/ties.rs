@@ -1,7 +1,9 @@
 //! `ties`: top-k by magnitude per task vector, sign election, disjoint mean (Yadav et al. 2023).
 
 use super::generalized::{Family, Sparsify, merge};
-use super::{DENSITY, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote, WEIGHT};
+use super::{
+    DENSITY, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote, WEIGHT,
+};
 use crate::error::Result;
 
 /// TIES-Merging.
@@ -22,7 +24,12 @@ impl MergeMethod for Ties {
         &[LAMBDA, NORMALIZE, INT8_MASK]
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family { name: "ties", sparsify: Sparsify::Magnitude, consensus: true, default_normalize: true };
+        let family = Family {
+            name: "ties",
+            sparsify: Sparsify::Magnitude,
+            consensus: true,
+            default_normalize: true,
+        };
         merge(family, job, out)
     }
 }

@@ -1,0 +1,129 @@
+//! Tiny random Llama checkpoints written by the tests themselves.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use led_io::{CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub const VOCAB: usize = 96;
+pub const HIDDEN: usize = 32;
+pub const INTER: usize = 48;
+pub const LAYERS: usize = 2;
+pub const HEADS: usize = 4;
+pub const KV_HEADS: usize = 2;
+
+/// The tensors of the tiny Llama, with `vocab` rows in the embeddings and head.
+pub fn specs(vocab: usize, dtype: Dtype, tied: bool) -> Vec<TensorSpec> {
+    let kv = HIDDEN / HEADS * KV_HEADS;
+    let mut s = vec![TensorSpec::new(
+        "model.embed_tokens.weight",
+        dtype,
+        [vocab, HIDDEN],
+    )];
+    for l in 0..LAYERS {
+        for (n, shape) in [
+            ("self_attn.q_proj.weight", vec![HIDDEN, HIDDEN]),
+            ("self_attn.k_proj.weight", vec![kv, HIDDEN]),
+            ("self_attn.v_proj.weight", vec![kv, HIDDEN]),
+            ("self_attn.o_proj.weight", vec![HIDDEN, HIDDEN]),
+            ("mlp.gate_proj.weight", vec![INTER, HIDDEN]),
+            ("mlp.up_proj.weight", vec![INTER, HIDDEN]),
+            ("mlp.down_proj.weight", vec![HIDDEN, INTER]),
+            ("input_layernorm.weight", vec![HIDDEN]),
+            ("post_attention_layernorm.weight", vec![HIDDEN]),
+        ] {
+            s.push(TensorSpec::new(
+                format!("model.layers.{l}.{n}"),
+                dtype,
+                shape,
+            ));
+        }
+    }
+    s.push(TensorSpec::new("model.norm.weight", dtype, [HIDDEN]));
+    if !tied {
+        s.push(TensorSpec::new("lm_head.weight", dtype, [vocab, HIDDEN]));
+    }
+    s
+}
+
+pub fn config(vocab: usize, tied: bool) -> String {
+    serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab,
+        "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS, "max_position_embeddings": 64,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+        "tie_word_embeddings": tied, "torch_dtype": "float32",
+    })
+    .to_string()
+}
+
+/// Deterministic values for tensor `name` of model `seed`: the base's values plus, for
+/// `seed > 0`, a dense perturbation of scale `scale`.
+pub fn values(name: &str, numel: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let key = name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let mut base = ChaCha8Rng::seed_from_u64(key);
+    let mut tune = ChaCha8Rng::seed_from_u64(key ^ (seed << 40) ^ 0x9E37);
+    (0..numel)
+        .map(|_| {
+            let b = base.random::<f32>() * 2.0 - 1.0;
+            let d = if seed == 0 {
+                0.0
+            } else {
+                (tune.random::<f32>() * 2.0 - 1.0) * scale
+            };
+            b * 0.1 + d
+        })
+        .collect()
+}
+
+/// Write a tiny Llama at `dir` (model `seed`, vocab rows, dtype, tied head).
+pub fn write_model(
+    dir: &Path,
+    seed: u64,
+    scale: f32,
+    vocab: usize,
+    dtype: Dtype,
+    tied: bool,
+) -> PathBuf {
+    let specs = specs(vocab, dtype, tied);
+    let w = CheckpointWriter::create_dir(
+        dir,
+        specs.clone(),
+        WriterOptions {
+            max_shard_size: 20_000,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for s in &specs {
+        w.write_f32(&s.name, &values(&s.name, s.numel(), seed, scale))
+            .unwrap();
+    }
+    w.add_file("config.json", config(vocab, tied).as_bytes())
+        .unwrap();
+    w.finish().unwrap();
+    dir.to_path_buf()
+}
+
+/// Scores for every tensor of `specs`: non-negative, deterministic per (name, seed).
+pub fn write_scores(path: &Path, specs: &[TensorSpec], seed: u64) {
+    let f32_specs: Vec<TensorSpec> = specs
+        .iter()
+        .map(|s| TensorSpec::new(&s.name, Dtype::F32, s.shape.clone()))
+        .collect();
+    let w =
+        CheckpointWriter::create_file(path, f32_specs.clone(), WriterOptions::default()).unwrap();
+    for s in &f32_specs {
+        let v: Vec<f32> = values(&s.name, s.numel(), seed + 100, 1.0)
+            .iter()
+            .map(|x| x.abs())
+            .collect();
+        w.write_f32(&s.name, &v).unwrap();
+    }
+    w.finish().unwrap();
+}

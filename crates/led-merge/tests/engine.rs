@@ -1,0 +1,407 @@
+//! The engine on real checkpoint directories: planning errors, LED from score files, the
+//! vocabulary and tied-head rules, determinism across thread counts, atomic output.
+
+mod common;
+
+use std::path::Path;
+
+use led_io::{Checkpoint, Dtype, meta};
+use led_merge::{Error, MergeConfig, MergePlan, RunOptions, run};
+
+fn plan(yaml: &str, dir: &Path) -> Result<MergePlan, Error> {
+    let cfg = dir.join("merge.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    MergePlan::new(MergeConfig::from_file(&cfg)?, &cfg)
+}
+
+fn led_yaml(d: &Path, extra: &str) -> String {
+    format!(
+        "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1.0, density: 0.1}}\n    scores: {{model: {d}/s-scores.safetensors, base: {d}/base-s-scores.safetensors}}\n  - model: {m}\n    parameters: {{weight: 0.8, density: 0.4}}\n    scores: {{model: {d}/m-scores.safetensors, base: {d}/base-m-scores.safetensors}}\n{extra}",
+        b = d.join("base").display(),
+        s = d.join("safety").display(),
+        m = d.join("math").display(),
+        d = d.display(),
+    )
+}
+
+fn family(d: &Path, dtype: Dtype) {
+    common::write_model(&d.join("base"), 0, 0.0, common::VOCAB, dtype, false);
+    common::write_model(&d.join("safety"), 1, 0.05, common::VOCAB, dtype, false);
+    common::write_model(&d.join("math"), 2, 0.05, common::VOCAB, dtype, false);
+    let specs = common::specs(common::VOCAB, Dtype::F32, false);
+    for (name, seed) in [("s", 1), ("base-s", 2), ("m", 3), ("base-m", 4)] {
+        common::write_scores(&d.join(format!("{name}-scores.safetensors")), &specs, seed);
+    }
+}
+
+#[test]
+fn led_merge_from_score_files_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::BF16);
+    let plan = plan(
+        &led_yaml(d, "parameters: {election: \"11\", disjoint: true}\n"),
+        d,
+    )
+    .unwrap();
+    assert!(plan.describe().contains("led of 2 model(s)"));
+    let out = d.join("merged");
+    let report = run(&plan, &out, &RunOptions::default()).unwrap();
+    assert_eq!(report.led.len(), 21);
+    let ckpt = Checkpoint::open(&out).unwrap();
+    // Output dtype defaults to the base's; provenance is recorded; config and card are there.
+    assert!(ckpt.tensors().iter().all(|t| t.dtype == Dtype::BF16));
+    assert_eq!(ckpt.metadata()[meta::MERGE_METHOD], "led");
+    assert!(ckpt.metadata()[meta::MERGE_CONFIG].contains("merge_method: led"));
+    assert!(
+        std::fs::read_to_string(out.join("README.md"))
+            .unwrap()
+            .contains("merge_method: led")
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["torch_dtype"], "bfloat16");
+
+    // Recompute one tensor by hand with led-mask and compare bit for bit (after bf16 rounding).
+    let name = "model.layers.1.mlp.up_proj.weight";
+    let read = |p: &str| Checkpoint::open(d.join(p)).unwrap().read_f32(name).unwrap();
+    let (base, safety, math) = (read("base"), read("safety"), read("math"));
+    let (ss, bss, ms, bms) = (
+        read("s-scores.safetensors"),
+        read("base-s-scores.safetensors"),
+        read("m-scores.safetensors"),
+        read("base-m-scores.safetensors"),
+    );
+    let tasks = [
+        led_mask::LedTask {
+            model: &safety,
+            base_scores: &bss,
+            model_scores: &ss,
+            ratio: 0.1,
+            lambda: 1.0,
+            pattern: led_mask::Pattern::BothHigh,
+        },
+        led_mask::LedTask {
+            model: &math,
+            base_scores: &bms,
+            model_scores: &ms,
+            ratio: 0.4,
+            lambda: 0.8,
+            pattern: led_mask::Pattern::BothHigh,
+        },
+    ];
+    let mut want = vec![0.0; base.len()];
+    let stats = led_mask::led_tensor(name, &base, &tasks, true, &mut want).unwrap();
+    assert_eq!(report.led[name], stats);
+    assert!(stats.tasks.iter().all(|t| t.kept > 0), "{stats:?}");
+    let want: Vec<f32> = want
+        .iter()
+        .map(|&x| half::bf16::from_f32(x).to_f32())
+        .collect();
+    assert_eq!(ckpt.read_f32(name).unwrap(), want);
+    // Elements in no mask keep the base value exactly.
+    let got = ckpt.read_f32(name).unwrap();
+    let unchanged = got.iter().zip(&base).filter(|(a, b)| a == b).count();
+    assert!(unchanged > base.len() / 2);
+}
+
+#[test]
+fn same_output_with_one_or_many_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::F32);
+    let dare = format!(
+        "merge_method: dare_ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1.0, density: 0.3}}\n  - model: {m}\n    parameters: {{weight: 0.5, density: 0.6}}\nrandom_seed: 42\n",
+        b = d.join("base").display(),
+        s = d.join("safety").display(),
+        m = d.join("math").display()
+    );
+    for (k, yaml) in [led_yaml(d, ""), dare].iter().enumerate() {
+        let p = plan(yaml, d).unwrap();
+        let mut outputs = Vec::new();
+        for threads in [1, 2, 8] {
+            let out = d.join(format!("out-{k}-{threads}"));
+            run(
+                &p,
+                &out,
+                &RunOptions {
+                    threads,
+                    max_shard_size: 30_000,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let mut files: Vec<_> = std::fs::read_dir(&out)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            outputs.push(
+                files
+                    .iter()
+                    .map(|f| std::fs::read(f).unwrap())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert!(outputs[0].len() > 3, "sharded output");
+        assert_eq!(outputs[0], outputs[1]);
+        assert_eq!(outputs[0], outputs[2]);
+    }
+}
+
+#[test]
+fn incompatible_inputs_are_listed_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::F32);
+    // A model whose MLP is the wrong size, with an extra tensor.
+    let odd = d.join("odd");
+    let mut specs = common::specs(common::VOCAB, Dtype::F32, false);
+    for s in specs.iter_mut().filter(|s| s.name.contains("up_proj")) {
+        s.shape = vec![common::INTER + 1, common::HIDDEN];
+    }
+    specs.push(led_io::TensorSpec::new(
+        "model.extra.weight",
+        Dtype::F32,
+        [3],
+    ));
+    let w = led_io::CheckpointWriter::create_dir(&odd, specs.clone(), Default::default()).unwrap();
+    for s in &specs {
+        w.write_f32(&s.name, &vec![0.0; s.numel()]).unwrap();
+    }
+    w.finish().unwrap();
+    let yaml = format!(
+        "merge_method: task_arithmetic\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0}}\n",
+        d.join("base").display(),
+        odd.display()
+    );
+    let err = plan(&yaml, d).unwrap_err();
+    let msg = err.to_string();
+    let Error::Incompatible { problems } = &err else {
+        panic!("{msg}")
+    };
+    // Both layers' up_proj and the extra tensor: every offender, not just the first.
+    assert_eq!(problems.len(), 3, "{msg}");
+    assert!(
+        msg.contains("model.layers.0.mlp.up_proj.weight")
+            && msg.contains("model.layers.1.mlp.up_proj.weight")
+    );
+    assert!(msg.contains("model.extra.weight") && msg.contains("odd"));
+    assert!(!d.join("out").exists());
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::F32);
+    let b = d.join("base").display().to_string();
+    let s = d.join("safety").display().to_string();
+    let cases = [
+        (
+            format!("merge_method: frankenmerge\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
+            "merge_method",
+        ),
+        (
+            format!(
+                "merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1, densty: 0.5}}\n"
+            ),
+            "models[0].parameters.densty",
+        ),
+        (
+            format!(
+                "merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1, density: 1.5}}\n"
+            ),
+            "models[0].parameters.density",
+        ),
+        (
+            format!(
+                "merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.5}}\n"
+            ),
+            "models[0].parameters.weight",
+        ),
+        (
+            format!("merge_method: ties\nmodels:\n  - model: {s}\n    parameters: {{weight: 1}}\n"),
+            "base_model",
+        ),
+        (
+            format!("merge_method: slerp\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
+            "parameters.t",
+        ),
+        (
+            format!(
+                "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.0}}\n    scores: {{model: x, base: y}}\n"
+            ),
+            "models[0].parameters.density",
+        ),
+        (
+            format!(
+                "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.2}}\n"
+            ),
+            "models[0]",
+        ),
+        (
+            format!(
+                "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.2}}\n    scores: {{model: x, base: y}}\nparameters: {{election: \"12\"}}\n"
+            ),
+            "parameters.election",
+        ),
+        (
+            format!("merge_method: model_stock\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
+            "models",
+        ),
+        (
+            format!(
+                "merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1}}\nout_dtype: int8\n"
+            ),
+            "out_dtype",
+        ),
+        (
+            format!(
+                "merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: yes please}}\n"
+            ),
+            "models[0].parameters.weight",
+        ),
+    ];
+    for (yaml, key) in cases {
+        let err = plan(&yaml, d).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("merge.yaml") && msg.contains(key),
+            "expected {key} in: {msg}"
+        );
+    }
+    let err = plan(&format!("merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.2}}\n    location: {{data: safety.jsonl}}\n"), d).unwrap_err();
+    assert!(
+        matches!(err, Error::Unsupported(_)) && err.to_string().contains("location"),
+        "{err}"
+    );
+    let err = plan(&format!("merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {}/nowhere\n    parameters: {{weight: 1}}\n", d.display()), d).unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+}
+
+#[test]
+fn vocabulary_rows_and_tied_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Base with a tied head; one model with a larger vocabulary and its own head; one smaller.
+    common::write_model(&d.join("base"), 0, 0.0, common::VOCAB, Dtype::F32, true);
+    common::write_model(
+        &d.join("big"),
+        1,
+        0.05,
+        common::VOCAB + 8,
+        Dtype::F32,
+        false,
+    );
+    common::write_model(
+        &d.join("small"),
+        2,
+        0.05,
+        common::VOCAB - 16,
+        Dtype::F32,
+        true,
+    );
+    let yaml = format!(
+        "merge_method: task_arithmetic\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0}}\n  - model: {}\n    parameters: {{weight: 1.0}}\n",
+        d.join("base").display(),
+        d.join("big").display(),
+        d.join("small").display()
+    );
+    let p = plan(&yaml, d).unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("lm_head.weight ignored")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("beyond the base's vocabulary")),
+        "{:?}",
+        p.warnings
+    );
+    let out = d.join("out");
+    run(&p, &out, &RunOptions::default()).unwrap();
+    let ckpt = Checkpoint::open(&out).unwrap();
+    assert!(!ckpt.contains("lm_head.weight"), "the head stays tied");
+    let name = "model.embed_tokens.weight";
+    assert_eq!(
+        ckpt.info(name).unwrap().shape,
+        [common::VOCAB, common::HIDDEN]
+    );
+    let emb = ckpt.read_f32(name).unwrap();
+    let base = Checkpoint::open(d.join("base"))
+        .unwrap()
+        .read_f32(name)
+        .unwrap();
+    let big = Checkpoint::open(d.join("big"))
+        .unwrap()
+        .read_f32(name)
+        .unwrap();
+    let small = Checkpoint::open(d.join("small"))
+        .unwrap()
+        .read_f32(name)
+        .unwrap();
+    let h = common::HIDDEN;
+    // A row both models have: both deltas. A row only `big` has (small lacks it): one delta.
+    let j = 3 * h + 5;
+    assert!((emb[j] - (base[j] + (big[j] - base[j]) + (small[j] - base[j]))).abs() < 1e-6);
+    let j = (common::VOCAB - 2) * h + 1;
+    assert!((emb[j] - big[j]).abs() < 1e-6);
+}
+
+#[test]
+fn output_is_atomic_and_never_overwritten_unasked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::F32);
+    let p = plan(&led_yaml(d, ""), d).unwrap();
+    let out = d.join("merged");
+    run(&p, &out, &RunOptions::default()).unwrap();
+    let err = run(&p, &out, &RunOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    run(
+        &p,
+        &out,
+        &RunOptions {
+            force: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // A merge that fails mid-way (a NaN in one input tensor) leaves nothing behind.
+    let nan_dir = d.join("nan");
+    let specs = common::specs(common::VOCAB, Dtype::F32, false);
+    let w =
+        led_io::CheckpointWriter::create_dir(&nan_dir, specs.clone(), Default::default()).unwrap();
+    for s in &specs {
+        let mut v = common::values(&s.name, s.numel(), 5, 0.01);
+        if s.name == "model.norm.weight" {
+            v[3] = f32::NAN;
+        }
+        w.write_f32(&s.name, &v).unwrap();
+    }
+    w.finish().unwrap();
+    let yaml = format!(
+        "merge_method: task_arithmetic\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0}}\n",
+        d.join("base").display(),
+        nan_dir.display()
+    );
+    let p = plan(&yaml, d).unwrap();
+    let target = d.join("bad-merge");
+    let err = run(&p, &target, &RunOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("model.norm.weight") && err.to_string().contains("not finite"),
+        "{err}"
+    );
+    assert!(!target.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("led-tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

@@ -1,0 +1,159 @@
+//! Parity with mergekit itself (PyPI `mergekit`, installed into the project's virtualenv by
+//! `make test`): the same YAML, f32, on tiny random Llama checkpoints; every tensor must agree
+//! to 1e-5 × its largest magnitude.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use led_io::{Checkpoint, Dtype};
+use led_merge::{MergeConfig, MergePlan, RunOptions, run};
+
+fn mergekit() -> PathBuf {
+    let venv = std::env::var_os("LED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let exe = venv.join("bin/mergekit-yaml");
+    assert!(
+        exe.exists(),
+        "{} not found: run the tests with `make test`, which installs mergekit into the project's virtualenv (or set LED_VENV)",
+        exe.display()
+    );
+    exe
+}
+
+fn compare(ours: &Path, theirs: &Path, method: &str) {
+    let (a, b) = (
+        Checkpoint::open(ours).unwrap(),
+        Checkpoint::open(theirs).unwrap(),
+    );
+    let names = |c: &Checkpoint| {
+        c.tensors()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&a), names(&b), "{method}: tensor names differ");
+    let mut worst = 0f32;
+    for t in b.tensors() {
+        assert_eq!(
+            a.info(&t.name).unwrap().shape,
+            t.shape,
+            "{method}: {}",
+            t.name
+        );
+        assert_eq!(
+            a.info(&t.name).unwrap().dtype,
+            Dtype::F32,
+            "{method}: {}",
+            t.name
+        );
+        let (x, y) = (a.read_f32(&t.name).unwrap(), b.read_f32(&t.name).unwrap());
+        let scale = y
+            .iter()
+            .fold(0f32, |m, v| m.max(v.abs()))
+            .max(f32::MIN_POSITIVE);
+        let diff = x
+            .iter()
+            .zip(&y)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        worst = worst.max(diff / scale);
+        assert!(
+            diff <= 1e-5 * scale,
+            "{method}: tensor {}: max |ours − mergekit| = {diff:e}, max |mergekit| = {scale}",
+            t.name
+        );
+    }
+    eprintln!(
+        "{method}: {} tensors agree, worst relative difference {worst:e}",
+        b.tensors().len()
+    );
+}
+
+#[test]
+fn same_output_as_mergekit() {
+    let exe = mergekit();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = |name: &str, seed: u64, scale: f32| {
+        common::write_model(&d.join(name), seed, scale, common::VOCAB, Dtype::F32, false)
+    };
+    let (base, a, b, c) = (
+        model("base", 0, 0.0),
+        model("a", 1, 0.02),
+        model("b", 2, 0.05),
+        model("c", 3, 0.01),
+    );
+    let (base, a, b, c) = (base.display(), a.display(), b.display(), c.display());
+    let configs = [
+        (
+            "linear",
+            format!(
+                "merge_method: linear\nmodels:\n  - model: {a}\n    parameters: {{weight: 0.5}}\n  - model: {b}\n    parameters: {{weight: 0.3}}\n  - model: {c}\n    parameters: {{weight: 0.2}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "task_arithmetic",
+            format!(
+                "merge_method: task_arithmetic\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 0.7}}\n  - model: {b}\n    parameters: {{weight: 0.5}}\n  - model: {c}\n    parameters: {{weight: 0.3}}\nparameters: {{lambda: 0.9}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "ties",
+            format!(
+                "merge_method: ties\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters:\n      weight: 1.0\n      density: [{{filter: mlp, value: 0.3}}, {{value: 0.6}}]\n  - model: {b}\n    parameters: {{weight: 0.5, density: 0.5}}\n  - model: {c}\n    parameters: {{weight: 0.8, density: 0.9}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "breadcrumbs",
+            format!(
+                "merge_method: breadcrumbs\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 1.0, density: 0.8, gamma: 0.05}}\n  - model: {b}\n    parameters: {{weight: 0.5, density: 0.9, gamma: 0.1}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "model_stock",
+            format!(
+                "merge_method: model_stock\nbase_model: {base}\nmodels:\n  - model: {a}\n  - model: {b}\n  - model: {c}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "slerp",
+            format!(
+                "merge_method: slerp\nbase_model: {base}\nmodels:\n  - model: {base}\n  - model: {b}\nparameters:\n  t: [{{filter: self_attn, value: 0.3}}, {{filter: mlp, value: 0.8}}, {{value: 0.5}}]\ndtype: float32\n"
+            ),
+        ),
+    ];
+    // One mergekit process per method, all started at once.
+    let handles: Vec<_> = configs
+        .iter()
+        .map(|(method, yaml)| {
+            let cfg = d.join(format!("{method}.yaml"));
+            std::fs::write(&cfg, yaml).unwrap();
+            let out = d.join(format!("{method}-mergekit"));
+            let child = Command::new(&exe)
+                .args([cfg.as_os_str(), out.as_os_str()])
+                .args(["--no-copy-tokenizer", "--no-write-model-card", "--quiet"])
+                .env("HF_HUB_OFFLINE", "1")
+                .env("TRANSFORMERS_OFFLINE", "1")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn();
+            (method, cfg, out, child)
+        })
+        .collect();
+    for (method, cfg, theirs, result) in handles {
+        let output = result
+            .and_then(|c| c.wait_with_output())
+            .expect("mergekit-yaml runs");
+        assert!(
+            output.status.success(),
+            "mergekit failed on {method}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let plan = MergePlan::new(MergeConfig::from_file(&cfg).unwrap(), &cfg).unwrap();
+        let ours = d.join(format!("{method}-ours"));
+        run(&plan, &ours, &RunOptions::default()).unwrap();
+        compare(&ours, &theirs, method);
+    }
+}
