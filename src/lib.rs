@@ -7,6 +7,8 @@
 //!   score checkpoints.
 //! - [`mask`] (`led-mask`): Elect and Disjoint: top-r thresholds, election patterns, disjoint
 //!   masks, applying masked task vectors, Jaccard overlap analysis.
+//! - [`merge`] (`led-merge`): the merge operators (LED and the mergekit baselines) and the
+//!   streaming engine driven by mergekit-style YAML.
 //! - `attribution` (`led-attribution`, feature `attribution`): Locate, through libtorch.
 //!
 //! LED-Merging on one tensor, straight from scores:
@@ -32,6 +34,7 @@
 pub use led_attribution as attribution;
 pub use led_io as io;
 pub use led_mask as mask;
+pub use led_merge as merge;
 
 // The README's Rust examples are compiled and run as doc tests.
 #[cfg(doctest)]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use bytesize::ByteSize;
 use led_io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
 use rand::{RngExt, SeedableRng};
@@ -127,6 +127,49 @@ fn write_model(
     Ok(())
 }
 
+/// The spec's `random` scorer: uniform scores from a generator keyed by (seed, tensor name).
+fn write_random_scores(path: &Path, specs: &[TensorSpec], model: &Path, seed: u64) -> Result<()> {
+    let record = led_io::ScoreMetadata {
+        scorer: "random".into(),
+        model: model.display().to_string(),
+        dataset: "(none: random scorer)".into(),
+        seed,
+        ..Default::default()
+    };
+    let f32_specs: Vec<TensorSpec> = specs.iter().map(|s| TensorSpec::new(&s.name, Dtype::F32, s.shape.clone())).collect();
+    let options = WriterOptions { overwrite: true, metadata: record.to_map(), ..Default::default() };
+    let writer = CheckpointWriter::create_file(path, f32_specs.clone(), options)?;
+    for s in &f32_specs {
+        let key = s.name.bytes().fold(seed, |h, b| h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(b)));
+        let mut rng = ChaCha8Rng::seed_from_u64(key);
+        let values: Vec<f32> = (0..s.numel()).map(|_| rng.random::<f32>()).collect();
+        writer.write_f32(&s.name, &values)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// For each task vector τ_i = θ_i − θ_b: ⟨θ_m − θ_b, τ_i⟩ / ‖τ_i‖².
+fn retained(base: &Path, tasks: &[&PathBuf], merged: &Path) -> Result<Vec<f64>> {
+    let (b, m) = (Checkpoint::open(base)?, Checkpoint::open(merged)?);
+    let models: Vec<Checkpoint> = tasks.iter().map(Checkpoint::open).collect::<Result<_, _>>()?;
+    let mut dot = vec![0f64; tasks.len()];
+    let mut norm = vec![0f64; tasks.len()];
+    for info in b.tensors() {
+        let bv = b.read_f32(&info.name)?;
+        let mv = m.read_f32(&info.name)?;
+        for (i, model) in models.iter().enumerate() {
+            let tv = model.read_f32(&info.name)?;
+            for ((x, y), z) in bv.iter().zip(&tv).zip(&mv) {
+                let tau = f64::from(y - x);
+                dot[i] += tau * f64::from(z - x);
+                norm[i] += tau * tau;
+            }
+        }
+    }
+    Ok(dot.iter().zip(&norm).map(|(d, n)| d / n.max(f64::MIN_POSITIVE)).collect())
+}
+
 pub fn run(out: &Path, force: bool) -> Result<()> {
     let started = Instant::now();
     // The demo replaces its own earlier output, and nothing else unless forced.
@@ -188,29 +231,57 @@ pub fn run(out: &Path, force: bool) -> Result<()> {
         );
     }
 
-    // 2. Stream every model back, tensor by tensor, and measure the task vectors.
-    let base_ckpt = Checkpoint::open(&models[0].1)?;
-    for (name, dir) in &models[1..] {
-        let ckpt = Checkpoint::open(dir)?;
-        let (mut changed, mut total, mut sq) = (0usize, 0usize, 0f64);
-        for info in base_ckpt.tensors() {
-            let b = base_ckpt.read_f32(&info.name)?;
-            let m = ckpt.read_f32(&info.name)?;
-            ensure!(b.len() == m.len(), "{}: shape differs", info.name);
-            for (x, y) in b.iter().zip(&m) {
-                let d = f64::from(y - x);
-                changed += usize::from(d != 0.0);
-                sq += d * d;
-            }
-            total += b.len();
-        }
-        println!(
-            "  task vector {name:7} ‖τ‖₂ = {:.4}, {:.2} % of {} weights changed",
-            sq.sqrt(),
-            100.0 * changed as f64 / total as f64,
-            total
-        );
+    // 2. Score files. Locate (SNIP) is not in this build yet, so the demo uses the spec's
+    //    `random` scorer (the paper's ablation): i.i.d. uniform scores keyed by (seed, tensor).
+    let scores_dir = out.join("scores");
+    std::fs::create_dir_all(&scores_dir)?;
+    let score_files = [("safety", 11u64), ("base-safety", 12), ("math", 13), ("base-math", 14)];
+    for (name, seed) in score_files {
+        let model = if name.starts_with("base") { "base" } else { name };
+        write_random_scores(&scores_dir.join(format!("{name}.safetensors")), &specs, &out.join(model), seed)?;
     }
+    println!("  wrote {} score checkpoints (random scorer) in {}", score_files.len(), scores_dir.display());
+
+    // 3. Merge with the engine: the classic baselines and LED-Merging, from YAML configs.
+    let (b, sa, ma, sc) = (models[0].1.display(), models[1].1.display(), models[2].1.display(), scores_dir.display());
+    let configs = [
+        ("task_arithmetic", format!("merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0}}\n  - model: {ma}\n    parameters: {{weight: 1.0}}\n")),
+        ("ties", format!("merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.5}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n")),
+        ("led", format!("merge_method: led\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.4}}\n    scores: {{model: {sc}/safety.safetensors, base: {sc}/base-safety.safetensors}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n    scores: {{model: {sc}/math.safetensors, base: {sc}/base-math.safetensors}}\nparameters: {{election: \"11\", disjoint: true}}\n")),
+    ];
+    let configs_dir = out.join("configs");
+    std::fs::create_dir_all(&configs_dir)?;
+    println!("  {:16} {:>14} {:>14} {:>10}", "merge", "τ_safety kept", "τ_math kept", "time");
+    for (method, yaml) in &configs {
+        let cfg = configs_dir.join(format!("{method}.yaml"));
+        std::fs::write(&cfg, yaml)?;
+        let t0 = Instant::now();
+        let plan = led_merge::MergePlan::new(led_merge::MergeConfig::from_file(&cfg)?, &cfg)?;
+        let merged = out.join(format!("merged-{method}"));
+        let options = led_merge::RunOptions { force: true, max_shard_size: DEMO_SHARD_SIZE, ..Default::default() };
+        let report = led_merge::run(&plan, &merged, &options)?;
+        let kept = retained(&models[0].1, &[&models[1].1, &models[2].1], &merged)?;
+        println!("  {method:16} {:>14.3} {:>14.3} {:>10.0?}", kept[0], kept[1], t0.elapsed());
+        if *method == "led" {
+            let (mut e, mut k, mut n) = ([0usize; 2], [0usize; 2], 0usize);
+            for st in report.led.values() {
+                n += st.len;
+                for (i, t) in st.tasks.iter().enumerate() {
+                    e[i] += t.elected;
+                    k[i] += t.kept;
+                }
+            }
+            let pct = |x: usize| 100.0 * x as f64 / n.max(1) as f64;
+            println!(
+                "  led elected {:.1} % / {:.1} % of weights, kept {:.1} % / {:.1} % after disjoint (safety / math)",
+                pct(e[0]),
+                pct(e[1]),
+                pct(k[0]),
+                pct(k[1])
+            );
+        }
+    }
+    println!("  (τ kept = ⟨θ_merged − θ_base, τ⟩ / ‖τ‖²: 1 means the whole task vector survived the merge)");
     println!(
         "done in {:.2?}; inspect a model with: led inspect {}",
         started.elapsed(),

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod inspect;
+mod merge;
 
 /// Merge fine-tuned LLMs without losing safety (LED-Merging: Locate, Elect, Disjoint).
 #[derive(Parser)]
@@ -31,6 +32,25 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Merge models as a mergekit-style YAML config says (led, ties, task_arithmetic, ...).
+    Merge {
+        /// The YAML config.
+        config: PathBuf,
+        /// Output model directory.
+        out: PathBuf,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Tensors merged at once (0 = one per core); memory grows with it.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Check everything and print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Largest output shard, e.g. 5GB or 500MiB.
+        #[arg(long, default_value = "5GB")]
+        max_shard_size: String,
     },
     /// Run the embedded end-to-end demo on generated models (nothing is downloaded).
     Demo {
@@ -58,6 +78,9 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Inspect { path, json } => inspect::run(&path, json),
+        Command::Merge { config, out, force, threads, dry_run, max_shard_size } => {
+            merge::run(&config, &out, force, threads, dry_run, &max_shard_size)
+        }
         Command::Demo { out, force } => demo::run(&out, force),
     };
     match result {

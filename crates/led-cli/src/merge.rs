@@ -1,0 +1,60 @@
+//! `led merge CONFIG OUT`: plan (checking everything), then merge with a progress bar.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Result;
+use bytesize::ByteSize;
+use led_merge::{MergeConfig, MergePlan, MergeReport, RunOptions};
+
+pub fn run(config: &Path, out: &Path, force: bool, threads: usize, dry_run: bool, max_shard_size: &str) -> Result<()> {
+    let max_shard_size = led_io::parse_size(max_shard_size)?;
+    let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
+    if dry_run {
+        print!("{}", plan.describe());
+        println!("(dry run: nothing written; would write {})", out.display());
+        return Ok(());
+    }
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    let started = std::time::Instant::now();
+    let options = RunOptions { force, threads, max_shard_size, progress: std::io::stderr().is_terminal() };
+    let report = led_merge::run(&plan, out, &options)?;
+    print_report(&plan, &report);
+    println!(
+        "wrote {} ({} in {} shard(s)) in {:.1?}",
+        report.written.path.display(),
+        ByteSize(report.written.total_size).display().si(),
+        report.written.shards.len(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// LED totals per task: elected, removed by disjoint, kept.
+pub fn print_report(plan: &MergePlan, report: &MergeReport) {
+    for w in report.warnings.iter().filter(|w| !plan.warnings.contains(w)) {
+        eprintln!("warning: {w}");
+    }
+    if report.led.is_empty() {
+        return;
+    }
+    let tasks = plan.models.len();
+    let mut totals = vec![(0usize, 0usize, 0usize); tasks];
+    let mut elements = 0usize;
+    for stats in report.led.values() {
+        elements += stats.len;
+        for (t, s) in totals.iter_mut().zip(&stats.tasks) {
+            t.0 += s.elected;
+            t.1 += s.removed;
+            t.2 += s.kept;
+        }
+    }
+    println!("LED election over {elements} weights:");
+    println!("  {:40} {:>12} {:>12} {:>12}", "model", "elected", "disjoint −", "kept");
+    for (m, (e, r, k)) in plan.models.iter().zip(totals) {
+        let pct = |x: usize| format!("{:.2} %", 100.0 * x as f64 / elements.max(1) as f64);
+        println!("  {:40} {:>12} {:>12} {:>12}", m.path.display().to_string(), pct(e), pct(r), pct(k));
+    }
+}

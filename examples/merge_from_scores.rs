@@ -1,0 +1,23 @@
+//! Run a merge from a mergekit-style YAML config (e.g. LED from score files), printing the plan
+//! first. The same as `led merge CONFIG OUT`.
+//!
+//! `cargo run --release --example merge_from_scores -- out/demo/configs/led.yaml out/merged`
+
+use led_merging::merge::{MergeConfig, MergePlan, RunOptions, run};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(config), Some(out)) = (args.next(), args.next()) else {
+        return Err("usage: merge_from_scores CONFIG.yaml OUTPUT_DIR".into());
+    };
+    let config = std::path::Path::new(&config);
+    let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
+    print!("{}", plan.describe());
+    let report = run(&plan, out.as_ref(), &RunOptions { force: true, ..Default::default() })?;
+    for (tensor, stats) in report.led.iter().take(5) {
+        let kept: Vec<usize> = stats.tasks.iter().map(|t| t.kept).collect();
+        println!("{tensor}: {} elements, kept per task {kept:?}, overlap removed {}", stats.len, stats.overlap);
+    }
+    println!("wrote {}", report.written.path.display());
+    Ok(())
+}
