@@ -13,10 +13,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = std::path::Path::new(&config);
     let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
     print!("{}", plan.describe());
-    let report = run(&plan, out.as_ref(), &RunOptions { force: true, ..Default::default() })?;
+    let report = run(
+        &plan,
+        out.as_ref(),
+        &RunOptions {
+            force: true,
+            ..Default::default()
+        },
+    )?;
     for (tensor, stats) in report.led.iter().take(5) {
         let kept: Vec<usize> = stats.tasks.iter().map(|t| t.kept).collect();
-        println!("{tensor}: {} elements, kept per task {kept:?}, overlap removed {}", stats.len, stats.overlap);
+        println!(
+            "{tensor}: {} elements, kept per task {kept:?}, overlap removed {}",
+            stats.len, stats.overlap
+        );
     }
     println!("wrote {}", report.written.path.display());
     Ok(())

@@ -136,11 +136,20 @@ fn write_random_scores(path: &Path, specs: &[TensorSpec], model: &Path, seed: u6
         seed,
         ..Default::default()
     };
-    let f32_specs: Vec<TensorSpec> = specs.iter().map(|s| TensorSpec::new(&s.name, Dtype::F32, s.shape.clone())).collect();
-    let options = WriterOptions { overwrite: true, metadata: record.to_map(), ..Default::default() };
+    let f32_specs: Vec<TensorSpec> = specs
+        .iter()
+        .map(|s| TensorSpec::new(&s.name, Dtype::F32, s.shape.clone()))
+        .collect();
+    let options = WriterOptions {
+        overwrite: true,
+        metadata: record.to_map(),
+        ..Default::default()
+    };
     let writer = CheckpointWriter::create_file(path, f32_specs.clone(), options)?;
     for s in &f32_specs {
-        let key = s.name.bytes().fold(seed, |h, b| h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(b)));
+        let key = s.name.bytes().fold(seed, |h, b| {
+            h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(b))
+        });
         let mut rng = ChaCha8Rng::seed_from_u64(key);
         let values: Vec<f32> = (0..s.numel()).map(|_| rng.random::<f32>()).collect();
         writer.write_f32(&s.name, &values)?;
@@ -152,7 +161,10 @@ fn write_random_scores(path: &Path, specs: &[TensorSpec], model: &Path, seed: u6
 /// For each task vector τ_i = θ_i − θ_b: ⟨θ_m − θ_b, τ_i⟩ / ‖τ_i‖².
 fn retained(base: &Path, tasks: &[&PathBuf], merged: &Path) -> Result<Vec<f64>> {
     let (b, m) = (Checkpoint::open(base)?, Checkpoint::open(merged)?);
-    let models: Vec<Checkpoint> = tasks.iter().map(Checkpoint::open).collect::<Result<_, _>>()?;
+    let models: Vec<Checkpoint> = tasks
+        .iter()
+        .map(Checkpoint::open)
+        .collect::<Result<_, _>>()?;
     let mut dot = vec![0f64; tasks.len()];
     let mut norm = vec![0f64; tasks.len()];
     for info in b.tensors() {
@@ -167,7 +179,11 @@ fn retained(base: &Path, tasks: &[&PathBuf], merged: &Path) -> Result<Vec<f64>> 
             }
         }
     }
-    Ok(dot.iter().zip(&norm).map(|(d, n)| d / n.max(f64::MIN_POSITIVE)).collect())
+    Ok(dot
+        .iter()
+        .zip(&norm)
+        .map(|(d, n)| d / n.max(f64::MIN_POSITIVE))
+        .collect())
 }
 
 pub fn run(out: &Path, force: bool) -> Result<()> {
@@ -235,33 +251,83 @@ pub fn run(out: &Path, force: bool) -> Result<()> {
     //    `random` scorer (the paper's ablation): i.i.d. uniform scores keyed by (seed, tensor).
     let scores_dir = out.join("scores");
     std::fs::create_dir_all(&scores_dir)?;
-    let score_files = [("safety", 11u64), ("base-safety", 12), ("math", 13), ("base-math", 14)];
+    let score_files = [
+        ("safety", 11u64),
+        ("base-safety", 12),
+        ("math", 13),
+        ("base-math", 14),
+    ];
     for (name, seed) in score_files {
-        let model = if name.starts_with("base") { "base" } else { name };
-        write_random_scores(&scores_dir.join(format!("{name}.safetensors")), &specs, &out.join(model), seed)?;
+        let model = if name.starts_with("base") {
+            "base"
+        } else {
+            name
+        };
+        write_random_scores(
+            &scores_dir.join(format!("{name}.safetensors")),
+            &specs,
+            &out.join(model),
+            seed,
+        )?;
     }
-    println!("  wrote {} score checkpoints (random scorer) in {}", score_files.len(), scores_dir.display());
+    println!(
+        "  wrote {} score checkpoints (random scorer) in {}",
+        score_files.len(),
+        scores_dir.display()
+    );
 
     // 3. Merge with the engine: the classic baselines and LED-Merging, from YAML configs.
-    let (b, sa, ma, sc) = (models[0].1.display(), models[1].1.display(), models[2].1.display(), scores_dir.display());
+    let (b, sa, ma, sc) = (
+        models[0].1.display(),
+        models[1].1.display(),
+        models[2].1.display(),
+        scores_dir.display(),
+    );
     let configs = [
-        ("task_arithmetic", format!("merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0}}\n  - model: {ma}\n    parameters: {{weight: 1.0}}\n")),
-        ("ties", format!("merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.5}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n")),
-        ("led", format!("merge_method: led\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.4}}\n    scores: {{model: {sc}/safety.safetensors, base: {sc}/base-safety.safetensors}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n    scores: {{model: {sc}/math.safetensors, base: {sc}/base-math.safetensors}}\nparameters: {{election: \"11\", disjoint: true}}\n")),
+        (
+            "task_arithmetic",
+            format!(
+                "merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0}}\n  - model: {ma}\n    parameters: {{weight: 1.0}}\n"
+            ),
+        ),
+        (
+            "ties",
+            format!(
+                "merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.5}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n"
+            ),
+        ),
+        (
+            "led",
+            format!(
+                "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.4}}\n    scores: {{model: {sc}/safety.safetensors, base: {sc}/base-safety.safetensors}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n    scores: {{model: {sc}/math.safetensors, base: {sc}/base-math.safetensors}}\nparameters: {{election: \"11\", disjoint: true}}\n"
+            ),
+        ),
     ];
     let configs_dir = out.join("configs");
     std::fs::create_dir_all(&configs_dir)?;
-    println!("  {:16} {:>14} {:>14} {:>10}", "merge", "τ_safety kept", "τ_math kept", "time");
+    println!(
+        "  {:16} {:>14} {:>14} {:>10}",
+        "merge", "τ_safety kept", "τ_math kept", "time"
+    );
     for (method, yaml) in &configs {
         let cfg = configs_dir.join(format!("{method}.yaml"));
         std::fs::write(&cfg, yaml)?;
         let t0 = Instant::now();
         let plan = led_merge::MergePlan::new(led_merge::MergeConfig::from_file(&cfg)?, &cfg)?;
         let merged = out.join(format!("merged-{method}"));
-        let options = led_merge::RunOptions { force: true, max_shard_size: DEMO_SHARD_SIZE, ..Default::default() };
+        let options = led_merge::RunOptions {
+            force: true,
+            max_shard_size: DEMO_SHARD_SIZE,
+            ..Default::default()
+        };
         let report = led_merge::run(&plan, &merged, &options)?;
         let kept = retained(&models[0].1, &[&models[1].1, &models[2].1], &merged)?;
-        println!("  {method:16} {:>14.3} {:>14.3} {:>10.0?}", kept[0], kept[1], t0.elapsed());
+        println!(
+            "  {method:16} {:>14.3} {:>14.3} {:>10.0?}",
+            kept[0],
+            kept[1],
+            t0.elapsed()
+        );
         if *method == "led" {
             let (mut e, mut k, mut n) = ([0usize; 2], [0usize; 2], 0usize);
             for st in report.led.values() {
@@ -281,7 +347,9 @@ pub fn run(out: &Path, force: bool) -> Result<()> {
             );
         }
     }
-    println!("  (τ kept = ⟨θ_merged − θ_base, τ⟩ / ‖τ‖²: 1 means the whole task vector survived the merge)");
+    println!(
+        "  (τ kept = ⟨θ_merged − θ_base, τ⟩ / ‖τ‖²: 1 means the whole task vector survived the merge)"
+    );
     println!(
         "done in {:.2?}; inspect a model with: led inspect {}",
         started.elapsed(),

@@ -78,9 +78,14 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Inspect { path, json } => inspect::run(&path, json),
-        Command::Merge { config, out, force, threads, dry_run, max_shard_size } => {
-            merge::run(&config, &out, force, threads, dry_run, &max_shard_size)
-        }
+        Command::Merge {
+            config,
+            out,
+            force,
+            threads,
+            dry_run,
+            max_shard_size,
+        } => merge::run(&config, &out, force, threads, dry_run, &max_shard_size),
         Command::Demo { out, force } => demo::run(&out, force),
     };
     match result {

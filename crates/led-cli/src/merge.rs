@@ -7,7 +7,14 @@ use anyhow::Result;
 use bytesize::ByteSize;
 use led_merge::{MergeConfig, MergePlan, MergeReport, RunOptions};
 
-pub fn run(config: &Path, out: &Path, force: bool, threads: usize, dry_run: bool, max_shard_size: &str) -> Result<()> {
+pub fn run(
+    config: &Path,
+    out: &Path,
+    force: bool,
+    threads: usize,
+    dry_run: bool,
+    max_shard_size: &str,
+) -> Result<()> {
     let max_shard_size = led_io::parse_size(max_shard_size)?;
     let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
     if dry_run {
@@ -19,7 +26,12 @@ pub fn run(config: &Path, out: &Path, force: bool, threads: usize, dry_run: bool
         eprintln!("warning: {w}");
     }
     let started = std::time::Instant::now();
-    let options = RunOptions { force, threads, max_shard_size, progress: std::io::stderr().is_terminal() };
+    let options = RunOptions {
+        force,
+        threads,
+        max_shard_size,
+        progress: std::io::stderr().is_terminal(),
+    };
     let report = led_merge::run(&plan, out, &options)?;
     print_report(&plan, &report);
     println!(
@@ -34,7 +46,11 @@ pub fn run(config: &Path, out: &Path, force: bool, threads: usize, dry_run: bool
 
 /// LED totals per task: elected, removed by disjoint, kept.
 pub fn print_report(plan: &MergePlan, report: &MergeReport) {
-    for w in report.warnings.iter().filter(|w| !plan.warnings.contains(w)) {
+    for w in report
+        .warnings
+        .iter()
+        .filter(|w| !plan.warnings.contains(w))
+    {
         eprintln!("warning: {w}");
     }
     if report.led.is_empty() {
@@ -52,9 +68,18 @@ pub fn print_report(plan: &MergePlan, report: &MergeReport) {
         }
     }
     println!("LED election over {elements} weights:");
-    println!("  {:40} {:>12} {:>12} {:>12}", "model", "elected", "disjoint −", "kept");
+    println!(
+        "  {:40} {:>12} {:>12} {:>12}",
+        "model", "elected", "disjoint −", "kept"
+    );
     for (m, (e, r, k)) in plan.models.iter().zip(totals) {
         let pct = |x: usize| format!("{:.2} %", 100.0 * x as f64 / elements.max(1) as f64);
-        println!("  {:40} {:>12} {:>12} {:>12}", m.path.display().to_string(), pct(e), pct(r), pct(k));
+        println!(
+            "  {:40} {:>12} {:>12} {:>12}",
+            m.path.display().to_string(),
+            pct(e),
+            pct(r),
+            pct(k)
+        );
     }
 }

@@ -28,13 +28,33 @@ pub(crate) enum Sparsify {
     RankSampling,
 }
 
-/// One member of the family.
+/// One member of the family: everything that distinguishes it is data.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Family {
-    pub name: &'static str,
-    pub sparsify: Sparsify,
-    pub consensus: bool,
-    pub default_normalize: bool,
+pub struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) sparsify: Sparsify,
+    pub(crate) consensus: bool,
+    pub(crate) default_normalize: bool,
+    pub(crate) model_params: &'static [ParamSpec],
+    pub(crate) global_params: &'static [ParamSpec],
+}
+
+impl MergeMethod for Family {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn model_params(&self) -> &'static [ParamSpec] {
+        self.model_params
+    }
+    fn required_model_params(&self) -> &'static [&'static str] {
+        &["weight"]
+    }
+    fn global_params(&self) -> &'static [ParamSpec] {
+        self.global_params
+    }
+    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
+        merge(*self, job, out)
+    }
 }
 
 fn rescale_of(job: &TensorJob<'_>) -> Rescale {
@@ -131,58 +151,19 @@ pub(crate) fn merge(
 const DARE_MODEL: &[ParamSpec] = &[WEIGHT, DENSITY];
 const DARE_GLOBAL: &[ParamSpec] = &[LAMBDA, NORMALIZE, RESCALE, INT8_MASK];
 
-/// `dare_linear`: random drop with rescale, then a weighted sum.
-#[derive(Debug, Clone, Copy)]
-pub struct DareLinear;
-
-impl MergeMethod for DareLinear {
-    fn name(&self) -> &'static str {
-        "dare_linear"
-    }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        DARE_MODEL
-    }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["weight"]
-    }
-    fn global_params(&self) -> &'static [ParamSpec] {
-        DARE_GLOBAL
-    }
-    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family {
-            name: "dare_linear",
-            sparsify: Sparsify::Random,
-            consensus: false,
-            default_normalize: false,
-        };
-        merge(family, job, out)
-    }
-}
+/// `dare_linear` (Yu et al. 2024): random drop with rescale, then a weighted sum.
+pub const DARE_LINEAR: Family = Family {
+    name: "dare_linear",
+    sparsify: Sparsify::Random,
+    consensus: false,
+    default_normalize: false,
+    model_params: DARE_MODEL,
+    global_params: DARE_GLOBAL,
+};
 
 /// `dare_ties`: random drop with rescale, then TIES sign election.
-#[derive(Debug, Clone, Copy)]
-pub struct DareTies;
-
-impl MergeMethod for DareTies {
-    fn name(&self) -> &'static str {
-        "dare_ties"
-    }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        DARE_MODEL
-    }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["weight"]
-    }
-    fn global_params(&self) -> &'static [ParamSpec] {
-        DARE_GLOBAL
-    }
-    fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
-        let family = Family {
-            name: "dare_ties",
-            sparsify: Sparsify::Random,
-            consensus: true,
-            default_normalize: false,
-        };
-        merge(family, job, out)
-    }
-}
+pub const DARE_TIES: Family = Family {
+    name: "dare_ties",
+    consensus: true,
+    ..DARE_LINEAR
+};

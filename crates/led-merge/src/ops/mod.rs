@@ -16,15 +16,15 @@ mod slerp;
 mod task_arithmetic;
 mod ties;
 
-pub use breadcrumbs::{Breadcrumbs, BreadcrumbsTies};
-pub use della::{Della, DellaLinear};
-pub use generalized::{DareLinear, DareTies};
+pub use breadcrumbs::{BREADCRUMBS, BREADCRUMBS_TIES};
+pub use della::{DELLA, DELLA_LINEAR};
+pub use generalized::{DARE_LINEAR, DARE_TIES, Family};
 pub use led::Led;
 pub use linear::Linear;
 pub use model_stock::ModelStock;
 pub use slerp::Slerp;
-pub use task_arithmetic::TaskArithmetic;
-pub use ties::Ties;
+pub use task_arithmetic::TASK_ARITHMETIC;
+pub use ties::TIES;
 
 /// A parameter a method accepts, with its validity check.
 #[derive(Clone, Copy)]
@@ -245,14 +245,14 @@ pub fn method(name: &str) -> Option<Box<dyn MergeMethod>> {
     Some(match name {
         "led" => Box::new(Led),
         "linear" => Box::new(Linear),
-        "task_arithmetic" => Box::new(TaskArithmetic),
-        "ties" => Box::new(Ties),
-        "dare_linear" => Box::new(DareLinear),
-        "dare_ties" => Box::new(DareTies),
-        "breadcrumbs" => Box::new(Breadcrumbs),
-        "breadcrumbs_ties" => Box::new(BreadcrumbsTies),
-        "della" => Box::new(Della),
-        "della_linear" => Box::new(DellaLinear),
+        "task_arithmetic" => Box::new(TASK_ARITHMETIC),
+        "ties" => Box::new(TIES),
+        "dare_linear" => Box::new(DARE_LINEAR),
+        "dare_ties" => Box::new(DARE_TIES),
+        "breadcrumbs" => Box::new(BREADCRUMBS),
+        "breadcrumbs_ties" => Box::new(BREADCRUMBS_TIES),
+        "della" => Box::new(DELLA),
+        "della_linear" => Box::new(DELLA_LINEAR),
         "model_stock" => Box::new(ModelStock),
         "slerp" => Box::new(Slerp),
         _ => return None,
