@@ -13,7 +13,7 @@ mod merge;
 #[derive(Parser)]
 #[command(name = "led", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  led demo\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
+    after_help = "Examples:\n  led demo\n  led merge merge.yaml merged/ --dry-run\n  led merge merge.yaml merged/ --threads 4\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
 )]
 struct Cli {
     #[command(subcommand)]

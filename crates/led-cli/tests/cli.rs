@@ -1,0 +1,107 @@
+//! The `led` binary as a user runs it: exit codes, messages, dry runs and merges.
+
+use std::process::Command;
+
+fn led() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_led"))
+}
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    let out = led().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = led()
+        .args(["inspect", "/nonexistent/model"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("/nonexistent/model"),
+        "{err}"
+    );
+    let help = led().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("led merge merge.yaml"));
+}
+
+#[test]
+fn demo_then_dry_run_merge_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let run = led().args(["demo", "--out"]).arg(&out).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains("task_arithmetic") && text.contains("led elected"),
+        "{text}"
+    );
+    // Rerunning the demo into its own directory works; into a foreign one it refuses.
+    assert!(
+        led()
+            .args(["demo", "--out"])
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
+    let refused = led()
+        .args(["demo", "--out"])
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+
+    let cfg = out.join("configs/led.yaml");
+    let dry = led()
+        .arg("merge")
+        .arg(&cfg)
+        .arg(dir.path().join("m"))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(dry.status.success());
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        plan.contains("model.layers.0.mlp.up_proj.weight")
+            && plan.contains("led of 2 model(s)")
+            && plan.contains("output: 39 tensors"),
+        "{plan}"
+    );
+    assert!(!dir.path().join("m").exists());
+
+    let merged = dir.path().join("m");
+    let ok = led()
+        .arg("merge")
+        .arg(&cfg)
+        .arg(&merged)
+        .args(["--threads", "2", "--max-shard-size", "500kB"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("LED election over"));
+    let again = led().arg("merge").arg(&cfg).arg(&merged).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let inspect = led()
+        .arg("inspect")
+        .arg(&merged)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(json["metadata"]["led.merge.method"], "led");
+    assert_eq!(json["tensors"].as_array().unwrap().len(), 39);
+    assert!(json["shards"].as_array().unwrap().len() > 1);
+}
