@@ -18,6 +18,13 @@ export LIBTORCH_USE_PYTORCH := 1
 export LIBTORCH_BYPASS_VERSION_CHECK :=
 unexport LIBTORCH_BYPASS_VERSION_CHECK
 
+# Binaries, tests and examples find libtorch through an RPATH set by the build scripts; doc
+# tests get no build-script link arguments, so they find it here (expanded when recipes run,
+# i.e. after the virtualenv exists).
+ORIG_LD_LIBRARY_PATH := $(LD_LIBRARY_PATH)
+TORCH_LIB = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch/lib))
+export LD_LIBRARY_PATH = $(TORCH_LIB)$(if $(ORIG_LD_LIBRARY_PATH),:$(ORIG_LD_LIBRARY_PATH))
+
 CARGO ?= cargo
 FEATURES := --workspace --all-features
 

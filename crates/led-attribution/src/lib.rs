@@ -5,11 +5,23 @@
 //! writes score checkpoints with `led-io`. It is the only crate of the workspace that links
 //! libtorch.
 //!
-//! This first version provides the libtorch runtime plumbing: device selection, a report of
-//! what the linked libtorch offers, and loading checkpoint tensors into `tch` tensors without
-//! going through `tch`'s own (whole-file) safetensors loader.
+//! - [`Model`]: Llama 2/3, Mistral and Qwen2 decoders from `config.json` + safetensors (loaded
+//!   tensor by tensor through `led-io`), with Hugging Face's math.
+//! - [`load_samples`]: JSONL/CSV calibration data, tokenised with the model's `tokenizer.json`.
+//! - [`locate`]: SNIP / Wanda / random scores written as a score checkpoint, reused when an
+//!   existing file's metadata matches the request.
 
 use std::path::PathBuf;
+
+pub mod config;
+pub mod data;
+pub mod locate;
+pub mod model;
+
+pub use config::{Architecture, ModelConfig};
+pub use data::{DataOptions, Sample, load_samples, load_tokenizer};
+pub use locate::{LocateOptions, LocateReport, Scorer, locate};
+pub use model::Model;
 
 use led_io::Checkpoint;
 pub use tch;
@@ -38,6 +50,18 @@ pub enum Error {
     /// The device asked for is not available.
     #[error("device {0:?} is not available: {1}")]
     Device(String, String),
+    /// A model's `config.json` is invalid or asks for something unsupported.
+    #[error("{0}: {1}")]
+    Config(PathBuf, String),
+    /// A model's weights don't fit its config, or a forward pass can't run.
+    #[error("{0}: {1}")]
+    Model(PathBuf, String),
+    /// Calibration data that can't be read.
+    #[error("{0}: {1}")]
+    Data(PathBuf, String),
+    /// Stopped by the user (Ctrl-C); nothing was written.
+    #[error("interrupted: no score file was written")]
+    Interrupted,
 }
 
 /// Which device to run on.

@@ -1,0 +1,332 @@
+//! A Llama-family decoder (Llama 2/3, Mistral, Qwen2) as a few plain structs over `tch` tensors,
+//! with Hugging Face's tensor names and math (rotate-half RoPE, RMSNorm in f32, GQA, SwiGLU).
+//! Weights come from `led-io`, one tensor at a time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use led_io::Checkpoint;
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{Architecture, ModelConfig};
+use crate::{Error, Result, load_tensor};
+
+/// A linear layer `y = x Wᵀ (+ b)`, names `{prefix}.weight` / `{prefix}.bias`.
+#[derive(Debug)]
+pub(crate) struct Linear {
+    pub weight: String,
+    pub bias: Option<String>,
+}
+
+/// Per-feature sums of squares of the inputs of every Linear and RMSNorm (Wanda), keyed by the
+/// weight's name, over the positions selected by `mask`.
+#[derive(Debug, Default)]
+pub struct Activations {
+    pub(crate) sums: BTreeMap<String, Tensor>,
+    /// Rows of the current sequence that count (answer positions), as a [T] float mask.
+    pub(crate) mask: Option<Tensor>,
+}
+
+impl Activations {
+    fn record(&mut self, weight: &str, x: &Tensor) {
+        let Some(mask) = &self.mask else { return };
+        let x2 = x.detach().to_kind(Kind::Float);
+        let sq = (&x2 * &x2 * mask.unsqueeze(-1)).sum_dim_intlist(0, false, Kind::Float);
+        match self.sums.get_mut(weight) {
+            Some(acc) => {
+                let _ = acc.f_add_(&sq);
+            }
+            None => {
+                self.sums.insert(weight.to_owned(), sq);
+            }
+        }
+    }
+}
+
+/// The model: its config and its parameters by Hugging Face name.
+#[derive(Debug)]
+pub struct Model {
+    /// The config.
+    pub config: ModelConfig,
+    /// Parameters by name (embedding, every layer, final norm, head when untied).
+    pub params: BTreeMap<String, Tensor>,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Device.
+    pub device: Device,
+    /// Weight dtype.
+    pub kind: Kind,
+    inv_freq: Tensor,
+}
+
+/// Names of the parameters of layer `l`.
+fn layer_names(c: &ModelConfig, l: usize) -> Vec<String> {
+    let p = format!("model.layers.{l}");
+    let mut names = vec![];
+    for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+        names.push(format!("{p}.self_attn.{proj}.weight"));
+        if c.attention_bias && proj != "o_proj" {
+            names.push(format!("{p}.self_attn.{proj}.bias"));
+        }
+    }
+    for proj in ["gate_proj", "up_proj", "down_proj"] {
+        names.push(format!("{p}.mlp.{proj}.weight"));
+        if c.mlp_bias {
+            names.push(format!("{p}.mlp.{proj}.bias"));
+        }
+    }
+    names.push(format!("{p}.input_layernorm.weight"));
+    names.push(format!("{p}.post_attention_layernorm.weight"));
+    names
+}
+
+/// RoPE inverse frequencies, with Llama 3.1 scaling when configured (as transformers computes them).
+fn inv_freq(c: &ModelConfig) -> Vec<f32> {
+    let d = c.head_dim;
+    let base: Vec<f64> = (0..d / 2)
+        .map(|i| 1.0 / c.rope_theta.powf((2 * i) as f64 / d as f64))
+        .collect();
+    let base: Vec<f64> = base.iter().map(|&x| f64::from(x as f32)).collect();
+    let Some(s) = c.rope_scaling else {
+        return base.iter().map(|&x| x as f32).collect();
+    };
+    let low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+    let high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+    base.iter()
+        .map(|&f| {
+            let wavelen = 2.0 * std::f64::consts::PI / f;
+            let scaled = if wavelen > low_wavelen {
+                f / s.factor
+            } else {
+                f
+            };
+            let smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor)
+                / (s.high_freq_factor - s.low_freq_factor);
+            // Finite frequencies: "not below high and not above low" is the closed interval.
+            let medium = (high_wavelen..=low_wavelen).contains(&wavelen);
+            (if medium {
+                (1.0 - smooth) * scaled / s.factor + smooth * scaled
+            } else {
+                scaled
+            }) as f32
+        })
+        .collect()
+}
+
+fn rotate_half(x: &Tensor) -> Tensor {
+    let half = x.size().last().copied().unwrap_or(0) / 2;
+    let x1 = x.narrow(-1, 0, half);
+    let x2 = x.narrow(-1, half, half);
+    Tensor::cat(&[x2.neg(), x1], -1)
+}
+
+impl Model {
+    /// Load the model at `dir` (config.json + safetensors) onto `device` in `kind` (f32 or bf16).
+    pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        let config = ModelConfig::from_dir(dir)?;
+        let ckpt = Checkpoint::open(dir)?;
+        let mut names = vec!["model.embed_tokens.weight".to_owned()];
+        for l in 0..config.num_layers {
+            names.extend(layer_names(&config, l));
+        }
+        names.push("model.norm.weight".into());
+        if !config.tie_word_embeddings {
+            names.push("lm_head.weight".into());
+        }
+        let mut params = BTreeMap::new();
+        for name in &names {
+            if !ckpt.contains(name) {
+                return Err(Error::Model(
+                    dir.to_path_buf(),
+                    format!("tensor {name:?} is missing (config.json says it should exist)"),
+                ));
+            }
+            let t = load_tensor(&ckpt, name, device, kind)?;
+            params.insert(name.clone(), t);
+        }
+        if let Some(extra) = ckpt
+            .tensors()
+            .iter()
+            .find(|t| !params.contains_key(&t.name) && !t.name.ends_with("rotary_emb.inv_freq"))
+        {
+            return Err(Error::Model(
+                dir.to_path_buf(),
+                format!(
+                    "tensor {:?} is not part of {:?} as configured",
+                    extra.name, config.architecture
+                ),
+            ));
+        }
+        let inv = Tensor::from_slice(&inv_freq(&config)).to_device(device);
+        Ok(Model {
+            config,
+            params,
+            path: dir.to_path_buf(),
+            device,
+            kind,
+            inv_freq: inv,
+        })
+    }
+
+    fn p(&self, name: &str) -> &Tensor {
+        &self.params[name]
+    }
+
+    fn linear(&self, x: &Tensor, l: &Linear, acts: &mut Option<&mut Activations>) -> Tensor {
+        if let Some(a) = acts.as_deref_mut() {
+            a.record(&l.weight, x);
+        }
+        x.linear(self.p(&l.weight), l.bias.as_ref().map(|b| self.p(b)))
+    }
+
+    fn lin(&self, prefix: &str, bias: bool) -> Linear {
+        Linear {
+            weight: format!("{prefix}.weight"),
+            bias: bias.then(|| format!("{prefix}.bias")),
+        }
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &str, acts: &mut Option<&mut Activations>) -> Tensor {
+        if let Some(a) = acts.as_deref_mut() {
+            a.record(weight, x);
+        }
+        let xf = x.to_kind(Kind::Float);
+        let var = xf.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        let normed = (xf * (var + self.config.rms_norm_eps).rsqrt()).to_kind(x.kind());
+        self.p(weight) * normed
+    }
+
+    /// Logits [T, vocab] for one sequence of token ids; `acts` collects Wanda statistics.
+    pub fn forward(&self, ids: &[i64], mut acts: Option<&mut Activations>) -> Result<Tensor> {
+        let c = &self.config;
+        let t = ids.len() as i64;
+        if let Some(w) = c.sliding_window
+            && ids.len() > w
+        {
+            return Err(Error::Model(
+                self.path.clone(),
+                format!(
+                    "sequence of {} tokens exceeds the sliding window {w}, which is not implemented",
+                    ids.len()
+                ),
+            ));
+        }
+        let ids_t = Tensor::from_slice(ids).to_device(self.device);
+        let mut x = self.p("model.embed_tokens.weight").index_select(0, &ids_t);
+        let pos = Tensor::arange(t, (Kind::Float, self.device));
+        let freqs = pos.outer(&self.inv_freq);
+        let emb = Tensor::cat(&[&freqs, &freqs], -1);
+        let (cos, sin) = (
+            emb.cos().to_kind(self.kind).unsqueeze(1),
+            emb.sin().to_kind(self.kind).unsqueeze(1),
+        );
+        let (h, kv, hd) = (c.num_heads as i64, c.num_kv_heads as i64, c.head_dim as i64);
+        for l in 0..c.num_layers {
+            let p = format!("model.layers.{l}");
+            let residual = x.shallow_clone();
+            let hs = self.rms_norm(&x, &format!("{p}.input_layernorm.weight"), &mut acts);
+            let ab = c.attention_bias;
+            let q = self
+                .linear(
+                    &hs,
+                    &self.lin(&format!("{p}.self_attn.q_proj"), ab),
+                    &mut acts,
+                )
+                .view([t, h, hd]);
+            let k = self
+                .linear(
+                    &hs,
+                    &self.lin(&format!("{p}.self_attn.k_proj"), ab),
+                    &mut acts,
+                )
+                .view([t, kv, hd]);
+            let v = self
+                .linear(
+                    &hs,
+                    &self.lin(&format!("{p}.self_attn.v_proj"), ab),
+                    &mut acts,
+                )
+                .view([t, kv, hd]);
+            let q = &q * &cos + rotate_half(&q) * &sin;
+            let k = &k * &cos + rotate_half(&k) * &sin;
+            // [heads, T, head_dim]; grouped-query attention shares each k/v head.
+            let (q, k, v) = (q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1));
+            let attn = Tensor::scaled_dot_product_attention(
+                &q.unsqueeze(0),
+                &k.unsqueeze(0),
+                &v.unsqueeze(0),
+                None::<Tensor>,
+                0.0,
+                true,
+                None,
+                kv != h,
+            )
+            .squeeze_dim(0)
+            .transpose(0, 1)
+            .reshape([t, h * hd]);
+            let o = self.linear(
+                &attn,
+                &self.lin(&format!("{p}.self_attn.o_proj"), false),
+                &mut acts,
+            );
+            x = residual + o;
+            let residual = x.shallow_clone();
+            let hs = self.rms_norm(
+                &x,
+                &format!("{p}.post_attention_layernorm.weight"),
+                &mut acts,
+            );
+            let mb = c.mlp_bias;
+            let gate = self.linear(&hs, &self.lin(&format!("{p}.mlp.gate_proj"), mb), &mut acts);
+            let up = self.linear(&hs, &self.lin(&format!("{p}.mlp.up_proj"), mb), &mut acts);
+            let down = self.linear(
+                &(gate.silu() * up),
+                &self.lin(&format!("{p}.mlp.down_proj"), mb),
+                &mut acts,
+            );
+            x = residual + down;
+        }
+        let x = self.rms_norm(&x, "model.norm.weight", &mut acts);
+        let head = if c.tie_word_embeddings {
+            "model.embed_tokens"
+        } else {
+            "lm_head"
+        };
+        Ok(self.linear(&x, &self.lin(head, false), &mut acts))
+    }
+
+    /// Mean negative log-likelihood of the answer tokens `ids[prompt_len..]`, each predicted
+    /// from the position before it (spec §1), computed in f32.
+    pub fn answer_loss(
+        &self,
+        ids: &[i64],
+        prompt_len: usize,
+        acts: Option<&mut Activations>,
+    ) -> Result<Tensor> {
+        if prompt_len == 0 || prompt_len >= ids.len() {
+            return Err(Error::Model(
+                self.path.clone(),
+                format!(
+                    "a sample needs a prompt and an answer ({} prompt tokens of {})",
+                    prompt_len,
+                    ids.len()
+                ),
+            ));
+        }
+        let logits = self.forward(ids, acts)?.to_kind(Kind::Float);
+        let n = (ids.len() - prompt_len) as i64;
+        let pred = logits.narrow(0, prompt_len as i64 - 1, n);
+        let target = Tensor::from_slice(&ids[prompt_len..]).to_device(self.device);
+        Ok(pred.cross_entropy_for_logits(&target))
+    }
+
+    /// Parameter names in checkpoint order (sorted).
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.params.keys()
+    }
+
+    /// Whether an architecture is Mistral (for callers reporting limits).
+    pub fn is_mistral(&self) -> bool {
+        self.config.architecture == Architecture::Mistral
+    }
+}

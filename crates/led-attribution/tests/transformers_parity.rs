@@ -1,0 +1,191 @@
+//! Parity with Hugging Face `transformers` (installed into the project's virtualenv by
+//! `make test`): logits, loss and SNIP scores on tiny random Llama / Llama-3 (rope scaling,
+//! tied, head_dim) / Mistral / Qwen2 models that transformers itself creates.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use led_attribution::{
+    DataOptions, LocateOptions, Model, Scorer, load_samples, load_tokenizer, locate, to_f32_vec,
+};
+use led_io::{Checkpoint, ScoreMetadata};
+use tch::{Device, Kind};
+
+const CASES: [&str; 4] = ["llama_gqa", "llama3_tied", "mistral", "qwen2"];
+
+fn references() -> (tempfile::TempDir, PathBuf) {
+    let venv = std::env::var_os("LED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} not found: run the tests with `make test` (it installs transformers into the project's virtualenv) or set LED_VENV",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/make_reference.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(dir.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reference script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn logits_loss_and_snip_match_transformers() {
+    let (_keep, root) = references();
+    for case in CASES {
+        let dir = root.join(case);
+        let reference = Checkpoint::open(dir.join("reference.safetensors")).unwrap();
+        let model = Model::load(&dir, Device::Cpu, Kind::Float).unwrap();
+
+        // Our tokenisation of data.jsonl gives the ids the reference used.
+        let tokenizer = load_tokenizer(&dir).unwrap();
+        let (samples, _) = load_samples(
+            &dir.join("data.jsonl"),
+            &tokenizer,
+            &DataOptions {
+                samples: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(samples.len(), 3);
+        let losses = reference.read_f32("losses").unwrap();
+        for (k, s) in samples.iter().enumerate() {
+            let ids: Vec<i64> = reference
+                .read_bytes(&format!("ids.{k}"))
+                .unwrap()
+                .chunks(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            assert_eq!(s.ids, ids, "{case}: sample {k} ids");
+            let plen = reference.read_f32(&format!("prompt_len.{k}")).unwrap()[0] as usize;
+            assert_eq!(s.prompt_len, plen, "{case}: sample {k} prompt length");
+            let loss = tch::no_grad(|| {
+                model
+                    .answer_loss(&s.ids, s.prompt_len, None)
+                    .unwrap()
+                    .double_value(&[])
+            }) as f32;
+            assert!(
+                (loss - losses[k]).abs() <= 1e-5,
+                "{case}: loss {loss} vs {}",
+                losses[k]
+            );
+        }
+        let logits = tch::no_grad(|| model.forward(&samples[0].ids, None).unwrap());
+        let d = max_abs_diff(
+            &to_f32_vec(&logits).unwrap(),
+            &reference.read_f32("logits").unwrap(),
+        );
+        assert!(d <= 1e-4, "{case}: logits differ by {d}");
+
+        // SNIP through the public entry point, written to a score checkpoint.
+        let out = root.join(format!("{case}-snip.safetensors"));
+        let options = LocateOptions {
+            scorer: Scorer::Snip,
+            data: DataOptions {
+                samples: 3,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let report = locate(&dir, Some(&dir.join("data.jsonl")), &out, &options).unwrap();
+        assert_eq!((report.samples, report.reused), (3, false));
+        let scores = Checkpoint::open(&out).unwrap();
+        let model_ckpt = Checkpoint::open(&dir).unwrap();
+        assert_eq!(
+            scores.tensors().len(),
+            model_ckpt.tensors().len(),
+            "{case}: every parameter gets a score"
+        );
+        for t in model_ckpt.tensors() {
+            let ours = scores.read_f32(&t.name).unwrap();
+            let theirs = reference.read_f32(&format!("snip.{}", t.name)).unwrap();
+            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = max_abs_diff(&ours, &theirs);
+            assert!(
+                d <= 1e-4 * scale.max(1e-12),
+                "{case}: SNIP {} differs by {d} (max {scale})",
+                t.name
+            );
+            assert_eq!(scores.info(&t.name).unwrap().shape, t.shape);
+        }
+        let meta = ScoreMetadata::from_map(&out, scores.metadata()).unwrap();
+        assert_eq!((meta.scorer.as_str(), meta.samples), ("snip", 3));
+        // The same request again reuses the file.
+        assert!(
+            locate(&dir, Some(&dir.join("data.jsonl")), &out, &options)
+                .unwrap()
+                .reused
+        );
+        eprintln!("{case}: logits, losses and SNIP scores match transformers");
+    }
+}
+
+#[test]
+fn wanda_and_random_scores_cover_every_parameter() {
+    let (_keep, root) = references();
+    let dir = root.join("qwen2");
+    let data = dir.join("data.jsonl");
+    for scorer in [Scorer::Wanda, Scorer::Random] {
+        let out = root.join(format!("{}.safetensors", scorer.as_str()));
+        let options = LocateOptions {
+            scorer,
+            data: DataOptions {
+                samples: 3,
+                ..Default::default()
+            },
+            seed: 5,
+            ..Default::default()
+        };
+        locate(&dir, Some(&data), &out, &options).unwrap();
+        let scores = Checkpoint::open(&out).unwrap();
+        let model = Checkpoint::open(&dir).unwrap();
+        for t in model.tensors() {
+            let s = scores.read_f32(&t.name).unwrap();
+            assert!(s.iter().all(|v| v.is_finite() && *v >= 0.0), "{}", t.name);
+            assert!(
+                s.iter().any(|v| *v > 0.0),
+                "{} has no positive score",
+                t.name
+            );
+        }
+        // A different request for the same file is refused without overwrite.
+        let other = LocateOptions {
+            seed: 6,
+            ..options.clone()
+        };
+        assert!(
+            locate(&dir, Some(&data), &out, &other)
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
+    }
+    // Random scores depend on (seed, name) only.
+    let a = led_attribution::locate::random_scores(5, "model.norm.weight", 8);
+    assert_eq!(
+        a,
+        led_attribution::locate::random_scores(5, "model.norm.weight", 8)
+    );
+    assert_ne!(
+        a,
+        led_attribution::locate::random_scores(6, "model.norm.weight", 8)
+    );
+}
