@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod inspect;
+mod locate;
 mod merge;
 
 /// Merge fine-tuned LLMs without losing safety (LED-Merging: Locate, Elect, Disjoint).
@@ -33,6 +34,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Score every weight of a model on a task dataset (LED's Locate step) into a score file.
+    Locate(locate::Args),
     /// Merge models as a mergekit-style YAML config says (led, ties, task_arithmetic, ...).
     Merge {
         /// The YAML config.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Inspect { path, json } => inspect::run(&path, json),
+        Command::Locate(args) => locate::run(&args),
         Command::Merge {
             config,
             out,

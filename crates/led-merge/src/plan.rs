@@ -193,7 +193,7 @@ impl MergePlan {
             if method.needs_scores() {
                 if entry.location.is_some() && entry.scores.is_none() {
                     return Err(Error::Unsupported(format!(
-                        "{}: {at}.location: computing scores needs the Locate step (led-attribution), which this build cannot run yet; compute score checkpoints and give them as `scores: {{model: ..., base: ...}}`",
+                        "{}: {at}.location: computing scores needs the Locate step (libtorch): run `led merge` from a build with the `attribution` feature (`make build`), or compute score checkpoints with `led locate` and give them as `scores: {{model: ..., base: ...}}`",
                         path.display()
                     )));
                 }

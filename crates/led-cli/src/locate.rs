@@ -1,0 +1,108 @@
+//! `led locate`: LED-Merging's Locate step from the command line.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+/// Arguments of `led locate`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  led locate --model models/instruct --data safety.jsonl --out scores/instruct-safety.safetensors\n  led locate --model models/base --data gsm8k.jsonl --out scores/base-gsm8k.safetensors --samples 64 --device cuda")]
+pub struct Args {
+    /// Model directory (config.json, tokenizer.json, safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Calibration data: JSONL or CSV with prompt and answer fields (not needed for --scorer random).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Score file to write (.safetensors); an existing one with matching metadata is reused.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// snip (the method), wanda or random (ablations).
+    #[arg(long, default_value = "snip")]
+    pub scorer: String,
+    /// Number of samples.
+    #[arg(long, default_value_t = 128)]
+    pub samples: usize,
+    /// Seed (with --subset and for --scorer random).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use a seeded random subset instead of the first records.
+    #[arg(long)]
+    pub subset: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Prompt field name (default: prompt or question).
+    #[arg(long)]
+    pub prompt_field: Option<String>,
+    /// Answer field name (default: answer, response or canonical_solution).
+    #[arg(long)]
+    pub answer_field: Option<String>,
+    /// Truncate answers to this many tokens.
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// Skip (and count) records that fail to parse or have empty answers.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Replace an existing score file whose metadata differs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(feature = "attribution")]
+pub fn run(args: &Args) -> Result<()> {
+    use std::io::IsTerminal;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use led_attribution::{DataOptions, DeviceChoice, LocateOptions, Scorer};
+
+    let scorer = Scorer::parse(&args.scorer).ok_or_else(|| anyhow::anyhow!("--scorer {:?}: expected snip, wanda or random", args.scorer))?;
+    let device = DeviceChoice::parse(&args.device).ok_or_else(|| anyhow::anyhow!("--device {:?}: expected auto, cpu, cuda or cuda:N", args.device))?;
+    anyhow::ensure!(args.samples > 0, "--samples must be positive");
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    // Ctrl-C stops between samples; the unfinished score file is never created.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    let options = LocateOptions {
+        scorer,
+        data: DataOptions {
+            prompt_field: args.prompt_field.clone(),
+            answer_field: args.answer_field.clone(),
+            samples: args.samples,
+            subset_seed: args.subset.then_some(args.seed),
+            max_answer_tokens: args.max_tokens,
+            skip_bad: args.skip_bad,
+        },
+        seed: args.seed,
+        device,
+        overwrite: args.force,
+        progress: std::io::stderr().is_terminal(),
+        interrupt: Some(interrupt),
+    };
+    println!("{}", led_attribution::Runtime::detect());
+    let report = led_attribution::locate(&args.model, args.data.as_deref(), &args.out, &options)?;
+    if report.reused {
+        println!("{}: reused (its metadata matches this request)", args.out.display());
+        return Ok(());
+    }
+    if report.data.skipped > 0 || report.data.truncated > 0 {
+        println!("data: {} record(s) skipped, {} answer(s) truncated", report.data.skipped, report.data.truncated);
+    }
+    println!(
+        "wrote {} ({} scores from {} samples, {} tokens, {:.1} s, {:.0} tokens/s on {})",
+        args.out.display(),
+        scorer.as_str(),
+        report.samples,
+        report.tokens,
+        report.seconds,
+        report.tokens as f64 / report.seconds.max(1e-9),
+        report.device
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "attribution"))]
+pub fn run(_args: &Args) -> Result<()> {
+    anyhow::bail!("this `led` was built without libtorch: build it with `make build` (feature `attribution`) to run `led locate`")
+}
