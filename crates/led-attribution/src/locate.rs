@@ -79,8 +79,10 @@ pub struct LocateReport {
     pub samples: usize,
     /// Tokens processed.
     pub tokens: usize,
-    /// Seconds of scoring.
+    /// Seconds in all (loading, scoring, writing).
     pub seconds: f64,
+    /// Seconds of the forward/backward loop alone.
+    pub scoring_seconds: f64,
     /// Data loading details.
     pub data: DataReport,
     /// Device used.
@@ -306,6 +308,7 @@ pub fn locate(
     );
     bar.set_message(options.scorer.as_str());
     let mut tokens = 0usize;
+    let loop_start = Instant::now();
     for s in &samples {
         if options
             .interrupt
@@ -336,6 +339,7 @@ pub fn locate(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let scoring_seconds = loop_start.elapsed().as_secs_f64();
     let mut scores = Vec::with_capacity(net.params.len());
     tch::no_grad(|| -> Result<()> {
         for (name, w) in &net.params {
@@ -363,6 +367,7 @@ pub fn locate(
         samples: samples.len(),
         tokens,
         seconds: started.elapsed().as_secs_f64(),
+        scoring_seconds,
         data: data_report,
         device: format!("{device:?}"),
     })

@@ -6,7 +6,9 @@ use anyhow::Result;
 
 /// Arguments of `led locate`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  led locate --model models/instruct --data safety.jsonl --out scores/instruct-safety.safetensors\n  led locate --model models/base --data gsm8k.jsonl --out scores/base-gsm8k.safetensors --samples 64 --device cuda")]
+#[command(
+    after_help = "Examples:\n  led locate --model models/instruct --data safety.jsonl --out scores/instruct-safety.safetensors\n  led locate --model models/base --data gsm8k.jsonl --out scores/base-gsm8k.safetensors --samples 64 --device cuda"
+)]
 pub struct Args {
     /// Model directory (config.json, tokenizer.json, safetensors).
     #[arg(long)]
@@ -57,8 +59,15 @@ pub fn run(args: &Args) -> Result<()> {
 
     use led_attribution::{DataOptions, DeviceChoice, LocateOptions, Scorer};
 
-    let scorer = Scorer::parse(&args.scorer).ok_or_else(|| anyhow::anyhow!("--scorer {:?}: expected snip, wanda or random", args.scorer))?;
-    let device = DeviceChoice::parse(&args.device).ok_or_else(|| anyhow::anyhow!("--device {:?}: expected auto, cpu, cuda or cuda:N", args.device))?;
+    let scorer = Scorer::parse(&args.scorer).ok_or_else(|| {
+        anyhow::anyhow!("--scorer {:?}: expected snip, wanda or random", args.scorer)
+    })?;
+    let device = DeviceChoice::parse(&args.device).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--device {:?}: expected auto, cpu, cuda or cuda:N",
+            args.device
+        )
+    })?;
     anyhow::ensure!(args.samples > 0, "--samples must be positive");
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
@@ -83,20 +92,27 @@ pub fn run(args: &Args) -> Result<()> {
     println!("{}", led_attribution::Runtime::detect());
     let report = led_attribution::locate(&args.model, args.data.as_deref(), &args.out, &options)?;
     if report.reused {
-        println!("{}: reused (its metadata matches this request)", args.out.display());
+        println!(
+            "{}: reused (its metadata matches this request)",
+            args.out.display()
+        );
         return Ok(());
     }
     if report.data.skipped > 0 || report.data.truncated > 0 {
-        println!("data: {} record(s) skipped, {} answer(s) truncated", report.data.skipped, report.data.truncated);
+        println!(
+            "data: {} record(s) skipped, {} answer(s) truncated",
+            report.data.skipped, report.data.truncated
+        );
     }
     println!(
-        "wrote {} ({} scores from {} samples, {} tokens, {:.1} s, {:.0} tokens/s on {})",
+        "wrote {} ({} scores from {} samples, {} tokens, {:.2} s in all, scoring {:.3} s, {:.0} tokens/s on {})",
         args.out.display(),
         scorer.as_str(),
         report.samples,
         report.tokens,
         report.seconds,
-        report.tokens as f64 / report.seconds.max(1e-9),
+        report.scoring_seconds,
+        report.tokens as f64 / report.scoring_seconds.max(1e-9),
         report.device
     );
     Ok(())
@@ -104,5 +120,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 #[cfg(not(feature = "attribution"))]
 pub fn run(_args: &Args) -> Result<()> {
-    anyhow::bail!("this `led` was built without libtorch: build it with `make build` (feature `attribution`) to run `led locate`")
+    anyhow::bail!(
+        "this `led` was built without libtorch: build it with `make build` (feature `attribution`) to run `led locate`"
+    )
 }
