@@ -19,10 +19,10 @@ export LIBTORCH_BYPASS_VERSION_CHECK :=
 unexport LIBTORCH_BYPASS_VERSION_CHECK
 
 # Binaries, tests and examples find libtorch through an RPATH set by the build scripts; doc
-# tests get no build-script link arguments, so they find it here (expanded when recipes run,
-# i.e. after the virtualenv exists).
+# tests get no build-script link arguments, so they find it here. Expanded when a recipe runs,
+# i.e. after the virtualenv exists ($(shell), not $(wildcard): make caches directory listings).
 ORIG_LD_LIBRARY_PATH := $(LD_LIBRARY_PATH)
-TORCH_LIB = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch/lib))
+TORCH_LIB = $(shell ls -d $(VENV)/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1)
 export LD_LIBRARY_PATH = $(TORCH_LIB)$(if $(ORIG_LD_LIBRARY_PATH),:$(ORIG_LD_LIBRARY_PATH))
 
 CARGO ?= cargo

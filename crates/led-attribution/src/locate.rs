@@ -68,6 +68,9 @@ pub struct LocateOptions {
     pub progress: bool,
     /// Set to stop early (Ctrl-C): the run fails and leaves no score file.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Device memory budget in bytes: parameters are scored in layer groups that fit it
+    /// (several passes over the samples). `None`: one pass with every gradient.
+    pub max_memory: Option<u64>,
 }
 
 /// What locating did.
@@ -209,6 +212,63 @@ fn torch_err(path: &Path, tensor: &str) -> impl Fn(tch::TchError) -> Error {
     }
 }
 
+/// Split the parameters that need gradients into groups, each scored in its own pass over
+/// the samples, so that weights + one group's gradients and accumulators fit `max_memory`
+/// bytes. Units are the embedding, each decoder layer, and the final norm with the head, in
+/// model order. Without a budget: one group (one pass, all gradients).
+fn plan_groups(
+    net: &Model,
+    grad_names: &[String],
+    max_memory: Option<u64>,
+) -> Result<Vec<Vec<String>>> {
+    let Some(budget) = max_memory else {
+        return Ok(vec![grad_names.to_vec()]);
+    };
+    let elem = |n: &String| net.params[n].numel() as u64;
+    let kind_bytes = if net.kind == Kind::Float { 4 } else { 2 };
+    let weights: u64 = net.params.keys().map(|n| elem(n) * kind_bytes).sum();
+    // Gradient (model dtype) + f32 accumulator per element; 10 % of the weights for activations.
+    let available = budget.saturating_sub(weights + weights / 10);
+    let unit_of = |n: &str| -> usize {
+        if n.contains("embed_tokens") {
+            0
+        } else if let Some(rest) = n.strip_prefix("model.layers.") {
+            1 + rest
+                .split('.')
+                .next()
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(0)
+        } else {
+            usize::MAX
+        }
+    };
+    let mut units: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for n in grad_names {
+        units.entry(unit_of(n)).or_default().push(n.clone());
+    }
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut used = 0u64;
+    for names in units.into_values() {
+        let cost: u64 = names.iter().map(|n| elem(n) * (kind_bytes + 4)).sum();
+        if cost > available {
+            return Err(Error::Model(
+                net.path.clone(),
+                format!(
+                    "--max-memory {budget} bytes is too small: the weights take {weights} and {:?}… alone needs {cost} more",
+                    names[0]
+                ),
+            ));
+        }
+        if groups.is_empty() || used + cost > available {
+            groups.push(Vec::new());
+            used = 0;
+        }
+        used += cost;
+        groups.last_mut().expect("pushed").extend(names);
+    }
+    Ok(groups)
+}
+
 /// Score `model` on `data` (not needed for the random scorer) into the score file `out`.
 /// A file at `out` whose metadata matches the request is reused.
 pub fn locate(
@@ -283,79 +343,95 @@ pub fn locate(
         .filter(|n| !wanda || n.contains("embed_tokens") || n.ends_with(".bias"))
         .cloned()
         .collect();
-    for n in &grad_names {
-        let _ = net.params[n].set_requires_grad(true);
-    }
-    let mut grads: BTreeMap<&str, Tensor> = grad_names
-        .iter()
-        .map(|n| {
-            (
-                n.as_str(),
-                Tensor::zeros(net.params[n].size(), (Kind::Float, device)),
-            )
-        })
-        .collect();
+    let groups = plan_groups(&net, &grad_names, options.max_memory)?;
+    tracing::info!(
+        "{} parameter group(s), each one pass over the samples",
+        groups.len()
+    );
     let mut acts = Activations::default();
     let bar = if options.progress {
-        ProgressBar::new(samples.len() as u64)
+        ProgressBar::new((samples.len() * groups.len()) as u64)
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} samples {per_sec} {eta}")
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sample passes {per_sec} {eta}")
             .expect("template")
             .progress_chars("=> "),
     );
     bar.set_message(options.scorer.as_str());
     let mut tokens = 0usize;
+    let mut host_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     let loop_start = Instant::now();
-    for s in &samples {
-        if options
-            .interrupt
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed))
-        {
-            return Err(Error::Interrupted);
+    for (gi, group) in groups.iter().enumerate() {
+        for n in &grad_names {
+            let _ = net.params[n].set_requires_grad(group.contains(n));
         }
-        if wanda {
-            let mut mask = vec![0f32; s.ids.len()];
-            mask[s.prompt_len..].iter_mut().for_each(|m| *m = 1.0);
-            acts.mask = Some(Tensor::from_slice(&mask).to_device(device));
-        }
-        let loss = net.answer_loss(&s.ids, s.prompt_len, wanda.then_some(&mut acts))?;
-        loss.backward();
-        tch::no_grad(|| {
-            for (name, acc) in grads.iter_mut() {
-                let p = &net.params[*name];
-                let mut g = p.grad();
-                if g.defined() {
-                    let _ = acc.f_add_(&g.abs().to_kind(Kind::Float));
-                    // The gradient shares the parameter's grad storage: zero it in place.
-                    let _ = g.f_zero_();
-                }
+        let inputs: Vec<&Tensor> = group.iter().map(|n| &net.params[n]).collect();
+        let mut acc: Vec<Tensor> = inputs
+            .iter()
+            .map(|p| Tensor::zeros(p.size(), (Kind::Float, device)))
+            .collect();
+        for s in &samples {
+            if options
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed))
+            {
+                return Err(Error::Interrupted);
             }
-        });
-        tokens += s.ids.len();
-        bar.inc(1);
+            // Wanda's activation norms are gathered once, in the first group's pass.
+            let record = wanda && gi == 0;
+            if record {
+                let mut mask = vec![0f32; s.ids.len()];
+                mask[s.prompt_len..].iter_mut().for_each(|m| *m = 1.0);
+                acts.mask = Some(Tensor::from_slice(&mask).to_device(device));
+            }
+            let loss = net.answer_loss(&s.ids, s.prompt_len, record.then_some(&mut acts))?;
+            // Gradients of this group only, returned rather than accumulated into `.grad`, so
+            // nothing but this group's gradients is ever held.
+            let grads = Tensor::run_backward(&[&loss], &inputs, false, false);
+            tch::no_grad(|| {
+                for (a, g) in acc.iter_mut().zip(&grads) {
+                    let _ = a.f_add_(&g.abs().to_kind(Kind::Float));
+                }
+            });
+            if gi == 0 {
+                tokens += s.ids.len();
+            }
+            bar.inc(1);
+        }
+        // Scores of this group now, on the host: device memory holds one group at a time.
+        tch::no_grad(|| -> Result<()> {
+            for (name, g) in group.iter().zip(&acc) {
+                let score = net.params[name].abs().to_kind(Kind::Float) * g;
+                host_scores.insert(
+                    name.clone(),
+                    to_f32_vec(&score).map_err(torch_err(&net.path, name))?,
+                );
+            }
+            Ok(())
+        })?;
     }
     bar.finish_and_clear();
     let scoring_seconds = loop_start.elapsed().as_secs_f64();
     let mut scores = Vec::with_capacity(net.params.len());
     tch::no_grad(|| -> Result<()> {
         for (name, w) in &net.params {
-            let absw = w.abs().to_kind(Kind::Float);
-            let s = if let Some(g) = grads.get(name.as_str()) {
-                absw * g
-            } else if let Some(sumsq) = acts.sums.get(name) {
-                // Linear [out, in]: broadcast the input norms over rows; RMSNorm [h]: elementwise.
-                absw * sumsq.sqrt()
-            } else {
-                return Err(Error::Model(
-                    net.path.clone(),
-                    format!("no score for tensor {name:?}: it saw no input"),
-                ));
+            let values = match host_scores.remove(name) {
+                Some(v) => v,
+                None => {
+                    // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.
+                    let sumsq = acts.sums.get(name).ok_or_else(|| {
+                        Error::Model(
+                            net.path.clone(),
+                            format!("no score for tensor {name:?}: it saw no input"),
+                        )
+                    })?;
+                    let s = w.abs().to_kind(Kind::Float) * sumsq.sqrt();
+                    to_f32_vec(&s).map_err(torch_err(&net.path, name))?
+                }
             };
-            let values = to_f32_vec(&s).map_err(torch_err(&net.path, name))?;
             let shape = w.size().iter().map(|&d| d as usize).collect();
             scores.push((name.clone(), shape, values));
         }

@@ -134,6 +134,35 @@ fn logits_loss_and_snip_match_transformers() {
                 .unwrap()
                 .reused
         );
+        // Layer groups under a memory budget (several passes) give the same scores. The budget
+        // leaves room for a third of the weights' size in gradients + accumulators: several groups.
+        let weights: u64 = model_ckpt.tensors().iter().map(|t| t.byte_len).sum();
+        let grouped_path = root.join(format!("{case}-grouped.safetensors"));
+        let budget = LocateOptions {
+            max_memory: Some(weights + weights / 10 + weights),
+            ..options.clone()
+        };
+        locate(&dir, Some(&dir.join("data.jsonl")), &grouped_path, &budget).unwrap();
+        let grouped = Checkpoint::open(&grouped_path).unwrap();
+        for t in model_ckpt.tensors() {
+            let want = scores.read_f32(&t.name).unwrap();
+            let d = max_abs_diff(&grouped.read_f32(&t.name).unwrap(), &want);
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(
+                d <= 1e-6 * scale.max(1e-12),
+                "{case}: grouped SNIP {} differs by {d}",
+                t.name
+            );
+        }
+        let tiny = LocateOptions {
+            max_memory: Some(weights),
+            overwrite: true,
+            ..options.clone()
+        };
+        let never = root.join("never.safetensors");
+        let err = locate(&dir, Some(&dir.join("data.jsonl")), &never, &tiny).unwrap_err();
+        assert!(err.to_string().contains("too small"), "{err}");
+        assert!(!never.exists());
         eprintln!("{case}: logits, losses and SNIP scores match transformers");
     }
 }

@@ -49,6 +49,10 @@ pub struct Args {
     /// Replace an existing score file whose metadata differs.
     #[arg(long)]
     pub force: bool,
+    /// Device memory budget (e.g. 40GB): score layer groups in separate passes to fit it.
+    /// Default: one pass with every gradient.
+    #[arg(long)]
+    pub max_memory: Option<String>,
 }
 
 #[cfg(feature = "attribution")]
@@ -88,6 +92,11 @@ pub fn run(args: &Args) -> Result<()> {
         overwrite: args.force,
         progress: std::io::stderr().is_terminal(),
         interrupt: Some(interrupt),
+        max_memory: args
+            .max_memory
+            .as_deref()
+            .map(led_io::parse_size)
+            .transpose()?,
     };
     println!("{}", led_attribution::Runtime::detect());
     let report = led_attribution::locate(&args.model, args.data.as_deref(), &args.out, &options)?;
