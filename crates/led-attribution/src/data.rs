@@ -142,7 +142,15 @@ pub fn load_samples(
                 .find(|(dp, da)| rec.contains_key(p.as_deref().unwrap_or(dp)) && rec.contains_key(a.as_deref().unwrap_or(da)))
                 .map(|(dp, da)| (p.clone().unwrap_or((*dp).into()), a.clone().unwrap_or((*da).into())))
                 .ok_or_else(|| {
-                    Error::Data(path.to_path_buf(), format!("no prompt/answer fields found (tried {FIELD_PAIRS:?}); name them with --prompt-field/--answer-field"))
+                    let keys: Vec<&str> = rec.keys().map(String::as_str).collect();
+                    let named: Vec<&str> = [p.as_deref(), a.as_deref()].into_iter().flatten().collect();
+                    Error::Data(
+                        path.to_path_buf(),
+                        format!(
+                            "no prompt/answer fields found{} (the first record has {keys:?}; tried {FIELD_PAIRS:?}); name them with --prompt-field/--answer-field",
+                            if named.is_empty() { String::new() } else { format!(" with {named:?}") }
+                        ),
+                    )
                 })?
         }
     };

@@ -218,3 +218,82 @@ fn wanda_and_random_scores_cover_every_parameter() {
         led_attribution::locate::random_scores(6, "model.norm.weight", 8)
     );
 }
+
+#[test]
+fn calibration_data_formats_and_bad_records() {
+    let (_keep, root) = references();
+    let tok = load_tokenizer(&root.join("llama_gqa")).unwrap();
+    let d = root.join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    // CSV with question/answer columns (found by themselves), quoted commas.
+    std::fs::write(
+        d.join("gsm.csv"),
+        "question,answer\n\"w1, w2\",w3 w4\nw5,w6\n",
+    )
+    .unwrap();
+    let (samples, report) =
+        load_samples(&d.join("gsm.csv"), &tok, &DataOptions::default()).unwrap();
+    assert_eq!(
+        report.fields,
+        ("question".to_string(), "answer".to_string())
+    );
+    // "<s> w1, w2" — "w1," is unknown to the word-level vocabulary, w2 known; BOS first.
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[1].ids, [1, 8, 9]);
+    assert_eq!(samples[1].prompt_len, 2);
+    // JSONL with a bad line: an error naming the line, or skipped and counted.
+    let bad = d.join("bad.jsonl");
+    std::fs::write(&bad, "{\"prompt\": \"w1\", \"answer\": \"w2\"}\nnot json\n{\"prompt\": \"w3\", \"answer\": \"  \"}\n{\"prompt\": \"w4\", \"answer\": \"w5 w6 w7\"}\n").unwrap();
+    let err = load_samples(&bad, &tok, &DataOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.jsonl") && err.contains("line 2"), "{err}");
+    let opts = DataOptions {
+        skip_bad: true,
+        max_answer_tokens: Some(2),
+        ..Default::default()
+    };
+    let (samples, report) = load_samples(&bad, &tok, &opts).unwrap();
+    assert_eq!((samples.len(), report.skipped, report.truncated), (2, 2, 1));
+    assert_eq!(samples[1].ids.len(), samples[1].prompt_len + 2);
+    // Named fields, first N, and a seeded subset that is stable.
+    let (first, _) = load_samples(
+        &bad,
+        &tok,
+        &DataOptions {
+            skip_bad: true,
+            samples: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(first[0].ids, [1, 4, 5]);
+    let subset = |seed| {
+        load_samples(
+            &bad,
+            &tok,
+            &DataOptions {
+                skip_bad: true,
+                samples: 1,
+                subset_seed: Some(seed),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(subset(3), subset(3));
+    let err = load_samples(
+        &bad,
+        &tok,
+        &DataOptions {
+            prompt_field: Some("instruction".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("line 1") || err.to_string().contains("instruction"),
+        "{err}"
+    );
+}
