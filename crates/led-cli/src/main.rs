@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod analyze;
 mod demo;
 mod inspect;
 mod locate;
@@ -14,7 +15,7 @@ mod merge;
 #[derive(Parser)]
 #[command(name = "led", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  led demo\n  led merge merge.yaml merged/ --dry-run\n  led merge merge.yaml merged/ --threads 4\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
+    after_help = "Examples:\n  led demo\n  led analyze --scores safety=s.safetensors math=m.safetensors --top 0.2 --out fig4/\n  led merge merge.yaml merged/ --dry-run\n  led merge merge.yaml merged/ --threads 4\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +34,18 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Jaccard overlap of the top-r sets of score checkpoints, per layer and tensor kind (paper Fig. 4).
+    Analyze {
+        /// Score checkpoints as NAME=PATH (two or more).
+        #[arg(long = "scores", required = true, num_args = 1..)]
+        scores: Vec<String>,
+        /// The ratio r of the top sets compared.
+        #[arg(long, default_value_t = 0.2)]
+        top: f64,
+        /// Write an SVG heat map and JSON per pair here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Score every weight of a model on a task dataset (LED's Locate step) into a score file.
     Locate(locate::Args),
@@ -81,6 +94,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Inspect { path, json } => inspect::run(&path, json),
+        Command::Analyze { scores, top, out } => analyze::run(&scores, top, out.as_deref()),
         Command::Locate(args) => locate::run(&args),
         Command::Merge {
             config,

@@ -58,6 +58,43 @@ fn demo_then_dry_run_merge_inspect() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
 
+    // Overlap analysis of the demo's random-scorer files: two independent top-20 % sets have a
+    // Jaccard index of 0.2² / (2·0.2 − 0.2²) = 1/9 in expectation.
+    let fig = dir.path().join("fig4");
+    let analyze = led()
+        .args(["analyze", "--top", "0.2", "--scores"])
+        .arg(format!(
+            "safety={}",
+            out.join("scores/safety.safetensors").display()
+        ))
+        .arg(format!(
+            "math={}",
+            out.join("scores/math.safetensors").display()
+        ))
+        .arg("--out")
+        .arg(&fig)
+        .output()
+        .unwrap();
+    assert!(
+        analyze.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analyze.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fig.join("safety_vs_math.json")).unwrap()).unwrap();
+    let overall = json["overall"].as_f64().unwrap();
+    assert!((overall - 1.0 / 9.0).abs() < 0.005, "{overall}");
+    assert!(
+        std::fs::read_to_string(fig.join("safety_vs_math.svg"))
+            .unwrap()
+            .contains("layer 3")
+    );
+    let one = led()
+        .args(["analyze", "--scores", "a=x.safetensors"])
+        .output()
+        .unwrap();
+    assert_eq!(one.status.code(), Some(1));
+
     let cfg = out.join("configs/led.yaml");
     let dry = led()
         .arg("merge")

@@ -17,6 +17,7 @@
 //! # Ok::<(), led_merge::Error>(())
 //! ```
 
+pub mod analyze;
 pub mod config;
 mod engine;
 mod error;
