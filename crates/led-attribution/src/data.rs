@@ -34,6 +34,8 @@ pub struct DataOptions {
     pub max_answer_tokens: Option<usize>,
     /// Skip (and count) bad records instead of failing.
     pub skip_bad: bool,
+    /// Render prompts with this chat template (off by default: raw text, as the authors did).
+    pub chat_template: Option<crate::chat::ChatTemplate>,
 }
 
 impl Default for DataOptions {
@@ -45,6 +47,7 @@ impl Default for DataOptions {
             subset_seed: None,
             max_answer_tokens: None,
             skip_bad: false,
+            chat_template: None,
         }
     }
 }
@@ -200,7 +203,11 @@ pub fn load_samples(
     let bos = tok("", true)?.first().copied();
     let mut samples = Vec::with_capacity(pairs.len());
     for (prompt, answer) in pairs {
-        let prompt_ids = tok(&prompt, true)?;
+        // A rendered chat template carries its own special tokens.
+        let prompt_ids = match &options.chat_template {
+            Some(t) => tok(&t.render(&prompt)?, false)?,
+            None => tok(&prompt, true)?,
+        };
         let mut answer_ids = tok(&answer, true)?;
         if answer_ids.first().is_some_and(|&t| Some(t) == bos) && !prompt_ids.is_empty() {
             answer_ids.remove(0);

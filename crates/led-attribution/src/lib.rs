@@ -13,11 +13,13 @@
 
 use std::path::PathBuf;
 
+pub mod chat;
 pub mod config;
 pub mod data;
 pub mod locate;
 pub mod model;
 
+pub use chat::ChatTemplate;
 pub use config::{Architecture, ModelConfig};
 pub use data::{DataOptions, Sample, load_samples, load_tokenizer};
 pub use locate::{LocateOptions, LocateReport, Scorer, locate};

@@ -130,6 +130,15 @@ pub fn request(
     if d.skip_bad {
         opts.insert("skip_bad".into(), "true".into());
     }
+    if let Some(t) = &d.chat_template {
+        opts.insert(
+            "chat_template_sha256".into(),
+            Sha256::digest(t.source.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        );
+    }
     Ok(ScoreMetadata {
         scorer: options.scorer.as_str().into(),
         model: model_abs.display().to_string(),
@@ -210,6 +219,21 @@ fn torch_err(path: &Path, tensor: &str) -> impl Fn(tch::TchError) -> Error {
         tensor: tensor.clone(),
         error,
     }
+}
+
+/// Total memory of CUDA device `n` in bytes, as `nvidia-smi` reports it (None without it).
+fn gpu_total_memory(n: usize) -> Option<u64> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=memory.total",
+            "--format=csv,noheader,nounits",
+            "-i",
+            &n.to_string(),
+        ])
+        .output()
+        .ok()?;
+    let mib: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some(mib << 20)
 }
 
 /// Split the parameters that need gradients into groups, each scored in its own pass over
@@ -343,7 +367,13 @@ pub fn locate(
         .filter(|n| !wanda || n.contains("embed_tokens") || n.ends_with(".bias"))
         .cloned()
         .collect();
-    let groups = plan_groups(&net, &grad_names, options.max_memory)?;
+    // On a GPU without an explicit budget: 90 % of the device's memory, so that layer groups
+    // kick in only when one pass with every gradient would not fit.
+    let budget = options.max_memory.or_else(|| match device {
+        tch::Device::Cuda(n) => gpu_total_memory(n).map(|total| total / 10 * 9),
+        _ => None,
+    });
+    let groups = plan_groups(&net, &grad_names, budget)?;
     tracing::info!(
         "{} parameter group(s), each one pass over the samples",
         groups.len()

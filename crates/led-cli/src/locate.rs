@@ -46,6 +46,9 @@ pub struct Args {
     /// Skip (and count) records that fail to parse or have empty answers.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Render prompts with the model's chat template (off by default: raw text).
+    #[arg(long)]
+    pub chat_template: bool,
     /// Replace an existing score file whose metadata differs.
     #[arg(long)]
     pub force: bool,
@@ -86,6 +89,11 @@ pub fn run(args: &Args) -> Result<()> {
             subset_seed: args.subset.then_some(args.seed),
             max_answer_tokens: args.max_tokens,
             skip_bad: args.skip_bad,
+            chat_template: if args.chat_template {
+                Some(led_attribution::ChatTemplate::from_model_dir(&args.model)?)
+            } else {
+                None
+            },
         },
         seed: args.seed,
         device,
