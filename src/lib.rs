@@ -11,7 +11,8 @@
 //!   streaming engine driven by mergekit-style YAML.
 //! - `attribution` (`led-attribution`, feature `attribution`): Locate, through libtorch.
 //!
-//! LED-Merging on one tensor, straight from scores:
+//! A whole LED merge in a few lines is [`LedMerge`]; LED-Merging on one tensor, straight from
+//! scores:
 //!
 //! ```
 //! use led_merging::mask::{LedTask, Pattern, led_tensor};
@@ -30,6 +31,11 @@
 //! # Ok::<(), led_merging::mask::Error>(())
 //! ```
 
+mod led;
+
+#[cfg(feature = "attribution")]
+pub use led::resolve_locations;
+pub use led::{Error, LedMerge, Scores};
 #[cfg(feature = "attribution")]
 pub use led_attribution as attribution;
 pub use led_io as io;

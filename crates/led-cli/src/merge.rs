@@ -88,64 +88,17 @@ pub fn print_report(plan: &MergePlan, report: &MergeReport) {
     }
 }
 
-/// `location:` entries of an LED config: compute the score checkpoints (model and base, on the
-/// entry's dataset) into `OUT.scores/`, reusing files whose metadata matches, and point the
-/// config at them.
+/// `location:` entries: compute (or reuse) their score checkpoints in `OUT.scores/`.
 #[cfg(feature = "attribution")]
 fn locate_missing_scores(config: &mut MergeConfig, out: &Path) -> Result<()> {
-    use led_attribution::{DataOptions, LocateOptions, Scorer};
-    use led_merge::config::ScorePaths;
-    let Some(base) = config.base_model.clone() else {
-        return Ok(());
-    };
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "merged".into());
-    let dir = out.with_file_name(format!("{name}.scores"));
-    for (i, entry) in config.models.iter_mut().enumerate() {
-        let Some(loc) = entry.location.clone() else {
-            continue;
-        };
-        if entry.scores.is_some() {
-            continue;
-        }
-        let scorer_name = loc.scorer.as_deref().unwrap_or("snip");
-        let scorer = Scorer::parse(scorer_name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "models[{i}].location.scorer: {scorer_name:?} is not snip, wanda or random"
-            )
-        })?;
-        std::fs::create_dir_all(&dir)?;
-        let options = LocateOptions {
-            scorer,
-            data: DataOptions {
-                samples: loc.samples.unwrap_or(128) as usize,
-                ..Default::default()
-            },
-            progress: std::io::stderr().is_terminal(),
-            ..Default::default()
-        };
-        let stem = loc
-            .data
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let model_scores = dir.join(format!("models{i}-{stem}-{scorer_name}.safetensors"));
-        let base_scores = dir.join(format!("base-{stem}-{scorer_name}.safetensors"));
-        for (model, path) in [(&entry.model, &model_scores), (&base, &base_scores)] {
-            let report = led_attribution::locate(model, Some(&loc.data), path, &options)?;
-            println!(
-                "scores {}: {}",
-                path.display(),
-                if report.reused { "reused" } else { "computed" }
-            );
-        }
-        entry.scores = Some(ScorePaths {
-            model: model_scores,
-            base: base_scores,
-        });
-        entry.location = None;
+    for (path, reused) in
+        led_merging::resolve_locations(config, out, std::io::stderr().is_terminal())?
+    {
+        println!(
+            "scores {}: {}",
+            path.display(),
+            if reused { "reused" } else { "computed" }
+        );
     }
     Ok(())
 }

@@ -1,0 +1,245 @@
+//! A few-lines API for an LED-Merging run: base, tasks (model, λ, r, scores or a dataset),
+//! election pattern, disjoint, output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use led_io::Dtype;
+use led_mask::Pattern;
+use led_merge::config::{Location, MergeConfig, ModelEntry, Scalar, ScorePaths, Setting};
+use led_merge::{MergePlan, MergeReport, RunOptions};
+
+/// Errors of the high-level API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Planning or merging failed.
+    #[error(transparent)]
+    Merge(#[from] led_merge::Error),
+    /// Computing scores failed.
+    #[cfg(feature = "attribution")]
+    #[error(transparent)]
+    Locate(#[from] led_attribution::Error),
+    /// Writing the score directory failed.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// Where a task's importance scores come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scores {
+    /// Score checkpoints already computed (`led locate`, or another tool).
+    Files {
+        /// Scores of the fine-tuned model on the task's data.
+        model: PathBuf,
+        /// Scores of the base on the same data.
+        base: PathBuf,
+    },
+    /// Compute them (needs the `attribution` feature): SNIP on the first `samples` records.
+    Locate {
+        /// JSONL or CSV calibration data.
+        data: PathBuf,
+        /// Number of samples.
+        samples: u64,
+    },
+}
+
+/// An LED-Merging run, built in a few calls.
+///
+/// ```no_run
+/// use led_merging::{LedMerge, Scores};
+/// let report = LedMerge::new("models/llama-3-8b")
+///     .task("models/instruct", 1.0, 0.1, Scores::Files { model: "s/instruct.safetensors".into(), base: "s/base-safety.safetensors".into() })
+///     .task("models/math", 1.0, 0.4, Scores::Files { model: "s/math.safetensors".into(), base: "s/base-math.safetensors".into() })
+///     .run("merged")?;
+/// println!("{} tensors merged", report.led.len());
+/// # Ok::<(), led_merging::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LedMerge {
+    base: PathBuf,
+    tasks: Vec<(PathBuf, f32, f64, Scores)>,
+    election: Pattern,
+    disjoint: bool,
+    out_dtype: Option<Dtype>,
+    options: RunOptions,
+}
+
+impl LedMerge {
+    /// Start from the base model.
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        LedMerge {
+            base: base.into(),
+            tasks: Vec::new(),
+            election: Pattern::BothHigh,
+            disjoint: true,
+            out_dtype: None,
+            options: RunOptions::default(),
+        }
+    }
+
+    /// Add a task: fine-tuned `model`, scale λ = `weight`, mask ratio r = `density`.
+    pub fn task(
+        mut self,
+        model: impl Into<PathBuf>,
+        weight: f32,
+        density: f64,
+        scores: Scores,
+    ) -> Self {
+        self.tasks.push((model.into(), weight, density, scores));
+        self
+    }
+
+    /// The election pattern of every task (default `11`).
+    pub fn election(mut self, pattern: Pattern) -> Self {
+        self.election = pattern;
+        self
+    }
+
+    /// Remove weights elected by several tasks (default true).
+    pub fn disjoint(mut self, on: bool) -> Self {
+        self.disjoint = on;
+        self
+    }
+
+    /// Output dtype (default: the base's).
+    pub fn out_dtype(mut self, dtype: Dtype) -> Self {
+        self.out_dtype = Some(dtype);
+        self
+    }
+
+    /// Engine options (threads, shard size, overwrite, progress).
+    pub fn options(mut self, options: RunOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The equivalent mergekit-style config (what `led merge` would read).
+    pub fn config(&self) -> MergeConfig {
+        let num = |x: f64| Setting::Scalar(Scalar::Number(x));
+        let models = self
+            .tasks
+            .iter()
+            .map(|(model, weight, density, scores)| {
+                let mut parameters = BTreeMap::new();
+                parameters.insert("weight".to_string(), num(f64::from(*weight)));
+                parameters.insert("density".to_string(), num(*density));
+                let (scores, location) = match scores {
+                    Scores::Files { model, base } => (
+                        Some(ScorePaths {
+                            model: model.clone(),
+                            base: base.clone(),
+                        }),
+                        None,
+                    ),
+                    Scores::Locate { data, samples } => (
+                        None,
+                        Some(Location {
+                            data: data.clone(),
+                            samples: Some(*samples),
+                            scorer: None,
+                        }),
+                    ),
+                };
+                ModelEntry {
+                    model: model.clone(),
+                    parameters,
+                    scores,
+                    location,
+                }
+            })
+            .collect();
+        let mut parameters = BTreeMap::new();
+        parameters.insert(
+            "election".to_string(),
+            Setting::Scalar(Scalar::Text(self.election.as_str().into())),
+        );
+        parameters.insert(
+            "disjoint".to_string(),
+            Setting::Scalar(Scalar::Bool(self.disjoint)),
+        );
+        MergeConfig {
+            merge_method: "led".into(),
+            base_model: Some(self.base.clone()),
+            models,
+            parameters,
+            dtype: None,
+            out_dtype: self.out_dtype.map(|d| d.torch_name().to_owned()),
+            random_seed: None,
+            tokenizer_source: None,
+        }
+    }
+
+    /// Check everything, compute missing scores (with `attribution`), merge into `out`.
+    pub fn run(&self, out: impl AsRef<Path>) -> Result<MergeReport, Error> {
+        let out = out.as_ref();
+        #[allow(unused_mut)]
+        let mut config = self.config();
+        #[cfg(feature = "attribution")]
+        resolve_locations(&mut config, out, self.options.progress)?;
+        let plan = MergePlan::new(config, Path::new("<LedMerge>"))?;
+        Ok(led_merge::run(&plan, out, &self.options)?)
+    }
+}
+
+/// For every `location:` entry of an LED config, compute (or reuse) the score checkpoints of the
+/// model and of the base on that dataset in `OUT.scores/`, and point the entry at them.
+/// Returns each score file with whether it was reused.
+#[cfg(feature = "attribution")]
+pub fn resolve_locations(
+    config: &mut MergeConfig,
+    out: &Path,
+    progress: bool,
+) -> Result<Vec<(PathBuf, bool)>, Error> {
+    use led_attribution::{DataOptions, LocateOptions, Scorer};
+    let mut done = Vec::new();
+    let Some(base) = config.base_model.clone() else {
+        return Ok(done);
+    };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "merged".into());
+    let dir = out.with_file_name(format!("{name}.scores"));
+    for (i, entry) in config.models.iter_mut().enumerate() {
+        let Some(loc) = entry.location.clone() else {
+            continue;
+        };
+        if entry.scores.is_some() {
+            continue;
+        }
+        let scorer_name = loc.scorer.as_deref().unwrap_or("snip");
+        let scorer = Scorer::parse(scorer_name).ok_or_else(|| led_merge::Error::Config {
+            path: "<config>".into(),
+            key: format!("models[{i}].location.scorer"),
+            reason: format!("{scorer_name:?} is not snip, wanda or random"),
+        })?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.clone(), e))?;
+        let options = LocateOptions {
+            scorer,
+            data: DataOptions {
+                samples: loc.samples.unwrap_or(128) as usize,
+                ..Default::default()
+            },
+            progress,
+            ..Default::default()
+        };
+        let stem = loc
+            .data
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let model_scores = dir.join(format!("models{i}-{stem}-{scorer_name}.safetensors"));
+        let base_scores = dir.join(format!("base-{stem}-{scorer_name}.safetensors"));
+        for (model, path) in [(&entry.model, &model_scores), (&base, &base_scores)] {
+            let report = led_attribution::locate(model, Some(&loc.data), path, &options)?;
+            done.push((path.clone(), report.reused));
+        }
+        entry.scores = Some(ScorePaths {
+            model: model_scores,
+            base: base_scores,
+        });
+        entry.location = None;
+    }
+    Ok(done)
+}
