@@ -80,6 +80,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Past a file-size limit (RLIMIT_FSIZE), get EFBIG from the write and fail cleanly (the
+    // writer then removes its temporary output) instead of being killed by SIGXFSZ.
+    // SAFETY: setting a signal to SIG_IGN at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

@@ -125,6 +125,31 @@ pub struct CheckpointWriter {
 /// Elements converted per positional write: bounds the writer's own buffer to a few MiB.
 const WRITE_CHUNK: usize = 1 << 20;
 
+/// Remove temporary outputs for `name` left in `parent` by writers whose process is gone
+/// (killed with SIGKILL, or the machine went down): they can never be finished.
+fn remove_stale_temps(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.led-tmp-");
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && remove_any(&entry.path()).is_ok() {
+            tracing::info!(
+                "removed {} left by a writer that no longer runs",
+                entry.path().display()
+            );
+        }
+    }
+}
+
 fn temp_path(target: &Path) -> Result<PathBuf> {
     let name = target.file_name().ok_or_else(|| Error::Write {
         path: target.into(),
@@ -136,6 +161,7 @@ fn temp_path(target: &Path) -> Result<PathBuf> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).at(parent)?;
+    remove_stale_temps(parent, &name.to_string_lossy());
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(parent.join(format!(

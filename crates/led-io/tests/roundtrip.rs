@@ -599,3 +599,26 @@ fn reference_safetensors_crate_reads_our_files_and_we_read_its() {
     assert_eq!(ckpt.read_f32("i").unwrap(), [7.0, -7.0]);
     assert_eq!(ckpt.info("i").unwrap().shape, [1, 2]);
 }
+
+#[test]
+fn temporaries_of_dead_writers_are_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a SIGKILLed writer leaves: a hidden temp dir named after a process that is gone.
+    let stale = dir.path().join(".out.led-tmp-4194304999-0");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("model.safetensors"), b"half written").unwrap();
+    // Another target's temporary, and ours from a live process (this one), are left alone.
+    let other = dir.path().join(".other.led-tmp-4194304999-0");
+    std::fs::create_dir(&other).unwrap();
+    let w = CheckpointWriter::create_dir(
+        dir.path().join("out"),
+        vec![TensorSpec::new("x", Dtype::F32, [1])],
+        opts(100),
+    )
+    .unwrap();
+    assert!(!stale.exists());
+    assert!(other.exists());
+    w.write_f32("x", &[1.0]).unwrap();
+    w.finish().unwrap();
+    assert_eq!(entries(dir.path()), [".other.led-tmp-4194304999-0", "out"]);
+}
