@@ -168,6 +168,62 @@ impl Model {
         })
     }
 
+    /// A model from parameters already on `device` (e.g. freshly initialised for training).
+    pub fn from_params(
+        config: ModelConfig,
+        params: BTreeMap<String, Tensor>,
+        device: Device,
+        kind: Kind,
+        path: PathBuf,
+    ) -> Self {
+        let inv = Tensor::from_slice(&inv_freq(&config)).to_device(device);
+        Model {
+            config,
+            params,
+            path,
+            device,
+            kind,
+            inv_freq: inv,
+        }
+    }
+
+    /// Names and shapes of every parameter of a model with `config`, in checkpoint order.
+    pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
+        let c = config;
+        let (h, i, kv, q) = (
+            c.hidden_size as i64,
+            c.intermediate_size as i64,
+            (c.num_kv_heads * c.head_dim) as i64,
+            (c.num_heads * c.head_dim) as i64,
+        );
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            vec![c.vocab_size as i64, h],
+        )];
+        for l in 0..c.num_layers {
+            for name in layer_names(c, l) {
+                let shape = match name.rsplit('.').nth(1).unwrap_or("") {
+                    "q_proj" if name.ends_with("bias") => vec![q],
+                    "k_proj" | "v_proj" if name.ends_with("bias") => vec![kv],
+                    "q_proj" => vec![q, h],
+                    "k_proj" | "v_proj" => vec![kv, h],
+                    "o_proj" => vec![h, q],
+                    "gate_proj" | "up_proj" if name.ends_with("bias") => vec![i],
+                    "gate_proj" | "up_proj" => vec![i, h],
+                    "down_proj" if name.ends_with("bias") => vec![h],
+                    "down_proj" => vec![h, i],
+                    _ => vec![h],
+                };
+                out.push((name, shape));
+            }
+        }
+        out.push(("model.norm.weight".into(), vec![h]));
+        if !c.tie_word_embeddings {
+            out.push(("lm_head.weight".into(), vec![c.vocab_size as i64, h]));
+        }
+        out
+    }
+
     fn p(&self, name: &str) -> &Tensor {
         &self.params[name]
     }

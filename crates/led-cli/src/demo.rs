@@ -186,7 +186,7 @@ fn retained(base: &Path, tasks: &[&PathBuf], merged: &Path) -> Result<Vec<f64>> 
         .collect())
 }
 
-pub fn run(out: &Path, force: bool) -> Result<()> {
+pub fn run(out: &Path, force: bool, synthetic: bool) -> Result<()> {
     let started = Instant::now();
     // The demo replaces its own earlier output, and nothing else unless forced.
     let marker = out.join(DEMO_MARKER);
@@ -208,6 +208,17 @@ pub fn run(out: &Path, force: bool) -> Result<()> {
     )
     .with_context(|| format!("writing {}", marker.display()))?;
     println!("led-merging demo: output in {}", out.display());
+    #[cfg(feature = "attribution")]
+    if !synthetic {
+        println!("  {}", led_attribution::Runtime::detect());
+        return crate::trained_demo::run(out);
+    }
+    #[cfg(not(feature = "attribution"))]
+    if !synthetic {
+        println!(
+            "  (built without libtorch: running the synthetic demo; `make demo` runs the trained experiment)"
+        );
+    }
     #[cfg(feature = "attribution")]
     println!("  {}", led_attribution::Runtime::detect());
 

@@ -10,6 +10,8 @@ mod demo;
 mod inspect;
 mod locate;
 mod merge;
+#[cfg(feature = "attribution")]
+mod trained_demo;
 
 /// Merge fine-tuned LLMs without losing safety (LED-Merging: Locate, Elect, Disjoint).
 #[derive(Parser)]
@@ -76,6 +78,9 @@ enum Command {
         /// Write into OUT even if it exists and was not made by the demo.
         #[arg(long)]
         force: bool,
+        /// The quick synthetic demo (random weights and scores) instead of the trained experiment.
+        #[arg(long)]
+        synthetic: bool,
     },
 }
 
@@ -110,7 +115,11 @@ fn main() -> ExitCode {
             dry_run,
             max_shard_size,
         } => merge::run(&config, &out, force, threads, dry_run, &max_shard_size),
-        Command::Demo { out, force } => demo::run(&out, force),
+        Command::Demo {
+            out,
+            force,
+            synthetic,
+        } => demo::run(&out, force, synthetic),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

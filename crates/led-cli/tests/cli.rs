@@ -28,7 +28,11 @@ fn usage_errors_exit_2_and_failures_exit_1() {
 fn demo_then_dry_run_merge_inspect() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let run = led().args(["demo", "--out"]).arg(&out).output().unwrap();
+    let run = led()
+        .args(["demo", "--synthetic", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(
         run.status.success(),
         "{}",
