@@ -106,9 +106,19 @@ fn weights_fingerprint(model: &Path) -> Result<String> {
     let ckpt = Checkpoint::open(model)?;
     let mut h = Sha256::new();
     for (path, _) in ckpt.shard_metadata() {
-        let meta = std::fs::metadata(path).map_err(|e| Error::Data(path.to_path_buf(), e.to_string()))?;
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
-        h.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        let meta =
+            std::fs::metadata(path).map_err(|e| Error::Data(path.to_path_buf(), e.to_string()))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        h.update(
+            path.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
         h.update(meta.len().to_le_bytes());
         h.update(mtime.to_le_bytes());
     }
@@ -160,7 +170,10 @@ pub fn request(
         );
     }
     // The same path and config can hold new weights (a model trained again): fingerprint them.
-    opts.insert("model_weights_fingerprint".into(), weights_fingerprint(model)?);
+    opts.insert(
+        "model_weights_fingerprint".into(),
+        weights_fingerprint(model)?,
+    );
     Ok(ScoreMetadata {
         scorer: options.scorer.as_str().into(),
         model: model_abs.display().to_string(),

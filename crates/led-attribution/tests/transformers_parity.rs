@@ -209,12 +209,21 @@ fn wanda_and_random_scores_cover_every_parameter() {
     }
     // New weights at the same path (a model trained again) are not answered by old scores.
     let out = root.join("random.safetensors");
-    let options = LocateOptions { scorer: Scorer::Random, seed: 5, ..Default::default() };
+    let options = LocateOptions {
+        scorer: Scorer::Random,
+        seed: 5,
+        ..Default::default()
+    };
     assert!(locate(&dir, Some(&data), &out, &options).unwrap().reused);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let weights = dir.join("model.safetensors");
     std::fs::write(&weights, std::fs::read(&weights).unwrap()).unwrap();
-    assert!(locate(&dir, Some(&data), &out, &options).unwrap_err().to_string().contains("already exists"));
+    assert!(
+        locate(&dir, Some(&data), &out, &options)
+            .unwrap_err()
+            .to_string()
+            .contains("already exists")
+    );
     // Random scores depend on (seed, name) only.
     let a = led_attribution::locate::random_scores(5, "model.norm.weight", 8);
     assert_eq!(

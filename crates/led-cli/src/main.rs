@@ -88,8 +88,11 @@ fn main() -> ExitCode {
     // Past a file-size limit (RLIMIT_FSIZE), get EFBIG from the write and fail cleanly (the
     // writer then removes its temporary output) instead of being killed by SIGXFSZ.
     // SAFETY: setting a signal to SIG_IGN at start-up, before any thread exists.
+    // And like other command-line tools, end quietly when the reader of stdout goes away
+    // (`led inspect … | head`) instead of panicking on EPIPE.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
     let level = match cli.verbose {

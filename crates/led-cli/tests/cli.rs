@@ -46,7 +46,7 @@ fn demo_then_dry_run_merge_inspect() {
     // Rerunning the demo into its own directory works; into a foreign one it refuses.
     assert!(
         led()
-            .args(["demo", "--out"])
+            .args(["demo", "--synthetic", "--out"])
             .arg(&out)
             .status()
             .unwrap()
@@ -56,7 +56,7 @@ fn demo_then_dry_run_merge_inspect() {
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
     let refused = led()
-        .args(["demo", "--out"])
+        .args(["demo", "--synthetic", "--out"])
         .arg(&foreign)
         .output()
         .unwrap();
@@ -145,4 +145,44 @@ fn demo_then_dry_run_merge_inspect() {
     assert_eq!(json["metadata"]["led.merge.method"], "led");
     assert_eq!(json["tensors"].as_array().unwrap().len(), 39);
     assert!(json["shards"].as_array().unwrap().len() > 1);
+}
+
+/// The README's main command: the trained toy experiment, end to end.
+#[cfg(feature = "attribution")]
+#[test]
+fn trained_demo_reproduces_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let run = led().args(["demo", "--out"]).arg(&out).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["model"].as_str().unwrap().starts_with(name))
+            .unwrap()
+            .clone()
+    };
+    // The family is what the experiment needs: an unaligned base that is bad at sums, a safety
+    // model that refuses held-out harmful requests without refusing benign ones, a math model.
+    assert_eq!(row("base")["refusal"], 0.0);
+    assert!(row("base")["math"].as_f64().unwrap() < 0.2);
+    assert_eq!(row("safety fine-tune")["refusal"], 1.0);
+    assert_eq!(row("safety fine-tune")["benign_answered"], 1.0);
+    assert!(row("math fine-tune")["math"].as_f64().unwrap() >= 0.9);
+    for method in ["task_arithmetic", "ties", "led"] {
+        row(method);
+    }
+    assert!(
+        std::fs::read_to_string(out.join("results.md"))
+            .unwrap()
+            .contains("| led (")
+    );
+    assert!(out.join("scores/base-safety.safetensors").exists());
 }
