@@ -184,7 +184,9 @@ fn samples(path: &Path, tok: &tokenizers::Tokenizer) -> Result<Vec<Sample>> {
 
 pub fn run(out: &Path) -> Result<()> {
     let started = Instant::now();
-    tch::set_num_threads(2);
+    // Tiny tensors: one intra-op thread is as fast, deterministic, and immune to
+    // oversubscription when other processes share the cores.
+    tch::set_num_threads(1);
     let data = out.join("data");
     std::fs::create_dir_all(&data)?;
     let words = words();
@@ -362,32 +364,19 @@ pub fn run(out: &Path) -> Result<()> {
     }
 
     // 4. Test: held-out phrasing.
+    let mut tested: Vec<(String, &Path)> = vec![
+        ("base".into(), dirs[0].as_path()),
+        ("safety fine-tune".into(), dirs[1].as_path()),
+        ("math fine-tune".into(), dirs[2].as_path()),
+    ];
+    tested.extend(
+        best.iter()
+            .map(|(method, label, dir, _)| (format!("{method} ({label})"), dir.as_path())),
+    );
     let mut rows: Vec<(String, Eval)> = Vec::new();
-    for (name, dir) in [
-        ("base", &dirs[0]),
-        ("safety fine-tune", &dirs[1]),
-        ("math fine-tune", &dirs[2]),
-    ] {
-        rows.push((
-            name.to_string(),
-            evaluate(
-                &Model::load(dir, Device::Cpu, Kind::Float)?,
-                &tok,
-                HELD_OUT,
-                &math,
-            )?,
-        ));
-    }
-    for (method, label, dir, _) in &best {
-        rows.push((
-            format!("{method} ({label})"),
-            evaluate(
-                &Model::load(dir, Device::Cpu, Kind::Float)?,
-                &tok,
-                HELD_OUT,
-                &math,
-            )?,
-        ));
+    for (name, dir) in tested {
+        let model = Model::load(dir, Device::Cpu, Kind::Float)?;
+        rows.push((name, evaluate(&model, &tok, HELD_OUT, &math)?));
     }
     let mut md = String::from(
         "| model | refusal on harmful ↑ | benign answered ↑ | arithmetic accuracy ↑ |\n|---|---|---|---|\n",
