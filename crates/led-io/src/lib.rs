@@ -48,7 +48,7 @@ pub use dtype::{Dtype, decode_f32, encode_f32};
 pub use error::{Error, Result};
 pub use files::{CONFIG_FILE, MODEL_SIDE_FILES, copy_model_files};
 pub use meta::ScoreMetadata;
-pub use reader::{Checkpoint, TensorInfo};
+pub use reader::{Checkpoint, TensorInfo, validate_safetensors};
 pub use size::parse_size;
 pub use writer::{CheckpointWriter, TensorSpec, WriterOptions, Written};
 

@@ -45,6 +45,38 @@ struct Shard {
     metadata: BTreeMap<String, String>,
 }
 
+/// Validate a whole safetensors file held in memory (`name` is used in errors): the header and
+/// every tensor's place in the data section, exactly as [`Checkpoint::open`] checks a file.
+/// Returns the number of tensors.
+pub fn validate_safetensors(name: &str, bytes: &[u8]) -> Result<usize> {
+    let path = Path::new(name);
+    if bytes.len() < 8 {
+        return Err(Error::TooShort {
+            path: path.into(),
+            len: bytes.len() as u64,
+        });
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let file_len = bytes.len() as u64;
+    if n > crate::MAX_HEADER_SIZE {
+        return Err(Error::HeaderTooLarge {
+            path: path.into(),
+            len: n,
+            limit: crate::MAX_HEADER_SIZE,
+        });
+    }
+    if n > file_len - 8 {
+        return Err(Error::HeaderBeyondFile {
+            path: path.into(),
+            len: n,
+            file_len,
+        });
+    }
+    let header =
+        crate::header::parse_header(path, &bytes[8..8 + n as usize], 8 + n, file_len - 8 - n)?;
+    Ok(header.tensors.len())
+}
+
 /// An open checkpoint: headers parsed and validated, no tensor data read.
 ///
 /// ```no_run

@@ -325,3 +325,32 @@ fn index_problems() {
     let err = open_err(&dir.path().join("missing"));
     assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("missing"));
 }
+
+#[test]
+fn in_memory_validation_agrees_with_opening_files() {
+    let header = r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}"#;
+    let good = raw(header, &[0; 8]);
+    assert_eq!(
+        led_io::validate_safetensors("m.safetensors", &good).unwrap(),
+        1
+    );
+    let truncated = &good[..good.len() - 1];
+    let err = led_io::validate_safetensors("m.safetensors", truncated).unwrap_err();
+    assert!(
+        matches!(err, Error::OffsetOutOfBounds { .. }) && err.to_string().contains("m.safetensors"),
+        "{err}"
+    );
+    assert!(matches!(
+        led_io::validate_safetensors("m", &[1, 2]),
+        Err(Error::TooShort { .. })
+    ));
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        led_io::validate_safetensors("m", &huge),
+        Err(Error::HeaderTooLarge { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "t.safetensors", truncated);
+    assert!(matches!(open_err(&p), Error::OffsetOutOfBounds { .. }));
+}
