@@ -92,12 +92,14 @@ pub struct LocateReport {
     pub device: String,
 }
 
+/// Lower-case hex of a digest.
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::Data(path.to_path_buf(), e.to_string()))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&Sha256::digest(&bytes)))
 }
 
 /// sha256 over every weight file's name, size, modification time and safetensors header: any
@@ -127,7 +129,7 @@ fn weights_fingerprint(model: &Path) -> Result<String> {
         h.update(t.dtype.as_safetensors().as_bytes());
         h.update(format!("{:?}{}", t.shape, t.byte_len).as_bytes());
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
 }
 
 /// The record a score file for this request carries.
@@ -163,10 +165,7 @@ pub fn request(
     if let Some(t) = &d.chat_template {
         opts.insert(
             "chat_template_sha256".into(),
-            Sha256::digest(t.source.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            hex(&Sha256::digest(t.source.as_bytes())),
         );
     }
     // The same path and config can hold new weights (a model trained again): fingerprint them.

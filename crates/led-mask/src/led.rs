@@ -76,25 +76,28 @@ pub fn led_masks(
             t.pattern,
         )?);
     }
-    let elected: Vec<usize> = elections.iter().map(|e| e.elected.count()).collect();
-    let mut masks: Vec<DenseMask> = elections.iter().map(|e| e.elected.clone()).collect();
+    // Keep the thresholds for the report and move the elected masks out: no copies.
+    let mut thresholds = Vec::with_capacity(elections.len());
+    let mut masks = Vec::with_capacity(elections.len());
+    for e in elections {
+        thresholds.push((e.base, e.model, e.elected.count()));
+        masks.push(e.elected);
+    }
     let shared = overlap(&masks);
     if use_disjoint {
         masks.iter_mut().for_each(|m| m.and_not_assign(&shared));
     }
-    let overlap = shared.count();
     let stats = TensorStats {
         len,
-        overlap,
-        tasks: elections
+        overlap: shared.count(),
+        tasks: thresholds
             .into_iter()
             .zip(&masks)
-            .zip(elected)
-            .map(|((e, m), elected)| {
+            .map(|((base, model, elected), m)| {
                 let kept = m.count();
                 TaskStats {
-                    base: e.base,
-                    model: e.model,
+                    base,
+                    model,
                     elected,
                     removed: elected - kept,
                     kept,
