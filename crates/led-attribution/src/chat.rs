@@ -7,6 +7,10 @@ use minijinja::{Environment, Error as JinjaError, ErrorKind, context};
 
 use crate::{Error, Result};
 
+/// Instructions a template may execute to render one prompt (real templates need a few
+/// thousand); past it rendering fails instead of running away.
+pub const RENDER_FUEL: u64 = 1_000_000;
+
 /// A model's chat template and the special tokens it refers to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatTemplate {
@@ -64,6 +68,9 @@ impl ChatTemplate {
     /// The prompt as one user turn, followed by the generation prompt.
     pub fn render(&self, prompt: &str) -> Result<String> {
         let mut env = Environment::new();
+        // The template comes with the model, so it is untrusted: bound its work and depth.
+        env.set_fuel(Some(RENDER_FUEL));
+        env.set_recursion_limit(64);
         env.add_function(
             "raise_exception",
             |msg: String| -> std::result::Result<String, JinjaError> {
@@ -112,5 +119,21 @@ mod tests {
                 .to_string()
                 .contains("roles must alternate")
         );
+    }
+
+    #[test]
+    fn a_runaway_template_fails_instead_of_hanging() {
+        for source in [
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+        ] {
+            let t = ChatTemplate {
+                source: source.into(),
+                bos_token: String::new(),
+                eos_token: String::new(),
+            };
+            let err = t.render("x").unwrap_err().to_string();
+            assert!(err.starts_with("chat_template: "), "{err}");
+        }
     }
 }

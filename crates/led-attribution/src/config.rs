@@ -225,6 +225,34 @@ impl ModelConfig {
                 "head_dim {head_dim} must be even for rotary embeddings"
             )));
         }
+        let positive = |v: f64, k: &str| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(bad(format!("{k} must be a positive number, not {v}")))
+            }
+        };
+        positive(rope_theta, "rope_theta")?;
+        if !(raw.rms_norm_eps.is_finite() && raw.rms_norm_eps >= 0.0) {
+            return Err(bad(format!(
+                "rms_norm_eps must be a non-negative number, not {}",
+                raw.rms_norm_eps
+            )));
+        }
+        if let Some(s) = &rope_scaling {
+            positive(s.factor, "rope_scaling.factor")?;
+            positive(s.low_freq_factor, "rope_scaling.low_freq_factor")?;
+            positive(
+                s.original_max_position_embeddings,
+                "rope_scaling.original_max_position_embeddings",
+            )?;
+            if s.high_freq_factor <= s.low_freq_factor {
+                return Err(bad(format!(
+                    "rope_scaling.high_freq_factor {} must exceed low_freq_factor {}",
+                    s.high_freq_factor, s.low_freq_factor
+                )));
+            }
+        }
         let sliding_window = match architecture {
             Architecture::Mistral => raw.sliding_window,
             Architecture::Qwen2 if raw.use_sliding_window == Some(true) => raw.sliding_window,
@@ -285,6 +313,12 @@ mod tests {
             ),
             (r#", "hidden_act": "gelu""#, "gelu"),
             (r#", "num_key_value_heads": 3"#, "multiple"),
+            (r#", "rope_theta": 0"#, "rope_theta"),
+            (r#", "rms_norm_eps": -1e-6"#, "rms_norm_eps"),
+            (
+                r#", "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}"#,
+                "high_freq_factor",
+            ),
         ] {
             let e = parse(extra).unwrap_err().to_string();
             assert!(e.contains(needle) && e.contains("config.json"), "{e}");
