@@ -1,11 +1,13 @@
 //! `led analyze`: how much two tasks compete for the same weights (the paper's Fig. 4).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use led_io::Checkpoint;
-use led_mask::JaccardTable;
+use led_mask::{JaccardTable, TensorKind, classify};
 use led_merge::analyze::{heatmap_svg, overlap_table};
+use led_merge::{MergeConfig, MergePlan, RunOptions};
 
 /// `NAME=PATH` pairs, at least two.
 pub fn parse_scores(specs: &[String]) -> Result<Vec<(String, PathBuf)>> {
@@ -53,7 +55,78 @@ fn print_table(table: &JaccardTable) {
     println!();
 }
 
-pub fn run(scores: &[String], top: f64, out: Option<&Path>) -> Result<()> {
+/// `--config`: the election of an LED config, per model and per tensor kind.
+fn election(config: &Path, out: Option<&Path>) -> Result<()> {
+    let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
+    let stats = led_merge::led_election(&plan, &RunOptions::default())?;
+    println!("Election of {}:", config.display());
+    crate::merge::print_election(&plan, &stats);
+    // Per tensor kind: the share of each kind's weights each model keeps, and the share
+    // elected by two or more models (removed when disjoint is on).
+    let mut kinds: BTreeMap<TensorKind, (usize, usize, Vec<usize>)> = BTreeMap::new();
+    for (name, s) in &stats {
+        let e = kinds
+            .entry(classify(name).1)
+            .or_insert_with(|| (0, 0, vec![0; s.tasks.len()]));
+        e.0 += s.len;
+        e.1 += s.overlap;
+        e.2.iter_mut().zip(&s.tasks).for_each(|(k, t)| *k += t.kept);
+    }
+    print!("  {:>8} {:>12}", "kind", "overlap");
+    for i in 0..plan.models.len() {
+        print!(" {:>12}", format!("kept #{i}"));
+    }
+    println!();
+    let pct = |x: usize, n: usize| format!("{:.2} %", 100.0 * x as f64 / n.max(1) as f64);
+    for (kind, (n, overlap, kept)) in &kinds {
+        print!("  {:>8} {:>12}", kind.as_str(), pct(*overlap, *n));
+        for k in kept {
+            print!(" {:>12}", pct(*k, *n));
+        }
+        println!();
+    }
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tensors: serde_json::Map<String, serde_json::Value> = stats
+            .iter()
+            .map(|(name, s)| {
+                let tasks: Vec<_> = s
+                    .tasks
+                    .iter()
+                    .map(|t| serde_json::json!({"elected": t.elected, "removed": t.removed, "kept": t.kept, "base_threshold": t.base.value, "model_threshold": t.model.value}))
+                    .collect();
+                (
+                    name.clone(),
+                    serde_json::json!({"len": s.len, "overlap": s.overlap, "tasks": tasks}),
+                )
+            })
+            .collect();
+        let models: Vec<String> = plan
+            .models
+            .iter()
+            .map(|m| m.path.display().to_string())
+            .collect();
+        let path = dir.join("election.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(
+                &serde_json::json!({"config": config, "models": models, "tensors": tensors}),
+            )?,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        println!("  wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn run(scores: &[String], config: Option<&Path>, top: f64, out: Option<&Path>) -> Result<()> {
+    if let Some(config) = config {
+        election(config, out)?;
+        if scores.is_empty() {
+            return Ok(());
+        }
+        println!();
+    }
     let pairs = parse_scores(scores)?;
     let opened: Vec<(String, Checkpoint)> = pairs
         .iter()

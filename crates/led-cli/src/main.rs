@@ -40,8 +40,13 @@ enum Command {
     /// Jaccard overlap of the top-r sets of score checkpoints, per layer and tensor kind (paper Fig. 4).
     Analyze {
         /// Score checkpoints as NAME=PATH (two or more).
-        #[arg(long = "scores", required = true, num_args = 1..)]
+        #[arg(long = "scores", required_unless_present = "config", num_args = 1..)]
         scores: Vec<String>,
+        /// An LED merge config: report what its election keeps and what disjoint removes,
+        /// per model and tensor kind, from the score files alone (no weight read, nothing
+        /// merged).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The ratio r of the top sets compared.
         #[arg(long, default_value_t = 0.2)]
         top: f64,
@@ -108,7 +113,12 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Inspect { path, json } => inspect::run(&path, json),
-        Command::Analyze { scores, top, out } => analyze::run(&scores, top, out.as_deref()),
+        Command::Analyze {
+            scores,
+            config,
+            top,
+            out,
+        } => analyze::run(&scores, config.as_deref(), top, out.as_deref()),
         Command::Locate(args) => locate::run(&args),
         Command::Merge {
             config,

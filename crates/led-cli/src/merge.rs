@@ -1,5 +1,6 @@
 //! `led merge CONFIG OUT`: plan (checking everything), then merge with a progress bar.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -35,6 +36,7 @@ pub fn run(
         threads,
         max_shard_size,
         progress: std::io::stderr().is_terminal(),
+        ..RunOptions::default()
     };
     let report = led_merge::run(&plan, out, &options)?;
     print_report(&plan, &report);
@@ -57,13 +59,19 @@ pub fn print_report(plan: &MergePlan, report: &MergeReport) {
     {
         eprintln!("warning: {w}");
     }
-    if report.led.is_empty() {
+    print_election(plan, &report.led);
+}
+
+/// LED's election per model: elected, removed by disjoint and kept, as shares of the weights
+/// of the tensors elected over.
+pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_mask::TensorStats>) {
+    if led.is_empty() {
         return;
     }
     let tasks = plan.models.len();
     let mut totals = vec![(0usize, 0usize, 0usize); tasks];
     let mut elements = 0usize;
-    for stats in report.led.values() {
+    for stats in led.values() {
         elements += stats.len;
         for (t, s) in totals.iter_mut().zip(&stats.tasks) {
             t.0 += s.elected;

@@ -130,7 +130,38 @@ fn demo_then_dry_run_merge_inspect() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("LED election over"));
+    let merge_text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(merge_text.contains("LED election over"));
+    // `analyze --config` reports the same election from the scores alone, plus kinds.
+    let election = led()
+        .args(["analyze", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("election"))
+        .output()
+        .unwrap();
+    assert!(election.status.success());
+    let text = String::from_utf8_lossy(&election.stdout);
+    let table = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip_while(|l| !l.starts_with("LED election over"))
+            .take(4)
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(table(&text), table(&merge_text), "{text}");
+    assert!(
+        text.contains("overlap") && text.contains("lm_head"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("election/election.json")).unwrap())
+            .unwrap();
+    let t = &json["tensors"]["model.layers.0.mlp.up_proj.weight"]["tasks"][0];
+    assert_eq!(
+        t["elected"].as_u64().unwrap() - t["removed"].as_u64().unwrap(),
+        t["kept"].as_u64().unwrap()
+    );
     let again = led().arg("merge").arg(&cfg).arg(&merged).output().unwrap();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));

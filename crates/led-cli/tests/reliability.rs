@@ -159,3 +159,75 @@ fn inputs_are_never_modified() {
     assert!(ok.status.success());
     assert_eq!(snapshot(), before);
 }
+
+/// Run `script` (bash) as root of a new user and mount namespace, where it may mount a small
+/// tmpfs or a read-only bind mount even without privileges; `None` where the kernel or
+/// container refuses namespaces.
+fn in_namespace(script: &str) -> Option<std::process::Output> {
+    let probe = Command::new("unshare").args(["-rm", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: `unshare -rm` (user + mount namespaces) is not available here");
+        return None;
+    }
+    Some(
+        Command::new("unshare")
+            .args(["-rm", "bash", "-c", script])
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn disk_full_gives_a_clean_error_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 4 tensors of 256 KiB: 1 MiB of output on a 512 KiB file system.
+    let cfg = family(d, 4, 1 << 16);
+    let small = d.join("small-disk");
+    std::fs::create_dir(&small).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=512k tmpfs {s} || exit 99; {led} merge {cfg} {s}/merged; rc=$?; ls -A {s}; exit $rc",
+        s = small.display(),
+        led = env!("CARGO_BIN_EXE_led"),
+        cfg = cfg.display()
+    );
+    let Some(run) = in_namespace(&script) else {
+        return;
+    };
+    assert_ne!(run.status.code(), Some(99), "tmpfs mount failed: {run:?}");
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("small-disk"),
+        "the error names the path: {err}"
+    );
+    // Nothing left on the full disk: no output, no temporary directory.
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "", "{run:?}");
+}
+
+#[test]
+fn read_only_target_gives_a_clean_error_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = family(d, 2, 1 << 12);
+    let ro = d.join("read-only");
+    std::fs::create_dir(&ro).unwrap();
+    // A read-only bind mount refuses writes even to root (permissions would not).
+    let script = format!(
+        "mount --bind {r} {r} && mount -o remount,bind,ro {r} || exit 99; {led} merge {cfg} {r}/merged; rc=$?; ls -A {r}; exit $rc",
+        r = ro.display(),
+        led = env!("CARGO_BIN_EXE_led"),
+        cfg = cfg.display()
+    );
+    let Some(run) = in_namespace(&script) else {
+        return;
+    };
+    assert_ne!(run.status.code(), Some(99), "bind mount failed: {run:?}");
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(err.contains("read-only"), "the error names the path: {err}");
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "", "{run:?}");
+    assert!(names(&ro).is_empty());
+}

@@ -428,10 +428,16 @@ impl Checkpoint {
 
     /// Read tensor `name`'s raw little-endian bytes, whatever its dtype.
     pub fn read_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let n = self.info(name)?.numel();
+        self.read_bytes_range(name, 0..n)
+    }
+
+    /// Read the raw little-endian bytes of elements `range` (flat, row-major) of tensor `name`.
+    pub fn read_bytes_range(&self, name: &str, range: Range<usize>) -> Result<Vec<u8>> {
         let info = self.info(name)?;
-        let n = info.numel();
+        self.check_range(info, &range)?;
         Ok(self
-            .map_elements(info, &(0..n))?
+            .map_elements(info, &range)?
             .map(|m| m.to_vec())
             .unwrap_or_default())
     }

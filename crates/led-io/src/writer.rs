@@ -427,6 +427,26 @@ impl CheckpointWriter {
         self.put(slot, 0, bytes)
     }
 
+    /// Write elements from `start` of tensor `name` as raw little-endian bytes of its declared
+    /// dtype (a whole number of elements). Chunks may come in any order, but must not overlap.
+    pub fn write_bytes_chunk(&self, name: &str, start: usize, bytes: &[u8]) -> Result<()> {
+        let slot = self.slot(name)?;
+        let size = slot.spec.dtype.size() as u64;
+        let begin = start as u64 * size;
+        if !(bytes.len() as u64).is_multiple_of(size) || begin + bytes.len() as u64 > slot.byte_len
+        {
+            return Err(self.fail(
+                name,
+                format!(
+                    "{} bytes from element {start} are not whole elements inside the declared {} bytes",
+                    bytes.len(),
+                    slot.byte_len
+                ),
+            ));
+        }
+        self.put(slot, begin, bytes)
+    }
+
     /// Add a side file (README.md, config.json, ...) to a directory target.
     pub fn add_file(&self, name: &str, contents: &[u8]) -> Result<()> {
         let path = self.side_file_path(name)?;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::dense::DenseMask;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_len};
 use crate::threshold::{Threshold, select_threshold};
 
 /// How base membership (first digit) and fine-tuned membership (second digit) combine.
@@ -105,16 +105,30 @@ pub fn elect(
     ratio: f64,
     pattern: Pattern,
 ) -> Result<Election> {
-    if base_scores.len() != model_scores.len() {
-        return Err(Error::LengthMismatch {
-            tensor: tensor.into(),
-            what: "the fine-tuned model's scores".into(),
-            expected: base_scores.len(),
-            got: model_scores.len(),
-        });
-    }
-    let (base, in_base) = top_set(tensor, base_scores, ratio)?;
-    let (model, in_model) = top_set(tensor, model_scores, ratio)?;
+    let base = select_threshold(tensor, base_scores, ratio)?;
+    let model = select_threshold(tensor, model_scores, ratio)?;
+    elect_at(tensor, base_scores, model_scores, base, model, pattern)
+}
+
+/// [`elect`] with both thresholds already selected (e.g. streamed over a tensor too large to
+/// hold, see [`crate::StreamingThreshold`]); the score slices may then be any matching part of
+/// the tensor.
+pub fn elect_at(
+    tensor: &str,
+    base_scores: &[f32],
+    model_scores: &[f32],
+    base: Threshold,
+    model: Threshold,
+    pattern: Pattern,
+) -> Result<Election> {
+    check_len(
+        tensor,
+        || "the fine-tuned model's scores".into(),
+        base_scores.len(),
+        model_scores.len(),
+    )?;
+    let in_base = DenseMask::from_cutoff(base_scores, base.cutoff());
+    let in_model = DenseMask::from_cutoff(model_scores, model.cutoff());
     let elected = DenseMask::combine(&in_base, &in_model, |b, u| match pattern {
         Pattern::BothHigh => b & u,
         Pattern::FineTunedOnly => !b & u,

@@ -60,3 +60,22 @@ pub enum Error {
     #[error("invalid mask data: {0}")]
     BadMaskData(String),
 }
+
+/// `Ok` when `got == expected`, else a [`Error::LengthMismatch`] naming `tensor` and `what`.
+pub(crate) fn check_len(
+    tensor: &str,
+    what: impl FnOnce() -> String,
+    expected: usize,
+    got: usize,
+) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            tensor: tensor.into(),
+            what: what(),
+            expected,
+            got,
+        })
+    }
+}

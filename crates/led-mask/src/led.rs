@@ -3,9 +3,9 @@
 use crate::apply::{TaskUpdate, apply_masks};
 use crate::dense::DenseMask;
 use crate::disjoint::overlap;
-use crate::elect::{Pattern, elect};
-use crate::error::{Error, Result};
-use crate::threshold::Threshold;
+use crate::elect::{Pattern, elect_at};
+use crate::error::{Result, check_len};
+use crate::threshold::{Threshold, select_threshold};
 
 /// One task's inputs for one tensor.
 #[derive(Debug, Clone, Copy)]
@@ -58,29 +58,68 @@ pub fn led_masks(
     tasks: &[LedTask<'_>],
     use_disjoint: bool,
 ) -> Result<(Vec<DenseMask>, TensorStats)> {
-    let mut elections = Vec::with_capacity(tasks.len());
-    for (i, t) in tasks.iter().enumerate() {
-        if t.base_scores.len() != len {
-            return Err(Error::LengthMismatch {
-                tensor: tensor.into(),
-                what: format!("task {i}'s base scores"),
-                expected: len,
-                got: t.base_scores.len(),
-            });
-        }
-        elections.push(elect(
+    let thresholds = task_thresholds(tensor, len, tasks)?;
+    led_masks_at(tensor, len, tasks, &thresholds, use_disjoint)
+}
+
+/// Each task's (base, fine-tuned) thresholds over whole score tensors of length `len`.
+pub fn task_thresholds(
+    tensor: &str,
+    len: usize,
+    tasks: &[LedTask<'_>],
+) -> Result<Vec<(Threshold, Threshold)>> {
+    tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            for (what, got) in [
+                ("base scores", t.base_scores.len()),
+                ("fine-tuned scores", t.model_scores.len()),
+            ] {
+                check_len(tensor, || format!("task {i}'s {what}"), len, got)?;
+            }
+            Ok((
+                select_threshold(tensor, t.base_scores, t.ratio)?,
+                select_threshold(tensor, t.model_scores, t.ratio)?,
+            ))
+        })
+        .collect()
+}
+
+/// [`led_masks`] with each task's thresholds given (selected over the whole tensor, e.g. with
+/// [`crate::StreamingThreshold`]), so `tasks` may hold any part of the tensor: `len` is that
+/// part's length and the statistics count that part (sum them with [`TensorStats::add`]).
+pub fn led_masks_at(
+    tensor: &str,
+    len: usize,
+    tasks: &[LedTask<'_>],
+    thresholds: &[(Threshold, Threshold)],
+    use_disjoint: bool,
+) -> Result<(Vec<DenseMask>, TensorStats)> {
+    check_len(
+        tensor,
+        || "threshold pairs".into(),
+        tasks.len(),
+        thresholds.len(),
+    )?;
+    let mut elected_counts = Vec::with_capacity(tasks.len());
+    let mut masks = Vec::with_capacity(tasks.len());
+    for (i, (t, &(base, model))) in tasks.iter().zip(thresholds).enumerate() {
+        check_len(
+            tensor,
+            || format!("task {i}'s base scores"),
+            len,
+            t.base_scores.len(),
+        )?;
+        let e = elect_at(
             tensor,
             t.base_scores,
             t.model_scores,
-            t.ratio,
+            base,
+            model,
             t.pattern,
-        )?);
-    }
-    // Keep the thresholds for the report and move the elected masks out: no copies.
-    let mut thresholds = Vec::with_capacity(elections.len());
-    let mut masks = Vec::with_capacity(elections.len());
-    for e in elections {
-        thresholds.push((e.base, e.model, e.elected.count()));
+        )?;
+        elected_counts.push(e.elected.count());
         masks.push(e.elected);
     }
     let shared = overlap(&masks);
@@ -91,9 +130,10 @@ pub fn led_masks(
         len,
         overlap: shared.count(),
         tasks: thresholds
-            .into_iter()
+            .iter()
+            .zip(elected_counts)
             .zip(&masks)
-            .map(|((base, model, elected), m)| {
+            .map(|((&(base, model), elected), m)| {
                 let kept = m.count();
                 TaskStats {
                     base,
@@ -108,6 +148,19 @@ pub fn led_masks(
     Ok((masks, stats))
 }
 
+impl TensorStats {
+    /// Add the counts of another part of the same tensor (same tasks, same thresholds).
+    pub fn add(&mut self, other: &TensorStats) {
+        self.len += other.len;
+        self.overlap += other.overlap;
+        for (a, b) in self.tasks.iter_mut().zip(&other.tasks) {
+            a.elected += b.elected;
+            a.removed += b.removed;
+            a.kept += b.kept;
+        }
+    }
+}
+
 /// LED-Merging for one tensor: θ = θ_b + Σ λ_i (m_i ⊙ τ_i) into `out`.
 pub fn led_tensor(
     tensor: &str,
@@ -116,7 +169,21 @@ pub fn led_tensor(
     use_disjoint: bool,
     out: &mut [f32],
 ) -> Result<TensorStats> {
-    let (masks, stats) = led_masks(tensor, base.len(), tasks, use_disjoint)?;
+    let thresholds = task_thresholds(tensor, base.len(), tasks)?;
+    led_tensor_at(tensor, base, tasks, &thresholds, use_disjoint, out)
+}
+
+/// [`led_tensor`] with the thresholds given: merges any part of a tensor (see
+/// [`led_masks_at`]).
+pub fn led_tensor_at(
+    tensor: &str,
+    base: &[f32],
+    tasks: &[LedTask<'_>],
+    thresholds: &[(Threshold, Threshold)],
+    use_disjoint: bool,
+    out: &mut [f32],
+) -> Result<TensorStats> {
+    let (masks, stats) = led_masks_at(tensor, base.len(), tasks, thresholds, use_disjoint)?;
     let updates: Vec<TaskUpdate<'_>> = tasks
         .iter()
         .zip(&masks)

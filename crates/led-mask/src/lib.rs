@@ -46,11 +46,14 @@ pub use apply::{TaskUpdate, apply_masks};
 pub use bitvec;
 pub use dense::DenseMask;
 pub use disjoint::{disjoint, overlap};
-pub use elect::{Election, Pattern, elect, top_set};
+pub use elect::{Election, Pattern, elect, elect_at, top_set};
 pub use error::{Error, Result};
 pub use jaccard::{
     JaccardTable, Overlap, TensorKind, classify, jaccard_from_counts, overlap_counts,
 };
-pub use led::{LedTask, TaskStats, TensorStats, led_masks, led_tensor};
+pub use led::{
+    LedTask, TaskStats, TensorStats, led_masks, led_masks_at, led_tensor, led_tensor_at,
+    task_thresholds,
+};
 pub use mask::{MAX_MASK_LEN, Mask};
-pub use threshold::{Threshold, select_threshold, top_k};
+pub use threshold::{StreamingThreshold, Threshold, select_threshold, top_k};

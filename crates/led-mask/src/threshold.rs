@@ -182,6 +182,180 @@ pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Thre
     })
 }
 
+/// Top-r threshold selection over a score tensor too large to hold at once (spec §2, the same
+/// result as [`select_threshold`]): the caller feeds every score, in chunks of any size and in
+/// any order, once per pass, while [`StreamingThreshold::needs_pass`] says so (two passes, a
+/// third when the threshold is not positive).
+///
+/// ```
+/// # use led_mask::{StreamingThreshold, select_threshold};
+/// let scores = [9.0, 8.0, 7.0, 7.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0];
+/// let mut s = StreamingThreshold::new("w", scores.len(), 0.3)?;
+/// while s.needs_pass() {
+///     for chunk in scores.chunks(3) {
+///         s.feed(chunk)?;
+///     }
+///     s.end_pass()?;
+/// }
+/// assert_eq!(s.finish(), select_threshold("w", &scores, 0.3)?);
+/// # Ok::<(), led_mask::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamingThreshold {
+    tensor: String,
+    len: usize,
+    k: usize,
+    stage: Stage,
+    /// Scores fed in this pass.
+    fed: usize,
+    hist: Vec<u64>,
+    /// Non-finite scores seen in the first pass: (count, first position).
+    bad: Option<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    High,
+    Low { bucket: usize, above: u64 },
+    Members { t: f32, members: usize },
+    Done(Threshold),
+}
+
+impl StreamingThreshold {
+    /// Start selecting the top `ratio` of `len` scores of tensor `tensor`.
+    pub fn new(tensor: &str, len: usize, ratio: f64) -> Result<Self> {
+        check_ratio(tensor, ratio)?;
+        if len == 0 {
+            return Err(Error::Empty {
+                tensor: tensor.into(),
+            });
+        }
+        Ok(StreamingThreshold {
+            tensor: tensor.into(),
+            len,
+            k: top_k(ratio, len),
+            stage: Stage::High,
+            fed: 0,
+            hist: vec![0; 1 << 16],
+            bad: None,
+        })
+    }
+
+    /// Whether another pass over all scores is needed.
+    pub fn needs_pass(&self) -> bool {
+        !matches!(self.stage, Stage::Done(_))
+    }
+
+    /// Feed the next chunk of scores of the current pass.
+    pub fn feed(&mut self, chunk: &[f32]) -> Result<()> {
+        let start = self.fed;
+        self.fed += chunk.len();
+        if self.fed > self.len {
+            return Err(Error::LengthMismatch {
+                tensor: self.tensor.clone(),
+                what: "scores fed in one pass".into(),
+                expected: self.len,
+                got: self.fed,
+            });
+        }
+        let add = |hist: &mut Vec<u64>, h: Vec<u64>| {
+            hist.iter_mut().zip(&h).for_each(|(x, y)| *x += y);
+        };
+        match self.stage {
+            Stage::High => match histogram(chunk, |key| Some((key >> 16) as usize)) {
+                Some(h) => add(&mut self.hist, h),
+                None => {
+                    let count = chunk.par_iter().filter(|s| !s.is_finite()).count();
+                    let first = chunk.iter().position(|s| !s.is_finite()).unwrap_or(0);
+                    let (c, f) = self.bad.get_or_insert((0, start + first));
+                    *c += count;
+                    *f = (*f).min(start + first);
+                }
+            },
+            Stage::Low { bucket, .. } => {
+                let h = histogram(chunk, |key| {
+                    ((key >> 16) as usize == bucket).then_some((key & 0xFFFF) as usize)
+                })
+                .expect("finite: checked by the first pass");
+                add(&mut self.hist, h);
+            }
+            Stage::Members { t, ref mut members } => *members += count_members(chunk, t),
+            Stage::Done(_) => {}
+        }
+        Ok(())
+    }
+
+    /// End the current pass (every score must have been fed).
+    pub fn end_pass(&mut self) -> Result<()> {
+        if self.fed != self.len && self.needs_pass() {
+            return Err(Error::LengthMismatch {
+                tensor: self.tensor.clone(),
+                what: "scores fed in one pass".into(),
+                expected: self.len,
+                got: self.fed,
+            });
+        }
+        self.fed = 0;
+        let (len, k) = (self.len, self.k);
+        self.stage = match self.stage {
+            Stage::High => {
+                if let Some((count, first)) = self.bad {
+                    return Err(Error::NonFinite {
+                        tensor: self.tensor.clone(),
+                        count,
+                        first,
+                    });
+                }
+                if k == 0 {
+                    Stage::Done(Threshold {
+                        len,
+                        k,
+                        value: None,
+                        members: 0,
+                    })
+                } else {
+                    let (bucket, above) = find_bucket(&self.hist, k as u64);
+                    self.hist.iter_mut().for_each(|x| *x = 0);
+                    Stage::Low { bucket, above }
+                }
+            }
+            Stage::Low { bucket, above } => {
+                let (low, _) = find_bucket(&self.hist, k as u64 - above);
+                let t = unkey(((bucket as u32) << 16) | low as u32);
+                if t > 0.0 {
+                    Stage::Done(Threshold {
+                        len,
+                        k,
+                        value: Some(t),
+                        members: (above + self.hist[low..].iter().sum::<u64>()) as usize,
+                    })
+                } else {
+                    Stage::Members { t, members: 0 }
+                }
+            }
+            Stage::Members { t, members } => Stage::Done(Threshold {
+                len,
+                k,
+                value: Some(t),
+                members,
+            }),
+            done @ Stage::Done(_) => done,
+        };
+        Ok(())
+    }
+
+    /// The threshold, once no pass is needed.
+    ///
+    /// # Panics
+    /// If a pass is still needed.
+    pub fn finish(self) -> Threshold {
+        match self.stage {
+            Stage::Done(t) => t,
+            _ => panic!("StreamingThreshold::finish called before the last pass"),
+        }
+    }
+}
+
 fn select_small(tensor: &str, scores: &[f32], k: usize) -> Result<Threshold> {
     if scores.iter().any(|s| !s.is_finite()) {
         return Err(non_finite(tensor, scores));

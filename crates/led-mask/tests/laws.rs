@@ -2,8 +2,8 @@
 
 use led_mask::bitvec::prelude::{BitVec, Lsb0};
 use led_mask::{
-    DenseMask, LedTask, Mask, Pattern, disjoint, elect, led_masks, led_tensor, overlap_counts,
-    select_threshold, top_k, top_set,
+    DenseMask, LedTask, Mask, Pattern, StreamingThreshold, TensorStats, disjoint, elect, led_masks,
+    led_tensor, led_tensor_at, overlap_counts, select_threshold, task_thresholds, top_k, top_set,
 };
 use proptest::prelude::*;
 
@@ -211,5 +211,49 @@ proptest! {
             led_tensor("t", &base, &tasks, true, &mut out).unwrap();
             prop_assert_eq!(&out, &base);
         }
+    }
+
+    #[test]
+    fn streamed_threshold_equals_the_in_memory_one(
+        s in prop::collection::vec(prop_oneof![Just(0.0f32), Just(-0.0f32), -5.0f32..50.0, (0u8..4).prop_map(f32::from)], 1..700),
+        r in ratio(),
+        chunk in 1usize..200,
+    ) {
+        let mut st = StreamingThreshold::new("t", s.len(), r).unwrap();
+        let mut passes = 0;
+        while st.needs_pass() {
+            for c in s.chunks(chunk) {
+                st.feed(c).unwrap();
+            }
+            st.end_pass().unwrap();
+            passes += 1;
+        }
+        prop_assert!(passes <= 3);
+        prop_assert_eq!(st.finish(), select_threshold("t", &s, r).unwrap());
+    }
+
+    #[test]
+    fn merging_in_chunks_equals_merging_whole((n, ts) in tasks(), cuts in prop::collection::vec(0usize..300, 0..4), disjoint_on in any::<bool>()) {
+        let base: Vec<f32> = (0..n).map(|e| (e as f32).sin()).collect();
+        let models: Vec<Vec<f32>> = (0..ts.len()).map(|k| base.iter().map(|x| x + k as f32 + 1.0).collect()).collect();
+        let tasks: Vec<LedTask<'_>> = ts.iter().zip(&models).map(|(t, m)| LedTask { model: m, base_scores: &t.0, model_scores: &t.1, ratio: t.2, lambda: 0.5, pattern: t.3 }).collect();
+        let mut whole = vec![f32::NAN; n];
+        let whole_stats = led_tensor("t", &base, &tasks, disjoint_on, &mut whole).unwrap();
+        let thresholds = task_thresholds("t", n, &tasks).unwrap();
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (n + 1)).chain([0, n]).collect();
+        bounds.sort_unstable();
+        let mut out = vec![f32::NAN; n];
+        let mut stats: Option<TensorStats> = None;
+        for w in bounds.windows(2) {
+            let r = w[0]..w[1];
+            let part: Vec<LedTask<'_>> = tasks.iter().map(|t| LedTask { model: &t.model[r.clone()], base_scores: &t.base_scores[r.clone()], model_scores: &t.model_scores[r.clone()], ..*t }).collect();
+            let st = led_tensor_at("t", &base[r.clone()], &part, &thresholds, disjoint_on, &mut out[r.clone()]).unwrap();
+            match &mut stats {
+                None => stats = Some(st),
+                Some(acc) => acc.add(&st),
+            }
+        }
+        prop_assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), whole.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        prop_assert_eq!(stats.unwrap(), whole_stats);
     }
 }

@@ -2,6 +2,7 @@
 //! merging, and writing through `led-io`'s atomic streaming writer.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -10,7 +11,7 @@ use led_io::{Checkpoint, CheckpointWriter, TensorSpec, WriterOptions, Written, m
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::ops::{ModelTensor, TensorJob, TensorNote};
+use crate::ops::{Chunking, ModelTensor, TensorJob, TensorNote};
 use crate::plan::{Action, MergePlan, TensorPlan, resolve};
 
 /// How to run a merge.
@@ -24,6 +25,9 @@ pub struct RunOptions {
     pub max_shard_size: u64,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Tensors larger than this many elements are merged in parts where the method allows
+    /// (see [`DEFAULT_CHUNK_ELEMENTS`]).
+    pub chunk_elements: usize,
 }
 
 impl Default for RunOptions {
@@ -33,6 +37,7 @@ impl Default for RunOptions {
             threads: 0,
             max_shard_size: led_io::DEFAULT_MAX_SHARD_SIZE,
             progress: false,
+            chunk_elements: DEFAULT_CHUNK_ELEMENTS,
         }
     }
 }
@@ -48,29 +53,205 @@ pub struct MergeReport {
     pub led: BTreeMap<String, led_mask::TensorStats>,
 }
 
-/// Read `name` from `ckpt` as f32 aligned to the reference's `rows` (vocabulary rule, spec
-/// §4): missing rows come from `fill` (the base's values, or zeros for scores), extra rows are
-/// dropped.
-fn read_aligned(
+/// Tensors with more elements than this are merged in parts of whole rows when the method
+/// allows it ([`Chunking`]), so memory stays bounded whatever a tensor's size: 32 Mi elements,
+/// 128 MiB per input as f32.
+pub const DEFAULT_CHUNK_ELEMENTS: usize = 1 << 25;
+
+/// Rows (first dimension; a scalar is one row) and elements per row of `shape`.
+fn rows_of(shape: &[usize]) -> (usize, usize) {
+    let rows = shape.first().copied().unwrap_or(1);
+    let numel: usize = shape.iter().product();
+    (rows, numel.checked_div(rows).unwrap_or(0))
+}
+
+/// Read rows `rows` of `name` from `ckpt` as f32, aligned to the reference's `shape`
+/// (vocabulary rule, spec §4): rows the input lacks come from `fill` (the base's values for
+/// the same rows), or are zeros for scores; extra rows are never read.
+fn read_rows(
     ckpt: &Checkpoint,
     name: &str,
     shape: &[usize],
+    rows: Range<usize>,
     fill: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
+    let (_, row) = rows_of(shape);
     let info = ckpt.info(name)?;
-    let want: usize = shape.iter().product();
-    if info.shape == shape {
-        return Ok(ckpt.read_f32(name)?);
-    }
-    let row: usize = shape[1..].iter().product();
-    let have_rows = info.shape[0].min(shape[0]);
-    let mut out = ckpt.read_f32_range(name, 0..have_rows * row)?;
-    out.reserve(want - out.len());
+    let have = if info.shape == shape {
+        rows.end
+    } else {
+        info.shape[0].min(shape[0])
+    };
+    let mut out = if rows.start < have {
+        ckpt.read_f32_range(name, rows.start * row..rows.end.min(have) * row)?
+    } else {
+        Vec::new()
+    };
+    let want = rows.len() * row;
     match fill {
-        Some(f) => out.extend_from_slice(&f[have_rows * row..want]),
+        Some(f) => out.extend_from_slice(&f[out.len()..want]),
         None => out.resize(want, 0.0),
     }
     Ok(out)
+}
+
+/// One tensor's top-`ratio` threshold over `len` scores read as `read(rows)`, in parts.
+fn stream_threshold(
+    name: &str,
+    len: usize,
+    ratio: f64,
+    parts: &[Range<usize>],
+    read: impl Fn(Range<usize>) -> Result<Vec<f32>>,
+) -> Result<led_mask::Threshold> {
+    let mut select = led_mask::StreamingThreshold::new(name, len, ratio)?;
+    while select.needs_pass() {
+        for rows in parts {
+            select.feed(&read(rows.clone())?)?;
+        }
+        select.end_pass()?;
+    }
+    Ok(select.finish())
+}
+
+/// Rows per part of tensor `t` and the parts (row ranges) at that size.
+fn row_parts(t: &TensorPlan, per: usize) -> Vec<Range<usize>> {
+    let rows = rows_of(&t.shape).0.max(1);
+    (0..rows)
+        .step_by(per)
+        .map(|s| s..(s + per).min(rows))
+        .collect()
+}
+
+/// Rows per part for tensor `t`: all of them unless it has more than `chunk_elements`.
+fn rows_per_part(t: &TensorPlan, chunk_elements: usize) -> usize {
+    let (rows, row) = rows_of(&t.shape);
+    if t.numel() > chunk_elements && row > 0 {
+        (chunk_elements / row).clamp(1, rows)
+    } else {
+        rows.max(1)
+    }
+}
+
+/// Hand merged tensor `t` to `visit`, part by part (whole when it is small or the method needs
+/// it whole), as the job the method gets, with the part's rows. Without `weights` only the
+/// scores are read (the job's weights are empty): enough for LED's election.
+fn for_each_part(
+    plan: &MergePlan,
+    t: &TensorPlan,
+    seed: u64,
+    chunk_elements: usize,
+    weights: bool,
+    mut visit: impl FnMut(&TensorJob<'_>, Range<usize>) -> Result<()>,
+) -> Result<()> {
+    let numel = t.numel();
+    let rows = rows_of(&t.shape).0;
+    let per = rows_per_part(t, chunk_elements);
+    let params: Vec<_> = t
+        .inputs
+        .iter()
+        .map(|&k| resolve(&plan.models[k].parameters, &t.name))
+        .collect();
+    let global = resolve(&plan.config.parameters, &t.name);
+    let chunking = if per < rows && !t.inputs.is_empty() {
+        plan.method.chunking(&global, &params)
+    } else {
+        Chunking::Elementwise
+    };
+    let parts = row_parts(
+        t,
+        match chunking {
+            Chunking::Whole => rows.max(1),
+            _ => per,
+        },
+    );
+    let scored = |k: usize| match &plan.models[k].scores {
+        Some((ms, bs)) if ms.contains(&t.name) && bs.contains(&t.name) => Some((ms, bs)),
+        _ => None,
+    };
+    // Thresholds over whole score tensors, streamed part by part before merging.
+    let thresholds: Vec<Option<_>> = match &chunking {
+        Chunking::Thresholds(ratios) if parts.len() > 1 => t
+            .inputs
+            .iter()
+            .zip(ratios)
+            .map(|(&k, &ratio)| match scored(k) {
+                Some((ms, bs)) => {
+                    let select = |c: &Checkpoint| {
+                        stream_threshold(&t.name, numel, ratio, &parts, |r| {
+                            read_rows(c, &t.name, &t.shape, r, None)
+                        })
+                    };
+                    Ok(Some((select(bs)?, select(ms)?)))
+                }
+                None => Ok(None),
+            })
+            .collect::<Result<_>>()?,
+        _ => vec![None; t.inputs.len()],
+    };
+    for r in parts {
+        let base = match &plan.base {
+            Some(b) if weights => Some(read_rows(&b.ckpt, &t.name, &t.shape, r.clone(), None)?),
+            _ => None,
+        };
+        let fill = base.as_deref();
+        let mut values = Vec::with_capacity(t.inputs.len());
+        let mut scores = Vec::with_capacity(t.inputs.len());
+        for &k in &t.inputs {
+            values.push(if weights {
+                read_rows(&plan.models[k].ckpt, &t.name, &t.shape, r.clone(), fill)?
+            } else {
+                Vec::new()
+            });
+            scores.push(match scored(k) {
+                Some((ms, bs)) => Some((
+                    read_rows(ms, &t.name, &t.shape, r.clone(), None)?,
+                    read_rows(bs, &t.name, &t.shape, r.clone(), None)?,
+                )),
+                None => None,
+            });
+        }
+        let mut shape = t.shape.clone();
+        if let Some(first) = shape.first_mut() {
+            *first = r.len();
+        }
+        let job = TensorJob {
+            name: &t.name,
+            shape: &shape,
+            base: base.as_deref(),
+            models: t
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(j, &k)| ModelTensor {
+                    index: plan.models[k].index.unwrap_or(k),
+                    values: &values[j],
+                    params: &params[j],
+                    scores: scores[j]
+                        .as_ref()
+                        .map(|(m, b)| (m.as_slice(), b.as_slice())),
+                    thresholds: thresholds[j],
+                })
+                .collect(),
+            global: &global,
+            seed,
+        };
+        visit(&job, r)?;
+    }
+    Ok(())
+}
+
+/// Add one part's notes to a tensor's: LED statistics summed, each warning once.
+fn absorb(notes: &mut Vec<TensorNote>, part: Vec<TensorNote>) {
+    for note in part {
+        if let TensorNote::Led(s) = &note
+            && let Some(TensorNote::Led(acc)) =
+                notes.iter_mut().find(|n| matches!(n, TensorNote::Led(_)))
+        {
+            acc.add(s);
+        } else if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
 }
 
 fn merge_tensor(
@@ -78,75 +259,90 @@ fn merge_tensor(
     t: &TensorPlan,
     writer: &CheckpointWriter,
     seed: u64,
+    chunk_elements: usize,
 ) -> Result<Vec<TensorNote>> {
     let reference = plan.base.as_ref().unwrap_or(&plan.models[0]);
+    let row = rows_of(&t.shape).1;
     if t.action == Action::Copy {
-        writer.write_bytes(&t.name, &reference.ckpt.read_bytes(&t.name)?)?;
+        for r in row_parts(t, rows_per_part(t, chunk_elements)) {
+            let bytes = reference
+                .ckpt
+                .read_bytes_range(&t.name, r.start * row..r.end * row)?;
+            writer.write_bytes_chunk(&t.name, r.start * row, &bytes)?;
+        }
         return Ok(Vec::new());
     }
-    let base = match &plan.base {
-        Some(b) => Some(b.ckpt.read_f32(&t.name)?),
-        None => None,
-    };
-    let fill = base.as_deref();
-    let mut values = Vec::with_capacity(t.inputs.len());
-    let mut scores = Vec::with_capacity(t.inputs.len());
-    for &k in &t.inputs {
-        let m = &plan.models[k];
-        values.push(read_aligned(&m.ckpt, &t.name, &t.shape, fill)?);
-        scores.push(match &m.scores {
-            Some((ms, bs)) if ms.contains(&t.name) && bs.contains(&t.name) => Some((
-                read_aligned(ms, &t.name, &t.shape, None)?,
-                bs.read_f32(&t.name)?,
-            )),
-            _ => None,
-        });
-    }
-    let params: Vec<_> = t
-        .inputs
-        .iter()
-        .map(|&k| resolve(&plan.models[k].parameters, &t.name))
-        .collect();
-    let global = resolve(&plan.config.parameters, &t.name);
-    let job = TensorJob {
-        name: &t.name,
-        shape: &t.shape,
-        base: base.as_deref(),
-        models: t
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(j, &k)| ModelTensor {
-                index: plan.models[k].index.unwrap_or(k),
-                values: &values[j],
-                params: &params[j],
-                scores: scores[j]
-                    .as_ref()
-                    .map(|(m, b)| (m.as_slice(), b.as_slice())),
-            })
-            .collect(),
-        global: &global,
-        seed,
-    };
-    let mut out = vec![0f32; t.numel()];
-    let notes = if job.models.is_empty() {
-        // No model holds this tensor: keep the base's (or reference's) values.
-        out.copy_from_slice(&reference.ckpt.read_f32(&t.name)?);
-        Vec::new()
-    } else {
-        plan.method.merge(&job, &mut out)?
-    };
-    if let Some(bad) = out.iter().position(|x| !x.is_finite()) {
-        return Err(Error::op(
-            &t.name,
-            plan.method.name(),
-            format!(
-                "result is not finite at element {bad}: the inputs hold NaN or infinite values"
-            ),
-        ));
-    }
-    writer.write_f32(&t.name, &out)?;
+    let mut notes = Vec::new();
+    for_each_part(plan, t, seed, chunk_elements, true, |job, r| {
+        let mut out = vec![0f32; r.len() * row];
+        let part_notes = if job.models.is_empty() {
+            // No model holds this tensor: keep the base's (or reference's) values.
+            reference
+                .ckpt
+                .read_f32_range_into(&t.name, r.start * row..r.end * row, &mut out)?;
+            Vec::new()
+        } else {
+            plan.method.merge(job, &mut out)?
+        };
+        if let Some(bad) = out.iter().position(|x| !x.is_finite()) {
+            return Err(Error::op(
+                &t.name,
+                plan.method.name(),
+                format!(
+                    "result is not finite at element {}: the inputs hold NaN or infinite values",
+                    r.start * row + bad
+                ),
+            ));
+        }
+        writer.write_f32_chunk(&t.name, r.start * row, &out)?;
+        absorb(&mut notes, part_notes);
+        Ok(())
+    })?;
     Ok(notes)
+}
+
+/// LED's election for every merged tensor of `plan`, as [`run`] would report it in
+/// [`MergeReport::led`], from the score checkpoints alone: no weight is read, nothing is
+/// written. An error for methods other than `led`.
+pub fn led_election(
+    plan: &MergePlan,
+    options: &RunOptions,
+) -> Result<BTreeMap<String, led_mask::TensorStats>> {
+    if !plan.method.needs_scores() {
+        return Err(Error::Unsupported(format!(
+            "the election needs merge_method: led, not {}",
+            plan.method.name()
+        )));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .build()
+        .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))?;
+    let seed = plan.config.random_seed.unwrap_or(0);
+    let stats = Mutex::new(BTreeMap::new());
+    pool.install(|| {
+        plan.tensors
+            .par_iter()
+            .with_max_len(1)
+            .filter(|t| t.action == Action::Merge && !t.inputs.is_empty())
+            .try_for_each(|t| {
+                let mut notes = Vec::new();
+                for_each_part(plan, t, seed, options.chunk_elements, false, |job, _| {
+                    absorb(&mut notes, crate::ops::Led::election(job)?);
+                    Ok(())
+                })?;
+                for n in notes {
+                    if let TensorNote::Led(s) = n {
+                        stats
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(t.name.clone(), s);
+                    }
+                }
+                Ok::<_, Error>(())
+            })
+    })?;
+    Ok(stats.into_inner().expect("not poisoned"))
 }
 
 fn model_card(plan: &MergePlan, yaml: &str) -> String {
@@ -225,7 +421,7 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
     pool.install(|| {
         plan.tensors.par_iter().with_max_len(1).try_for_each(|t| {
             tracing::debug!(tensor = %t.name, "merging");
-            let n = merge_tensor(plan, t, &writer, seed)?;
+            let n = merge_tensor(plan, t, &writer, seed, options.chunk_elements)?;
             bar.inc(t.numel() as u64 * t.dtype.size() as u64);
             notes
                 .lock()

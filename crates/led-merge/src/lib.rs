@@ -27,6 +27,6 @@ mod rng;
 mod sparsify;
 
 pub use config::MergeConfig;
-pub use engine::{MergeReport, RunOptions, run};
+pub use engine::{DEFAULT_CHUNK_ELEMENTS, MergeReport, RunOptions, led_election, run};
 pub use error::{Error, Result};
 pub use plan::{Action, Input, MergePlan, TensorPlan, is_vocab_tensor};

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use led_io::{Checkpoint, Dtype, meta};
-use led_merge::{Error, MergeConfig, MergePlan, RunOptions, run};
+use led_merge::{Error, MergeConfig, MergePlan, RunOptions, led_election, run};
 
 fn plan(yaml: &str, dir: &Path) -> Result<MergePlan, Error> {
     let cfg = dir.join("merge.yaml");
@@ -404,4 +404,97 @@ fn output_is_atomic_and_never_overwritten_unasked() {
         .filter(|e| e.file_name().to_string_lossy().contains("led-tmp"))
         .collect();
     assert!(leftovers.is_empty());
+}
+
+/// Every file of an output directory, in name order.
+fn dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(f).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn merging_large_tensors_in_parts_gives_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::BF16);
+    // A second family with a tied base and models of other vocabulary sizes, so that parts
+    // cross the row where a smaller model's rows end (filled from the base).
+    let v = d.join("vocab");
+    common::write_model(&v.join("base"), 0, 0.0, common::VOCAB, Dtype::F32, true);
+    common::write_model(
+        &v.join("big"),
+        1,
+        0.05,
+        common::VOCAB + 8,
+        Dtype::F32,
+        false,
+    );
+    common::write_model(
+        &v.join("small"),
+        2,
+        0.05,
+        common::VOCAB - 17,
+        Dtype::F32,
+        true,
+    );
+    let pair = |method: &str, params: &str| {
+        format!(
+            "merge_method: {method}\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 0.7{params}}}\n  - model: {}\n    parameters: {{weight: 0.4{params}}}\n",
+            v.join("base").display(),
+            v.join("big").display(),
+            v.join("small").display()
+        )
+    };
+    let configs = [
+        led_yaml(d, ""),
+        led_yaml(d, "parameters: {disjoint: false, election: \"01\"}\n"),
+        pair("task_arithmetic", ""),
+        pair("ties", ", density: 1.0"),
+        // Not elementwise: merged whole whatever the limit.
+        pair("ties", ", density: 0.5"),
+        pair("linear", ""),
+    ];
+    for (k, yaml) in configs.iter().enumerate() {
+        let p = plan(yaml, d).unwrap();
+        let whole = d.join(format!("whole-{k}"));
+        let parts = d.join(format!("parts-{k}"));
+        let a = run(&p, &whole, &RunOptions::default()).unwrap();
+        // 64 elements: two rows of 32 per part, so every matrix is merged in many parts.
+        let b = run(
+            &p,
+            &parts,
+            &RunOptions {
+                chunk_elements: 64,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.led, b.led, "config {k}");
+        // The election alone, from the scores only, whole or in parts, says what the merge did.
+        for chunk_elements in [usize::MAX, 64] {
+            let opts = RunOptions {
+                chunk_elements,
+                ..Default::default()
+            };
+            match led_election(&p, &opts) {
+                Ok(stats) => assert_eq!(stats, a.led, "config {k}"),
+                Err(e) => {
+                    assert!(a.led.is_empty(), "config {k}: {e}");
+                    assert!(e.to_string().contains("merge_method: led"), "{e}");
+                }
+            }
+        }
+        assert_eq!(a.warnings, b.warnings, "config {k}");
+        assert_eq!(dir_bytes(&whole), dir_bytes(&parts), "config {k}: {yaml}");
+    }
 }

@@ -65,6 +65,7 @@ impl<'a> Case<'a> {
                     values: v,
                     params: p,
                     scores: self.scores[i],
+                    thresholds: None,
                 })
                 .collect(),
             global: &self.global,

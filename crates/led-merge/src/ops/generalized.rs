@@ -3,8 +3,8 @@
 //! this family are thin declarations over [`merge`]; DARE's two variants live here too.
 
 use super::{
-    DENSITY, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, RESCALE, TensorJob, TensorNote,
-    WEIGHT,
+    Chunking, DENSITY, INT8_MASK, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, Params, RESCALE,
+    TensorJob, TensorNote, WEIGHT,
 };
 use crate::config::Scalar;
 use crate::error::Result;
@@ -51,6 +51,20 @@ impl MergeMethod for Family {
     }
     fn global_params(&self) -> &'static [ParamSpec] {
         self.global_params
+    }
+    fn chunking(&self, _global: &Params, models: &[Params]) -> Chunking {
+        // Sign election and the weighted sum are per element; sparsification is not, unless
+        // TIES keeps everything.
+        let keeps_all = match self.sparsify {
+            Sparsify::None => true,
+            Sparsify::Magnitude => models.iter().all(|p| p.number_or("density", 1.0) >= 1.0),
+            _ => false,
+        };
+        if keeps_all {
+            Chunking::Elementwise
+        } else {
+            Chunking::Whole
+        }
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         merge(*self, job, out)

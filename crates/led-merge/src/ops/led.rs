@@ -3,9 +3,12 @@
 //! vectors. Per model `weight` = λ_i, `density` = r_i, optional `election`; global `election`
 //! (default "11"), `disjoint` (default true), `missing_scores` (`base` or `task_arithmetic`).
 
-use led_mask::{LedTask, Pattern, led_tensor};
+use led_mask::{LedTask, Pattern, led_masks, led_masks_at, led_tensor, led_tensor_at};
 
-use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, WEIGHT, boolean, pattern, ratio};
+use super::{
+    Chunking, MergeMethod, ParamSpec, Params, TensorJob, TensorNote, WEIGHT, boolean, pattern,
+    ratio,
+};
 use crate::config::Scalar;
 use crate::error::{Error, Result};
 
@@ -59,11 +62,13 @@ impl MergeMethod for Led {
     fn needs_scores(&self) -> bool {
         true
     }
+    fn chunking(&self, _global: &Params, models: &[Params]) -> Chunking {
+        // Validated by the plan: every model has a density.
+        Chunking::Thresholds(models.iter().map(|p| p.number_or("density", 1.0)).collect())
+    }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let base = job.base("led")?;
-        let global_pattern = pattern_of(job.global.get("election"));
-        let with_scores: Vec<_> = job.models.iter().filter(|m| m.scores.is_some()).collect();
-        if with_scores.len() < job.models.len() {
+        let Some((tasks, disjoint)) = tasks(job)? else {
             // Spec §4: a tensor without scores falls back to `base` (default) or task arithmetic.
             let fallback = match job.global.get("missing_scores") {
                 Some(Scalar::Text(s)) if s == "task_arithmetic" => "task_arithmetic",
@@ -82,29 +87,61 @@ impl MergeMethod for Led {
             return Ok(vec![TensorNote::Warning(format!(
                 "no scores for this tensor: merged as {fallback}"
             ))]);
+        };
+        let given: Option<Vec<_>> = job.models.iter().map(|m| m.thresholds).collect();
+        let stats = match given {
+            Some(thresholds) => led_tensor_at(job.name, base, &tasks, &thresholds, disjoint, out),
+            None => led_tensor(job.name, base, &tasks, disjoint, out),
         }
-        let tasks: Vec<LedTask<'_>> = job
-            .models
-            .iter()
-            .map(|m| {
-                let (model_scores, base_scores) = m.scores.expect("checked above");
-                let density = job.model_number(m, "density", "led")?;
-                Ok(LedTask {
-                    model: m.values,
-                    base_scores,
-                    model_scores,
-                    ratio: density,
-                    lambda: m.params.number_or("weight", 1.0) as f32,
-                    pattern: m
-                        .params
-                        .get("election")
-                        .map(|p| pattern_of(Some(p)))
-                        .unwrap_or(global_pattern),
-                })
-            })
-            .collect::<Result<_>>()?;
-        let disjoint = job.global.bool_or("disjoint", true);
-        let stats = led_tensor(job.name, base, &tasks, disjoint, out).map_err(Error::from)?;
+        .map_err(Error::from)?;
         Ok(vec![TensorNote::Led(stats)])
     }
+}
+
+impl Led {
+    /// The election alone (masks' statistics, no merge) for `job`, whose weights may be empty:
+    /// what [`MergeMethod::merge`] would report, or nothing when the tensor has no scores.
+    pub fn election(job: &TensorJob<'_>) -> Result<Vec<TensorNote>> {
+        let Some((tasks, disjoint)) = tasks(job)? else {
+            return Ok(Vec::new());
+        };
+        let len = tasks.first().map_or(0, |t| t.base_scores.len());
+        let given: Option<Vec<_>> = job.models.iter().map(|m| m.thresholds).collect();
+        let (_, stats) = match given {
+            Some(thresholds) => led_masks_at(job.name, len, &tasks, &thresholds, disjoint),
+            None => led_masks(job.name, len, &tasks, disjoint),
+        }
+        .map_err(Error::from)?;
+        Ok(vec![TensorNote::Led(stats)])
+    }
+}
+
+/// Each model's LED task for `job` and whether disjoint is on; `None` when some model has no
+/// scores for this tensor.
+fn tasks<'a>(job: &TensorJob<'a>) -> Result<Option<(Vec<LedTask<'a>>, bool)>> {
+    if job.models.iter().any(|m| m.scores.is_none()) {
+        return Ok(None);
+    }
+    let global_pattern = pattern_of(job.global.get("election"));
+    let tasks = job
+        .models
+        .iter()
+        .map(|m| {
+            let (model_scores, base_scores) = m.scores.expect("checked above");
+            let density = job.model_number(m, "density", "led")?;
+            Ok(LedTask {
+                model: m.values,
+                base_scores,
+                model_scores,
+                ratio: density,
+                lambda: m.params.number_or("weight", 1.0) as f32,
+                pattern: m
+                    .params
+                    .get("election")
+                    .map(|p| pattern_of(Some(p)))
+                    .unwrap_or(global_pattern),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some((tasks, job.global.bool_or("disjoint", true))))
 }

@@ -1,6 +1,6 @@
 //! `linear`: θ = Σ w_i θ_i / Σ w_i (a weighted average; no base needed).
 
-use super::{MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote, WEIGHT};
+use super::{Chunking, MergeMethod, NORMALIZE, ParamSpec, Params, TensorJob, TensorNote, WEIGHT};
 use crate::error::{Error, Result};
 
 /// Weighted average of the models (Wortsman et al. 2022, model soups).
@@ -22,6 +22,9 @@ impl MergeMethod for Linear {
     }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[NORMALIZE]
+    }
+    fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
+        Chunking::Elementwise
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let weights: Vec<f32> = job

@@ -152,6 +152,22 @@ pub struct ModelTensor<'a> {
     pub params: &'a Params,
     /// LED only: (scores of this model, scores of the base), aligned like `values`.
     pub scores: Option<(&'a [f32], &'a [f32])>,
+    /// LED only: the (base, model) top-r thresholds of the whole tensor's scores, when `values`
+    /// and `scores` are one part of a tensor merged in chunks ([`Chunking::Thresholds`]).
+    pub thresholds: Option<(led_mask::Threshold, led_mask::Threshold)>,
+}
+
+/// Whether a tensor too large to hold at once may be merged in parts (consecutive rows).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunking {
+    /// Only as a whole: some statistic depends on all elements (top-k, norms, random streams).
+    Whole,
+    /// Element by element: any part merged alone gives that part of the result.
+    Elementwise,
+    /// Element by element once each model's (base, model) score thresholds at these ratios
+    /// (one per model, in order) are selected over the whole tensor: the engine streams them
+    /// and hands them over in [`ModelTensor::thresholds`].
+    Thresholds(Vec<f64>),
 }
 
 /// Everything an operator gets for one tensor.
@@ -235,6 +251,10 @@ pub trait MergeMethod: Send + Sync {
     /// Whether models need score checkpoints (LED).
     fn needs_scores(&self) -> bool {
         false
+    }
+    /// How a tensor with these (global, per-model) parameters may be merged in parts.
+    fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
+        Chunking::Whole
     }
     /// Merge one tensor into `out` (same length as the base tensor).
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>>;

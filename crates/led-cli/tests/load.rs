@@ -1,0 +1,227 @@
+//! Load: a merge of 10 000 tensors spread over 50 shards per input, and (ignored by default:
+//! 12 GiB of sparse inputs, 4 GiB written) a merge of one tensor of 2^31 elements, each run
+//! as a real `led merge` process whose peak RSS is reported. Numbers: docs/RELIABILITY.md.
+//!
+//! ```sh
+//! make build && cargo test --release -p led-cli --test load -- --include-ignored --nocapture
+//! ```
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use led_io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+
+/// Run `led ARGS` to success, returning (peak RSS in MiB, seconds).
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also returns its rusage"
+)]
+fn led_with_peak_rss(args: &[&str]) -> (f64, f64) {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_led"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: plain POSIX call on our own child; `rusage` is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "led {args:?} failed: status {status}"
+    );
+    (
+        usage.ru_maxrss as f64 / 1024.0,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+fn value(model: usize, tensor: usize, i: usize) -> f32 {
+    ((model * 7 + tensor * 3 + i) % 17) as f32 * 0.125 - 1.0
+}
+
+#[test]
+fn ten_thousand_tensors_in_fifty_shards() {
+    const TENSORS: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let specs: Vec<TensorSpec> = (0..TENSORS)
+        .map(|t| TensorSpec::new(format!("blocks.{t}.weight"), Dtype::BF16, [4, 64]))
+        .collect();
+    let per_model = (TENSORS * 4 * 64 * 2) as u64;
+    for (k, name) in ["base", "a", "b"].iter().enumerate() {
+        let w = CheckpointWriter::create_dir(
+            d.join(name),
+            specs.clone(),
+            WriterOptions {
+                max_shard_size: per_model / 50,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (t, s) in specs.iter().enumerate() {
+            let v: Vec<f32> = (0..s.numel()).map(|i| value(k, t, i)).collect();
+            w.write_f32(&s.name, &v).unwrap();
+        }
+        let written = w.finish().unwrap();
+        assert!(written.shards.len() >= 50, "{}", written.shards.len());
+    }
+    let cfg = d.join("ta.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {a}\n    parameters: {{weight: 0.5}}\n  - model: {c}\n    parameters: {{weight: 0.25}}\n",
+            b = d.join("base").display(),
+            a = d.join("a").display(),
+            c = d.join("b").display()
+        ),
+    )
+    .unwrap();
+    let out = d.join("merged");
+    let shard = (per_model / 50).to_string();
+    let (rss, secs) = led_with_peak_rss(&[
+        "merge",
+        cfg.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--max-shard-size",
+        &shard,
+    ]);
+    eprintln!("10 000 tensors × 3 inputs × 50 shards: {secs:.2} s, peak RSS {rss:.0} MiB");
+    let ckpt = Checkpoint::open(&out).unwrap();
+    assert_eq!(ckpt.tensors().len(), TENSORS);
+    for t in [0, 4321, TENSORS - 1] {
+        let got = ckpt.read_f32(&format!("blocks.{t}.weight")).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            let (b, a, c) = (value(0, t, i), value(1, t, i), value(2, t, i));
+            let want = half::bf16::from_f32(b + 0.5 * (a - b) + 0.25 * (c - b)).to_f32();
+            assert_eq!(*g, want, "tensor {t} element {i}");
+        }
+    }
+}
+
+/// Elements of the large tensor: 2^31, as rows of 4096.
+const BIG_ROWS: usize = 1 << 19;
+const BIG_COLS: usize = 4096;
+/// Where the sparse files hold data: the first, a middle and the last 64 Ki elements.
+const WINDOWS: [usize; 3] = [
+    0,
+    (BIG_ROWS / 2 + 3) * BIG_COLS,
+    BIG_ROWS * BIG_COLS - (1 << 16),
+];
+
+/// A single-tensor safetensors file whose data is a hole except for `WINDOWS`, filled by `f`.
+fn sparse_file(path: &Path, dtype: Dtype, f: impl Fn(usize) -> f32) {
+    let numel = BIG_ROWS * BIG_COLS;
+    let size = dtype.size();
+    let header = format!(
+        r#"{{"w":{{"dtype":"{dtype}","shape":[{BIG_ROWS},{BIG_COLS}],"data_offsets":[0,{}]}}}}"#,
+        numel * size
+    );
+    let mut header = header.into_bytes();
+    while (8 + header.len()) % 8 != 0 {
+        header.push(b' ');
+    }
+    let file = File::create(path).unwrap();
+    let start = (8 + header.len()) as u64;
+    file.set_len(start + (numel * size) as u64).unwrap();
+    file.write_all_at(&(header.len() as u64).to_le_bytes(), 0)
+        .unwrap();
+    file.write_all_at(&header, 8).unwrap();
+    for &w in &WINDOWS {
+        let bytes: Vec<u8> = (w..w + (1 << 16))
+            .flat_map(|i| match dtype {
+                Dtype::BF16 => half::bf16::from_f32(f(i)).to_le_bytes().to_vec(),
+                _ => f(i).to_le_bytes().to_vec(),
+            })
+            .collect();
+        file.write_all_at(&bytes, start + (w * size) as u64)
+            .unwrap();
+    }
+}
+
+#[test]
+#[ignore = "12 GiB of sparse inputs, 4 GiB written per merge, minutes: run by hand (see docs/RELIABILITY.md)"]
+fn one_tensor_of_two_to_the_thirty_one_elements() {
+    let dir =
+        tempfile::tempdir_in(std::env::var("LOAD_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    let d = dir.path();
+    for (k, name) in ["base", "a", "b"].iter().enumerate() {
+        std::fs::create_dir(d.join(name)).unwrap();
+        sparse_file(&d.join(name).join("model.safetensors"), Dtype::BF16, |i| {
+            ((i + k * 5) % 11) as f32 * 0.25
+        });
+    }
+    for (name, seed) in [("sa", 1), ("ba", 2), ("sb", 3), ("bb", 4)] {
+        sparse_file(
+            &d.join(format!("{name}.safetensors")),
+            Dtype::F32,
+            move |i| ((i * seed) % 101) as f32,
+        );
+    }
+    let yaml = |method: &str| {
+        let scores = |m: &str, b: &str| {
+            if method == "led" {
+                format!(
+                    ", density: 0.5}}\n    scores: {{model: {}, base: {}",
+                    d.join(format!("{m}.safetensors")).display(),
+                    d.join(format!("{b}.safetensors")).display()
+                )
+            } else {
+                String::new()
+            }
+        };
+        format!(
+            "merge_method: {method}\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0{}}}\n  - model: {}\n    parameters: {{weight: 0.5{}}}\n",
+            d.join("base").display(),
+            d.join("a").display(),
+            scores("sa", "ba"),
+            d.join("b").display(),
+            scores("sb", "bb"),
+        )
+    };
+    for method in ["task_arithmetic", "led"] {
+        let cfg = d.join(format!("{method}.yaml"));
+        std::fs::write(&cfg, yaml(method)).unwrap();
+        let out = d.join(format!("out-{method}"));
+        let (rss, secs) =
+            led_with_peak_rss(&["merge", cfg.to_str().unwrap(), out.to_str().unwrap()]);
+        eprintln!(
+            "{method}: one 2^31-element BF16 tensor × 3 inputs: {secs:.1} s, peak RSS {rss:.0} MiB"
+        );
+        let ckpt = Checkpoint::open(&out).unwrap();
+        let read = |c: &Checkpoint, w: usize| c.read_f32_range("w", w..w + (1 << 16)).unwrap();
+        let inputs: Vec<Checkpoint> = ["base", "a", "b"]
+            .iter()
+            .map(|n| Checkpoint::open(d.join(n)).unwrap())
+            .collect();
+        for &w in &WINDOWS {
+            let got = read(&ckpt, w);
+            let (b, a, c) = (
+                read(&inputs[0], w),
+                read(&inputs[1], w),
+                read(&inputs[2], w),
+            );
+            if method == "task_arithmetic" {
+                for i in 0..got.len() {
+                    let want = half::bf16::from_f32(b[i] + (a[i] - b[i]) + 0.5 * (c[i] - b[i]));
+                    assert_eq!(got[i], want.to_f32(), "element {}", w + i);
+                }
+            } else {
+                // Every element is the base or the base plus some task vectors.
+                assert!(
+                    got.iter().zip(&b).any(|(g, b)| g != b),
+                    "LED changed nothing at {w}"
+                );
+            }
+        }
+        // Elements of the hole stay zero.
+        assert!(read(&ckpt, 1 << 29).iter().all(|&x| x == 0.0));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
