@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use led_io::Checkpoint;
 use led_mask::{JaccardTable, TensorKind, classify};
-use led_merge::analyze::{heatmap_svg, overlap_table};
+use led_merge::analyze::{heatmap_png, heatmap_svg, overlap_table};
 use led_merge::{MergeConfig, MergePlan, RunOptions};
 
 /// `NAME=PATH` pairs, at least two.
@@ -155,13 +155,15 @@ pub fn run(scores: &[String], config: Option<&Path>, top: f64, out: Option<&Path
             if let Some(dir) = out {
                 let stem = format!("{na}_vs_{nb}");
                 let svg = dir.join(format!("{stem}.svg"));
-                std::fs::write(
-                    &svg,
-                    heatmap_svg(
-                        &table,
-                        &format!("Jaccard of top-{:.0}% SNIP sets: {na} vs {nb}", top * 100.0),
-                    ),
-                )?;
+                let title = format!(
+                    "Jaccard of top-{:.0}% score sets: {na} vs {nb}",
+                    top * 100.0
+                );
+                std::fs::write(&svg, heatmap_svg(&table, &title))
+                    .with_context(|| format!("writing {}", svg.display()))?;
+                let png = dir.join(format!("{stem}.png"));
+                std::fs::write(&png, heatmap_png(&table, &title))
+                    .with_context(|| format!("writing {}", png.display()))?;
                 let cells: Vec<_> = table
                     .cells()
                     .map(|(l, k, o)| serde_json::json!({"layer": l, "kind": k.as_str(), "jaccard": o.jaccard(), "intersection": o.intersection, "union": o.union}))
@@ -171,7 +173,7 @@ pub fn run(scores: &[String], config: Option<&Path>, top: f64, out: Option<&Path
                     dir.join(format!("{stem}.json")),
                     serde_json::to_string_pretty(&json)?,
                 )?;
-                println!("  wrote {} and {stem}.json", svg.display());
+                println!("  wrote {}, {stem}.png and {stem}.json", svg.display());
             }
         }
     }

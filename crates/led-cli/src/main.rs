@@ -50,7 +50,8 @@ enum Command {
         /// The ratio r of the top sets compared.
         #[arg(long, default_value_t = 0.2)]
         top: f64,
-        /// Write an SVG heat map and JSON per pair here.
+        /// Write a heat map (SVG and PNG) and JSON per pair here (and election.json with
+        /// --config).
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -93,6 +93,8 @@ fn demo_then_dry_run_merge_inspect() {
             .unwrap()
             .contains("layer 3")
     );
+    let png = std::fs::read(fig.join("safety_vs_math.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
     let one = led()
         .args(["analyze", "--scores", "a=x.safetensors"])
         .output()

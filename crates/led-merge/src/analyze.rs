@@ -59,9 +59,7 @@ pub fn heatmap_svg(table: &JaccardTable, title: &str) -> String {
         .collect();
     for (r, l) in layers.iter().enumerate() {
         let y = top + cell * r as f64;
-        let label = l
-            .map(|l| format!("layer {l}"))
-            .unwrap_or_else(|| "model".into());
+        let label = row_label(*l);
         s += &format!(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text>\n",
             left - 6.0,
@@ -71,8 +69,7 @@ pub fn heatmap_svg(table: &JaccardTable, title: &str) -> String {
             let x = left + cell * c as f64;
             match cells.get(&(*l, *k)) {
                 Some(j) => {
-                    // White (0) to deep red (1).
-                    let shade = (255.0 * (1.0 - j.clamp(0.0, 1.0))).round() as u8;
+                    let shade = shade(*j);
                     s += &format!(
                         "<rect x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb(255,{shade},{shade})\" stroke=\"#ccc\"><title>{label} {k}: {j:.3}</title></rect>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"9\">{j:.2}</text>\n",
                         x + cell / 2.0,
@@ -89,6 +86,114 @@ pub fn heatmap_svg(table: &JaccardTable, title: &str) -> String {
     }
     s += "</svg>\n";
     s
+}
+
+/// Cell colour from white (Jaccard 0) to deep red (1): the green and blue level.
+fn shade(j: f64) -> u8 {
+    (255.0 * (1.0 - j.clamp(0.0, 1.0))).round() as u8
+}
+
+fn row_label(layer: Option<usize>) -> String {
+    layer
+        .map(|l| format!("layer {l}"))
+        .unwrap_or_else(|| "model".into())
+}
+
+/// An RGB image drawn with rectangles and an 8×8 bitmap font (no system fonts needed).
+struct Canvas {
+    width: usize,
+    height: usize,
+    pixels: Vec<u8>,
+}
+
+impl Canvas {
+    fn new(width: usize, height: usize) -> Self {
+        Canvas {
+            width,
+            height,
+            pixels: vec![255; width * height * 3],
+        }
+    }
+
+    fn rect(&mut self, x: usize, y: usize, w: usize, h: usize, rgb: [u8; 3]) {
+        for yy in y..(y + h).min(self.height) {
+            for xx in x..(x + w).min(self.width) {
+                let i = (yy * self.width + xx) * 3;
+                self.pixels[i..i + 3].copy_from_slice(&rgb);
+            }
+        }
+    }
+
+    /// `text` with its top-left corner at (x, y); characters the font lacks are skipped.
+    fn text(&mut self, x: usize, y: usize, text: &str) {
+        use font8x8::UnicodeFonts;
+        for (n, c) in text.chars().enumerate() {
+            let Some(glyph) = font8x8::BASIC_FONTS.get(c) else {
+                continue;
+            };
+            for (row, bits) in glyph.iter().enumerate() {
+                for col in 0..8 {
+                    if bits >> col & 1 == 1 {
+                        self.rect(x + n * 8 + col, y + row, 1, 1, [0, 0, 0]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().expect("writing to memory");
+        writer
+            .write_image_data(&self.pixels)
+            .expect("writing to memory");
+        writer.finish().expect("writing to memory");
+        out
+    }
+}
+
+/// The same heat map as [`heatmap_svg`] as a PNG image (values printed in the cells).
+pub fn heatmap_png(table: &JaccardTable, title: &str) -> Vec<u8> {
+    let kinds: Vec<_> = table.by_kind().into_keys().collect();
+    let layers: Vec<_> = table.by_layer().into_keys().collect();
+    let (cell, left, top) = (64, 88, 48);
+    let width = (left + cell * kinds.len() + 16).max(16 + 8 * title.chars().count());
+    let mut c = Canvas::new(width, top + cell / 2 * layers.len() + 16);
+    c.text(8, 8, title);
+    for (i, k) in kinds.iter().enumerate() {
+        let name = k.as_str();
+        c.text(
+            left + cell * i + (cell - 8 * name.len()) / 2,
+            top - 14,
+            name,
+        );
+    }
+    let cells: std::collections::BTreeMap<_, _> = table
+        .cells()
+        .map(|(l, k, o)| ((l, k), o.jaccard()))
+        .collect();
+    let h = cell / 2;
+    for (r, l) in layers.iter().enumerate() {
+        let y = top + h * r;
+        let label = row_label(*l);
+        c.text(left - 8 - 8 * label.len(), y + h / 2 - 4, &label);
+        for (i, k) in kinds.iter().enumerate() {
+            let x = left + cell * i;
+            c.rect(x, y, cell, h, [204, 204, 204]);
+            match cells.get(&(*l, *k)) {
+                Some(j) => {
+                    let s = shade(*j);
+                    c.rect(x + 1, y + 1, cell - 2, h - 2, [255, s, s]);
+                    c.text(x + (cell - 32) / 2, y + h / 2 - 4, &format!("{j:.2}"));
+                }
+                None => c.rect(x + 1, y + 1, cell - 2, h - 2, [238, 238, 238]),
+            }
+        }
+    }
+    c.encode()
 }
 
 fn escape(text: &str) -> String {
@@ -116,5 +221,24 @@ mod tests {
                 && svg.contains("model embed: 1.000")
                 && svg.contains("rgb(255,255,255)")
         );
+        // The PNG: decodes, white background, one deep-red cell (Jaccard 1) for embed.
+        let png = heatmap_png(&t, "safety <> math");
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; decoder.output_buffer_size().unwrap()];
+        let info = decoder.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        let px = |x: usize, y: usize| {
+            let i = (y * info.width as usize + x) * 3;
+            [buf[i], buf[i + 1], buf[i + 2]]
+        };
+        assert_eq!(px(0, 0), [255, 255, 255]);
+        let red = (0..info.height as usize)
+            .flat_map(|y| (0..info.width as usize).map(move |x| (x, y)))
+            .filter(|&(x, y)| px(x, y) == [255, 0, 0])
+            .count();
+        // One cell's inside (62 × 30) less the black digits printed on it.
+        assert!(red > 1500 && red < 62 * 30, "{red}");
     }
 }
