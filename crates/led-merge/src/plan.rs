@@ -128,10 +128,9 @@ pub fn resolve(params: &Parameters, name: &str) -> Params {
 impl MergePlan {
     /// Check `config` (read from `config_path`) and open its inputs.
     pub fn new(config: MergeConfig, config_path: &Path) -> Result<Self> {
-        let path = config_path;
         let method = method(&config.merge_method).ok_or_else(|| {
             config_err(
-                path,
+                config_path,
                 "merge_method",
                 format!(
                     "unknown method {:?} (known: {})",
@@ -140,6 +139,29 @@ impl MergePlan {
                 ),
             )
         })?;
+        Self::with_method(config, config_path, method)
+    }
+
+    /// Plan a merge with a method of your own (an implementation of [`MergeMethod`]) instead
+    /// of a built-in one: the config's `merge_method` must be the method's name, and its
+    /// parameters are checked against what the method declares, as for built-in methods.
+    pub fn with_method(
+        config: MergeConfig,
+        config_path: &Path,
+        method: Box<dyn MergeMethod>,
+    ) -> Result<Self> {
+        let path = config_path;
+        if config.merge_method != method.name() {
+            return Err(config_err(
+                path,
+                "merge_method",
+                format!(
+                    "is {:?} but the method given is {:?}",
+                    config.merge_method,
+                    method.name()
+                ),
+            ));
+        }
         check_parameters(
             path,
             "parameters",

@@ -498,3 +498,77 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
         assert_eq!(dir_bytes(&whole), dir_bytes(&parts), "config {k}: {yaml}");
     }
 }
+
+/// A method of the caller's own, run by the engine: every weight becomes its model 0 value × 2.
+struct Doubler;
+
+impl led_merge::ops::MergeMethod for Doubler {
+    fn name(&self) -> &'static str {
+        "doubler"
+    }
+    fn model_params(&self) -> &'static [led_merge::ops::ParamSpec] {
+        &[]
+    }
+    fn global_params(&self) -> &'static [led_merge::ops::ParamSpec] {
+        &[]
+    }
+    fn merge(
+        &self,
+        job: &led_merge::ops::TensorJob<'_>,
+        out: &mut [f32],
+    ) -> led_merge::Result<Vec<led_merge::ops::TensorNote>> {
+        out.iter_mut()
+            .zip(job.models[0].values)
+            .for_each(|(o, v)| *o = 2.0 * v);
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn a_custom_method_runs_through_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::F32);
+    let yaml = |method: &str| {
+        format!(
+            "merge_method: {method}\nbase_model: {}\nmodels:\n  - model: {}\n",
+            d.join("base").display(),
+            d.join("safety").display()
+        )
+    };
+    let cfg = d.join("custom.yaml");
+    std::fs::write(&cfg, yaml("ties")).unwrap();
+    let err = MergePlan::with_method(
+        MergeConfig::from_file(&cfg).unwrap(),
+        &cfg,
+        Box::new(Doubler),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("merge_method") && err.contains("doubler"),
+        "{err}"
+    );
+    std::fs::write(&cfg, yaml("doubler")).unwrap();
+    let p = MergePlan::with_method(
+        MergeConfig::from_file(&cfg).unwrap(),
+        &cfg,
+        Box::new(Doubler),
+    )
+    .unwrap();
+    run(&p, &d.join("out"), &RunOptions::default()).unwrap();
+    let name = "model.layers.0.mlp.down_proj.weight";
+    let got = Checkpoint::open(d.join("out"))
+        .unwrap()
+        .read_f32(name)
+        .unwrap();
+    let want: Vec<f32> = Checkpoint::open(d.join("safety"))
+        .unwrap()
+        .read_f32(name)
+        .unwrap()
+        .iter()
+        .map(|v| 2.0 * v)
+        .collect();
+    assert_eq!(got, want);
+}
