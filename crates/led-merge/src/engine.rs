@@ -254,13 +254,17 @@ fn absorb(notes: &mut Vec<TensorNote>, part: Vec<TensorNote>) {
     }
 }
 
+/// Merge (or copy) tensor `t` into `writer`, advancing `bar` by the bytes of each part written.
 fn merge_tensor(
     plan: &MergePlan,
     t: &TensorPlan,
     writer: &CheckpointWriter,
     seed: u64,
     chunk_elements: usize,
+    bar: &ProgressBar,
 ) -> Result<Vec<TensorNote>> {
+    let part_bytes =
+        |rows: &Range<usize>| (rows.len() * rows_of(&t.shape).1 * t.dtype.size()) as u64;
     let reference = plan.base.as_ref().unwrap_or(&plan.models[0]);
     let row = rows_of(&t.shape).1;
     if t.action == Action::Copy {
@@ -269,6 +273,7 @@ fn merge_tensor(
                 .ckpt
                 .read_bytes_range(&t.name, r.start * row..r.end * row)?;
             writer.write_bytes_chunk(&t.name, r.start * row, &bytes)?;
+            bar.inc(part_bytes(&r));
         }
         return Ok(Vec::new());
     }
@@ -295,6 +300,7 @@ fn merge_tensor(
             ));
         }
         writer.write_f32_chunk(&t.name, r.start * row, &out)?;
+        bar.inc(part_bytes(&r));
         absorb(&mut notes, part_notes);
         Ok(())
     })?;
@@ -421,8 +427,7 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
     pool.install(|| {
         plan.tensors.par_iter().with_max_len(1).try_for_each(|t| {
             tracing::debug!(tensor = %t.name, "merging");
-            let n = merge_tensor(plan, t, &writer, seed, options.chunk_elements)?;
-            bar.inc(t.numel() as u64 * t.dtype.size() as u64);
+            let n = merge_tensor(plan, t, &writer, seed, options.chunk_elements, &bar)?;
             notes
                 .lock()
                 .expect("not poisoned")
