@@ -218,4 +218,43 @@ fn trained_demo_reproduces_the_setting() {
             .contains("| led (")
     );
     assert!(out.join("scores/base-safety.safetensors").exists());
+
+    // A long `led locate` stopped by Ctrl-C (SIGINT) or killed (SIGKILL) mid-scoring leaves no
+    // score file and no temporary file.
+    let records = std::fs::read_to_string(out.join("data/pretrain.jsonl")).unwrap();
+    let data = dir.path().join("long.jsonl");
+    std::fs::write(&data, records.repeat(400)).unwrap();
+    let scores_dir = dir.path().join("stopped");
+    std::fs::create_dir(&scores_dir).unwrap();
+    let target = scores_dir.join("base.safetensors");
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let mut child = led()
+            .args(["locate", "--device", "cpu", "--samples", "50000", "--model"])
+            .arg(out.join("base"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&target)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "locate finished before it could be stopped"
+        );
+        // SAFETY: signalling our own child process.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let stopped = child.wait_with_output().unwrap();
+        if signal == libc::SIGINT {
+            assert_eq!(stopped.status.code(), Some(1), "{stopped:?}");
+            let err = String::from_utf8_lossy(&stopped.stderr);
+            assert!(err.contains("interrupted"), "{err}");
+        } else {
+            assert_eq!(stopped.status.code(), None, "killed by the signal");
+        }
+        let left: Vec<_> = std::fs::read_dir(&scores_dir).unwrap().collect();
+        assert!(left.is_empty(), "{signal}: {left:?}");
+    }
 }
