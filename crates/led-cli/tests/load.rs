@@ -1,5 +1,6 @@
 //! Load: a merge of 10 000 tensors spread over 50 shards per input, and (ignored by default:
-//! 12 GiB of sparse inputs, 4 GiB written) a merge of one tensor of 2^31 elements, each run
+//! 12 GiB of sparse inputs, 4 GiB written) merges of one tensor of 2^31 elements (task
+//! arithmetic, TIES, LED), each run
 //! as a real `led merge` process whose peak RSS is reported. Numbers: docs/RELIABILITY.md.
 //!
 //! ```sh
@@ -174,7 +175,9 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
     }
     let yaml = |method: &str| {
         let scores = |m: &str, b: &str| {
-            if method == "led" {
+            if method == "ties" {
+                ", density: 0.5".to_owned()
+            } else if method == "led" {
                 format!(
                     ", density: 0.5}}\n    scores: {{model: {}, base: {}",
                     d.join(format!("{m}.safetensors")).display(),
@@ -193,7 +196,7 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
             scores("sb", "bb"),
         )
     };
-    for method in ["task_arithmetic", "led"] {
+    for method in ["task_arithmetic", "ties", "led"] {
         let cfg = d.join(format!("{method}.yaml"));
         std::fs::write(&cfg, yaml(method)).unwrap();
         let out = d.join(format!("out-{method}"));
@@ -218,6 +221,24 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
             for i in 0..got.len() {
                 let want = match method {
                     "task_arithmetic" => b[i] + (a[i] - b[i]) + 0.5 * (c[i] - b[i]),
+                    // Every nonzero delta is in the top half (the rest of the tensor is
+                    // zeros), then TIES's sign election with normalisation.
+                    "ties" => {
+                        let deltas = [(1.0, a[i] - b[i]), (0.5, 0.5 * (c[i] - b[i]))];
+                        let sign = if deltas[0].1 + deltas[1].1 >= 0.0 {
+                            1.0
+                        } else {
+                            -1.0
+                        };
+                        let (mut sum, mut div) = (0.0f32, 0.0f32);
+                        for (w, d) in deltas {
+                            if d != 0.0 && d.signum() == sign {
+                                sum += d;
+                                div += w;
+                            }
+                        }
+                        b[i] + if div == 0.0 { sum } else { sum / div }
+                    }
                     _ if (w + i) % 2 == 0 => b[i] + (a[i] - b[i]),
                     _ => b[i] + 0.5 * (c[i] - b[i]),
                 };

@@ -216,9 +216,17 @@ pub struct StreamingThreshold {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Stage {
     High,
-    Low { bucket: usize, above: u64 },
-    Members { t: f32, members: usize },
-    Done(Threshold),
+    Low {
+        bucket: usize,
+        above: u64,
+    },
+    Members {
+        t: f32,
+        members: usize,
+        greater: usize,
+    },
+    /// The threshold and how many scores exceed it.
+    Done(Threshold, usize),
 }
 
 impl StreamingThreshold {
@@ -243,7 +251,7 @@ impl StreamingThreshold {
 
     /// Whether another pass over all scores is needed.
     pub fn needs_pass(&self) -> bool {
-        !matches!(self.stage, Stage::Done(_))
+        !matches!(self.stage, Stage::Done(..))
     }
 
     /// Feed the next chunk of scores of the current pass.
@@ -279,8 +287,15 @@ impl StreamingThreshold {
                 .expect("finite: checked by the first pass");
                 add(&mut self.hist, h);
             }
-            Stage::Members { t, ref mut members } => *members += count_members(chunk, t),
-            Stage::Done(_) => {}
+            Stage::Members {
+                t,
+                ref mut members,
+                ref mut greater,
+            } => {
+                *members += count_members(chunk, t);
+                *greater += chunk.par_iter().filter(|&&s| key(s) > key(t)).count();
+            }
+            Stage::Done(..) => {}
         }
         Ok(())
     }
@@ -307,12 +322,15 @@ impl StreamingThreshold {
                     });
                 }
                 if k == 0 {
-                    Stage::Done(Threshold {
-                        len,
-                        k,
-                        value: None,
-                        members: 0,
-                    })
+                    Stage::Done(
+                        Threshold {
+                            len,
+                            k,
+                            value: None,
+                            members: 0,
+                        },
+                        0,
+                    )
                 } else {
                     let (bucket, above) = find_bucket(&self.hist, k as u64);
                     self.hist.iter_mut().for_each(|x| *x = 0);
@@ -322,24 +340,39 @@ impl StreamingThreshold {
             Stage::Low { bucket, above } => {
                 let (low, _) = find_bucket(&self.hist, k as u64 - above);
                 let t = unkey(((bucket as u32) << 16) | low as u32);
+                let greater = (above + self.hist[low + 1..].iter().sum::<u64>()) as usize;
                 if t > 0.0 {
-                    Stage::Done(Threshold {
-                        len,
-                        k,
-                        value: Some(t),
-                        members: (above + self.hist[low..].iter().sum::<u64>()) as usize,
-                    })
+                    Stage::Done(
+                        Threshold {
+                            len,
+                            k,
+                            value: Some(t),
+                            members: greater + self.hist[low] as usize,
+                        },
+                        greater,
+                    )
                 } else {
-                    Stage::Members { t, members: 0 }
+                    Stage::Members {
+                        t,
+                        members: 0,
+                        greater: 0,
+                    }
                 }
             }
-            Stage::Members { t, members } => Stage::Done(Threshold {
-                len,
-                k,
-                value: Some(t),
+            Stage::Members {
+                t,
                 members,
-            }),
-            done @ Stage::Done(_) => done,
+                greater,
+            } => Stage::Done(
+                Threshold {
+                    len,
+                    k,
+                    value: Some(t),
+                    members,
+                },
+                greater,
+            ),
+            done @ Stage::Done(..) => done,
         };
         Ok(())
     }
@@ -349,8 +382,18 @@ impl StreamingThreshold {
     /// # Panics
     /// If a pass is still needed.
     pub fn finish(self) -> Threshold {
+        self.finish_with_greater().0
+    }
+
+    /// The threshold and how many scores are strictly greater than it (in the total order of
+    /// f32: the k-th largest is then reached by taking `k − greater` of the scores equal to
+    /// it, e.g. by lowest index, for an exact top-k).
+    ///
+    /// # Panics
+    /// If a pass is still needed.
+    pub fn finish_with_greater(self) -> (Threshold, usize) {
         match self.stage {
-            Stage::Done(t) => t,
+            Stage::Done(t, greater) => (t, greater),
             _ => panic!("StreamingThreshold::finish called before the last pass"),
         }
     }

@@ -229,7 +229,12 @@ proptest! {
             passes += 1;
         }
         prop_assert!(passes <= 3);
-        prop_assert_eq!(st.finish(), select_threshold("t", &s, r).unwrap());
+        let (t, greater) = st.finish_with_greater();
+        prop_assert_eq!(t, select_threshold("t", &s, r).unwrap());
+        if let Some(v) = t.value {
+            prop_assert_eq!(greater, s.iter().filter(|x| x.total_cmp(&v).is_gt()).count());
+            prop_assert!(greater < t.k);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use led_io::{Checkpoint, CheckpointWriter, TensorSpec, WriterOptions, Written, m
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::ops::{Chunking, ModelTensor, TensorJob, TensorNote};
+use crate::ops::{Chunking, ModelTensor, TensorJob, TensorNote, TopK};
 use crate::plan::{Action, MergePlan, TensorPlan, resolve};
 
 /// How to run a merge.
@@ -188,6 +188,38 @@ fn for_each_part(
             .collect::<Result<_>>()?,
         _ => vec![None; t.inputs.len()],
     };
+    // TIES: each model's k-th largest |θ_i − θ_b| and the ties at it still to keep, streamed
+    // over the parts first; handed out part by part, in index order, as the whole path does.
+    let mut top_k: Vec<Option<(f32, usize, usize)>> = match &chunking {
+        Chunking::MagnitudeTopK(densities) if parts.len() > 1 && weights => t
+            .inputs
+            .iter()
+            .zip(densities)
+            .map(|(&k, &density)| {
+                if density >= 1.0 {
+                    return Ok(None);
+                }
+                let mut select = led_mask::StreamingThreshold::new(&t.name, numel, density)?;
+                while select.needs_pass() {
+                    for r in &parts {
+                        let (base, values) = read_pair(plan, k, t, r.clone())?;
+                        let mags: Vec<f32> = values
+                            .iter()
+                            .zip(&base)
+                            .map(|(v, b)| (v - b).abs())
+                            .collect();
+                        select.feed(&mags)?;
+                    }
+                    select.end_pass()?;
+                }
+                let (th, greater) = select.finish_with_greater();
+                // k = 0 keeps nothing: an infinite threshold admits no element.
+                let value = th.value.unwrap_or(f32::INFINITY);
+                Ok(Some((value, th.k - greater, th.k)))
+            })
+            .collect::<Result<_>>()?,
+        _ => vec![None; t.inputs.len()],
+    };
     for r in parts {
         let base = match &plan.base {
             Some(b) if weights => Some(read_rows(&b.ckpt, &t.name, &t.shape, r.clone(), None)?),
@@ -230,6 +262,22 @@ fn for_each_part(
                         .as_ref()
                         .map(|(m, b)| (m.as_slice(), b.as_slice())),
                     thresholds: thresholds[j],
+                    top_k: top_k[j].as_mut().map(|(threshold, budget, k)| {
+                        let here = crate::sparsify::count_ties(
+                            values[j]
+                                .iter()
+                                .zip(base.as_deref().unwrap_or(&[]))
+                                .map(|(v, b)| v - b),
+                            *threshold,
+                        );
+                        let ties = here.min(*budget);
+                        *budget -= ties;
+                        TopK {
+                            threshold: *threshold,
+                            ties,
+                            k: *k,
+                        }
+                    }),
                 })
                 .collect(),
             global: &global,
@@ -238,6 +286,22 @@ fn for_each_part(
         visit(&job, r)?;
     }
     Ok(())
+}
+
+/// Rows `rows` of the base and of model `k` for tensor `t`, aligned (the TIES pre-pass).
+fn read_pair(
+    plan: &MergePlan,
+    k: usize,
+    t: &TensorPlan,
+    rows: Range<usize>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let base = plan
+        .base
+        .as_ref()
+        .ok_or_else(|| Error::op(&t.name, plan.method.name(), "needs a base_model"))?;
+    let base = read_rows(&base.ckpt, &t.name, &t.shape, rows.clone(), None)?;
+    let values = read_rows(&plan.models[k].ckpt, &t.name, &t.shape, rows, Some(&base))?;
+    Ok((base, values))
 }
 
 /// Add one part's notes to a tensor's: LED statistics summed, each warning once.

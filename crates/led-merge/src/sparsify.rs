@@ -30,12 +30,17 @@ pub(crate) fn magnitude_top_k(delta: &mut [f32], density: f64) -> usize {
         .iter()
         .filter(|x| x.abs().total_cmp(&t).is_gt())
         .count();
-    let mut ties_left = k - above;
+    keep_above(delta, t, k - above);
+    k
+}
+
+/// Keep the elements with |δ| > `t` and the first `ties` with |δ| = `t`; zero the rest.
+pub(crate) fn keep_above(delta: &mut [f32], t: f32, mut ties: usize) {
     for x in delta.iter_mut() {
         let keep = match x.abs().total_cmp(&t) {
             std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Equal if ties_left > 0 => {
-                ties_left -= 1;
+            std::cmp::Ordering::Equal if ties > 0 => {
+                ties -= 1;
                 true
             }
             _ => false,
@@ -44,7 +49,11 @@ pub(crate) fn magnitude_top_k(delta: &mut [f32], density: f64) -> usize {
             *x = 0.0;
         }
     }
-    k
+}
+
+/// How many elements have |δ| = `t` (the ties a part holds).
+pub(crate) fn count_ties(delta: impl Iterator<Item = f32>, t: f32) -> usize {
+    delta.filter(|x| x.abs().total_cmp(&t).is_eq()).count()
 }
 
 /// Breadcrumbs: rank |δ| ascending (ties by index); n_top = floor(γ n), n_bot = n − floor(ρ n)

@@ -460,8 +460,17 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
         led_yaml(d, "parameters: {disjoint: false, election: \"01\"}\n"),
         pair("task_arithmetic", ""),
         pair("ties", ", density: 1.0"),
-        // Not elementwise: merged whole whatever the limit.
+        // TIES's exact top-k, streamed: on BF16 inputs (many equal magnitudes, so the ties
+        // handed out part by part matter) and across vocabulary sizes.
+        format!(
+            "merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1.0, density: 0.3}}\n  - model: {m}\n    parameters: {{weight: 0.5, density: 1.0}}\n",
+            b = d.join("base").display(),
+            s = d.join("safety").display(),
+            m = d.join("math").display()
+        ),
         pair("ties", ", density: 0.5"),
+        // Not elementwise: merged whole whatever the limit.
+        pair("dare_ties", ", density: 0.5"),
         pair("linear", ""),
     ];
     for (k, yaml) in configs.iter().enumerate() {

@@ -66,6 +66,7 @@ impl<'a> Case<'a> {
                     params: p,
                     scores: self.scores[i],
                     thresholds: None,
+                    top_k: None,
                 })
                 .collect(),
             global: &self.global,

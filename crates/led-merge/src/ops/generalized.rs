@@ -10,7 +10,8 @@ use crate::config::Scalar;
 use crate::error::Result;
 use crate::rng::StreamKey;
 use crate::sparsify::{
-    Rescale, magnitude_outliers, magnitude_top_k, random_drop, rank_sampling, sign_consensus,
+    Rescale, keep_above, magnitude_outliers, magnitude_top_k, random_drop, rank_sampling,
+    sign_consensus,
 };
 
 /// How each task vector is sparsified.
@@ -55,15 +56,15 @@ impl MergeMethod for Family {
     fn chunking(&self, _global: &Params, models: &[Params]) -> Chunking {
         // Sign election and the weighted sum are per element; sparsification is not, unless
         // TIES keeps everything.
-        let keeps_all = match self.sparsify {
-            Sparsify::None => true,
-            Sparsify::Magnitude => models.iter().all(|p| p.number_or("density", 1.0) >= 1.0),
-            _ => false,
-        };
-        if keeps_all {
-            Chunking::Elementwise
-        } else {
-            Chunking::Whole
+        let densities: Vec<f64> = models.iter().map(|p| p.number_or("density", 1.0)).collect();
+        match self.sparsify {
+            Sparsify::None => Chunking::Elementwise,
+            Sparsify::Magnitude if densities.iter().all(|&d| d >= 1.0) => Chunking::Elementwise,
+            // TIES: an exact top-k per model, streamed by the engine.
+            Sparsify::Magnitude if densities.iter().all(|&d| d > 0.0) => {
+                Chunking::MagnitudeTopK(densities)
+            }
+            _ => Chunking::Whole,
         }
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
@@ -102,11 +103,17 @@ pub(crate) fn merge(
         match family.sparsify {
             Sparsify::None => {}
             Sparsify::Magnitude => {
-                if magnitude_top_k(&mut delta, density) == 0 && !delta.is_empty() {
+                let kept = match m.top_k {
+                    Some(top) => {
+                        keep_above(&mut delta, top.threshold, top.ties);
+                        top.k
+                    }
+                    None => magnitude_top_k(&mut delta, density),
+                };
+                if kept == 0 && !delta.is_empty() {
                     notes.push(TensorNote::Warning(format!(
-                        "model {}: density {density} keeps 0 of {} elements",
+                        "model {}: density {density} keeps 0 of its elements",
                         m.index,
-                        delta.len()
                     )));
                 }
             }

@@ -155,6 +155,21 @@ pub struct ModelTensor<'a> {
     /// LED only: the (base, model) top-r thresholds of the whole tensor's scores, when `values`
     /// and `scores` are one part of a tensor merged in chunks ([`Chunking::Thresholds`]).
     pub thresholds: Option<(led_mask::Threshold, led_mask::Threshold)>,
+    /// TIES only: this model's top-k of |θ_i − θ_b| over the whole tensor, when `values` is one
+    /// part of a tensor merged in parts ([`Chunking::MagnitudeTopK`]).
+    pub top_k: Option<TopK>,
+}
+
+/// A tensor's exact top-k by magnitude, as seen by one part of it: keep every element with
+/// |δ| > `threshold`, and the first `ties` elements of this part with |δ| = `threshold`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopK {
+    /// The k-th largest |δ| of the whole tensor.
+    pub threshold: f32,
+    /// Elements equal to the threshold kept in this part (in index order).
+    pub ties: usize,
+    /// k of the whole tensor.
+    pub k: usize,
 }
 
 /// Whether a tensor too large to hold at once may be merged in parts (consecutive rows).
@@ -168,6 +183,10 @@ pub enum Chunking {
     /// (one per model, in order) are selected over the whole tensor: the engine streams them
     /// and hands them over in [`ModelTensor::thresholds`].
     Thresholds(Vec<f64>),
+    /// Element by element once each model's exact top-k of |θ_i − θ_b| at these densities (one
+    /// per model; ≥ 1 keeps everything) is known over the whole tensor: the engine streams it
+    /// and hands each part its share in [`ModelTensor::top_k`].
+    MagnitudeTopK(Vec<f64>),
 }
 
 /// Everything an operator gets for one tensor.
