@@ -132,6 +132,28 @@ fn rows_per_part(t: &TensorPlan, chunk_elements: usize) -> usize {
     }
 }
 
+/// Tensor `t`'s per-model and global parameters, and how it will be merged: in parts if it
+/// is larger than `chunk_elements` and the method allows, else whole.
+fn chunking_of(
+    plan: &MergePlan,
+    t: &TensorPlan,
+    chunk_elements: usize,
+) -> (Vec<crate::ops::Params>, crate::ops::Params, Chunking) {
+    let params: Vec<_> = t
+        .inputs
+        .iter()
+        .map(|&k| resolve(&plan.models[k].parameters, &t.name))
+        .collect();
+    let global = resolve(&plan.config.parameters, &t.name);
+    let chunking = if rows_per_part(t, chunk_elements) < rows_of(&t.shape).0 && !t.inputs.is_empty()
+    {
+        plan.method.chunking(&global, &params)
+    } else {
+        Chunking::Elementwise
+    };
+    (params, global, chunking)
+}
+
 /// Hand merged tensor `t` to `visit`, part by part (whole when it is small or the method needs
 /// it whole), as the job the method gets, with the part's rows. Without `weights` only the
 /// scores are read (the job's weights are empty): enough for LED's election.
@@ -146,17 +168,7 @@ fn for_each_part(
     let numel = t.numel();
     let rows = rows_of(&t.shape).0;
     let per = rows_per_part(t, chunk_elements);
-    let params: Vec<_> = t
-        .inputs
-        .iter()
-        .map(|&k| resolve(&plan.models[k].parameters, &t.name))
-        .collect();
-    let global = resolve(&plan.config.parameters, &t.name);
-    let chunking = if per < rows && !t.inputs.is_empty() {
-        plan.method.chunking(&global, &params)
-    } else {
-        Chunking::Elementwise
-    };
+    let (params, global, chunking) = chunking_of(plan, t, chunk_elements);
     let parts = row_parts(
         t,
         match chunking {
@@ -488,16 +500,26 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         .num_threads(options.threads)
         .build()
         .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))?;
+    // Large tensors the method needs whole are merged one after another (each still parallel
+    // inside), after the rest: threads never multiply the largest tensors' memory.
+    let (whole, rest): (Vec<&TensorPlan>, Vec<&TensorPlan>) = plan.tensors.iter().partition(|t| {
+        t.action == Action::Merge
+            && chunking_of(plan, t, options.chunk_elements).2 == Chunking::Whole
+    });
+    let merge_one = |t: &TensorPlan| {
+        tracing::debug!(tensor = %t.name, "merging");
+        let n = merge_tensor(plan, t, &writer, seed, options.chunk_elements, &bar)?;
+        notes
+            .lock()
+            .expect("not poisoned")
+            .push((t.name.clone(), n));
+        Ok::<_, Error>(())
+    };
     pool.install(|| {
-        plan.tensors.par_iter().with_max_len(1).try_for_each(|t| {
-            tracing::debug!(tensor = %t.name, "merging");
-            let n = merge_tensor(plan, t, &writer, seed, options.chunk_elements, &bar)?;
-            notes
-                .lock()
-                .expect("not poisoned")
-                .push((t.name.clone(), n));
-            Ok::<_, Error>(())
-        })
+        rest.par_iter()
+            .with_max_len(1)
+            .try_for_each(|t| merge_one(t))?;
+        whole.iter().try_for_each(|t| merge_one(t))
     })?;
     bar.finish_and_clear();
     let out_dtype = plan
