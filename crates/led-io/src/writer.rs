@@ -358,10 +358,16 @@ impl CheckpointWriter {
 
     fn put(&self, slot: &Slot, byte_start: u64, bytes: &[u8]) -> Result<()> {
         let shard = &self.shards[slot.shard];
+        // Name the target and the tensor, not only the temporary file (disk full, I/O error).
         shard
             .file
             .write_all_at(bytes, slot.offset + byte_start)
-            .at(&shard.path)?;
+            .map_err(|e| {
+                self.fail(
+                    &slot.spec.name,
+                    format!("writing {}: {e}", shard.path.display()),
+                )
+            })?;
         slot.written.fetch_add(bytes.len() as u64, Ordering::AcqRel);
         Ok(())
     }
