@@ -166,7 +166,7 @@ fn for_each_part(
     mut visit: impl FnMut(&TensorJob<'_>, Range<usize>) -> Result<()>,
 ) -> Result<()> {
     let numel = t.numel();
-    let rows = rows_of(&t.shape).0;
+    let (rows, row) = rows_of(&t.shape);
     let per = rows_per_part(t, chunk_elements);
     let (params, global, chunking) = chunking_of(plan, t, chunk_elements);
     let parts = row_parts(
@@ -232,6 +232,41 @@ fn for_each_part(
             .collect::<Result<_>>()?,
         _ => vec![None; t.inputs.len()],
     };
+    // DARE: each model's L1 rescale factor over the whole tensor (the same drops, summed in
+    // index order as the whole path does), streamed over the parts first.
+    let l1_scales: Vec<Option<f32>> = match &chunking {
+        Chunking::RandomDrop {
+            densities,
+            l1: true,
+        } if parts.len() > 1 && weights => t
+            .inputs
+            .iter()
+            .zip(densities)
+            .map(|(&k, &density)| {
+                if density >= 1.0 {
+                    return Ok(None);
+                }
+                let key = crate::rng::StreamKey {
+                    seed,
+                    tensor: &t.name,
+                    model: plan.models[k].index.unwrap_or(k),
+                };
+                let (mut original, mut kept) = (0.0, 0.0);
+                for r in &parts {
+                    let (base, values) = read_pair(plan, k, t, r.clone())?;
+                    let mut delta: Vec<f32> =
+                        values.iter().zip(&base).map(|(v, b)| v - b).collect();
+                    original = crate::sparsify::l1_norm(original, &delta);
+                    crate::sparsify::drop_part(&mut delta, r.start * row, density, key);
+                    kept = crate::sparsify::l1_norm(kept, &delta);
+                }
+                Ok(Some(
+                    crate::sparsify::l1_factor(original, kept).unwrap_or(1.0),
+                ))
+            })
+            .collect::<Result<_>>()?,
+        _ => vec![None; t.inputs.len()],
+    };
     for r in parts {
         let base = match &plan.base {
             Some(b) if weights => Some(read_rows(&b.ckpt, &t.name, &t.shape, r.clone(), None)?),
@@ -274,6 +309,7 @@ fn for_each_part(
                         .as_ref()
                         .map(|(m, b)| (m.as_slice(), b.as_slice())),
                     thresholds: thresholds[j],
+                    l1_scale: l1_scales[j],
                     top_k: top_k[j].as_mut().map(|(threshold, budget, k)| {
                         let here = crate::sparsify::count_ties(
                             values[j]
@@ -294,6 +330,7 @@ fn for_each_part(
                 .collect(),
             global: &global,
             seed,
+            offset: r.start * row,
         };
         visit(&job, r)?;
     }

@@ -98,9 +98,7 @@ pub(crate) enum Rescale {
 
 /// Multiply `kept` so its L1 norm equals `original_l1`, unless either norm is below 1e-7.
 fn rescale_l1(kept: &mut [f32], original_l1: f64) {
-    let new_l1: f64 = kept.iter().map(|x| f64::from(x.abs())).sum();
-    if original_l1 >= 1e-7 && new_l1 >= 1e-7 {
-        let s = (original_l1 / new_l1) as f32;
+    if let Some(s) = l1_factor(original_l1, l1_norm(0.0, kept)) {
         kept.iter_mut().for_each(|x| *x *= s);
     }
 }
@@ -110,27 +108,64 @@ pub(crate) fn random_drop(delta: &mut [f32], density: f64, rescale: Rescale, key
     if density >= 1.0 {
         return;
     }
-    let original_l1: f64 = delta.iter().map(|x| f64::from(x.abs())).sum();
-    delta
-        .par_chunks_mut(BLOCK)
-        .enumerate()
-        .for_each(|(b, chunk)| {
-            let mut rng = key.block(b);
-            for x in chunk {
-                if rng.random::<f64>() >= density {
-                    *x = 0.0;
-                }
-            }
-        });
+    let original_l1 = l1_norm(0.0, delta);
+    drop_part(delta, 0, density, key);
     match rescale {
         Rescale::None => {}
         Rescale::L1 => rescale_l1(delta, original_l1),
-        Rescale::InverseDensity if density > 0.0 => {
-            let s = (1.0 / density) as f32;
-            delta.iter_mut().for_each(|x| *x *= s);
-        }
-        Rescale::InverseDensity => {}
+        Rescale::InverseDensity => scale_inverse_density(delta, density),
     }
+}
+
+/// Σ|x| in f64, continuing from `acc`, in index order (so parts summed one after the other give
+/// the whole tensor's value bit for bit).
+pub(crate) fn l1_norm(acc: f64, values: &[f32]) -> f64 {
+    values.iter().fold(acc, |a, x| a + f64::from(x.abs()))
+}
+
+/// The L1 rescale factor of [`rescale_l1`]: `None` when either norm is below 1e-7.
+pub(crate) fn l1_factor(original_l1: f64, kept_l1: f64) -> Option<f32> {
+    (original_l1 >= 1e-7 && kept_l1 >= 1e-7).then(|| (original_l1 / kept_l1) as f32)
+}
+
+/// Multiply by 1/ρ (nothing for ρ = 0).
+pub(crate) fn scale_inverse_density(delta: &mut [f32], density: f64) {
+    if density > 0.0 {
+        let s = (1.0 / density) as f32;
+        delta.iter_mut().for_each(|x| *x *= s);
+    }
+}
+
+/// DARE's Bernoulli drop on the elements `offset..offset + delta.len()` of a tensor: each block
+/// of `BLOCK` elements has its own random stream, so a part drops exactly what the whole
+/// tensor's drop does there.
+pub(crate) fn drop_part(delta: &mut [f32], offset: usize, density: f64, key: StreamKey<'_>) {
+    let drop = |chunk: &mut [f32], block: usize, skip: usize| {
+        let mut rng = key.block(block);
+        for _ in 0..skip {
+            rng.random::<f64>();
+        }
+        for x in chunk {
+            if rng.random::<f64>() >= density {
+                *x = 0.0;
+            }
+        }
+    };
+    // The part's first, partial block; then whole blocks in parallel.
+    let within = offset % BLOCK;
+    let head = if within == 0 {
+        0
+    } else {
+        (BLOCK - within).min(delta.len())
+    };
+    let (first, rest) = delta.split_at_mut(head);
+    if !first.is_empty() {
+        drop(first, offset / BLOCK, within);
+    }
+    let start = (offset + head) / BLOCK;
+    rest.par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(b, chunk)| drop(chunk, start + b, 0));
 }
 
 /// DELLA: within each row, rank |δ| ascending, min-max normalise ranks to r ∈ [0, 1], keep
@@ -143,7 +178,7 @@ pub(crate) fn rank_sampling(
     rescale: Rescale,
     key: StreamKey<'_>,
 ) {
-    let original_l1: f64 = delta.iter().map(|x| f64::from(x.abs())).sum();
+    let original_l1 = l1_norm(0.0, delta);
     let row_len = row_len.max(1);
     // One random stream per row: rows are independent and can be processed in parallel.
     delta
@@ -211,6 +246,45 @@ pub(crate) fn sign_consensus(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropping_in_parts_drops_what_the_whole_tensor_drops() {
+        let key = StreamKey {
+            seed: 9,
+            tensor: "model.embed_tokens.weight",
+            model: 1,
+        };
+        let n = 3 * BLOCK + 1234;
+        let delta: Vec<f32> = (0..n).map(|i| (i % 97) as f32 - 48.0).collect();
+        let mut whole = delta.clone();
+        random_drop(&mut whole, 0.3, Rescale::L1, key);
+        let dropped = whole.iter().filter(|x| **x == 0.0).count();
+        assert!(dropped > n / 2 && dropped < n * 8 / 10, "{dropped}");
+        // Parts that start inside blocks, span block boundaries, and one that is a whole block.
+        let cuts = [
+            0,
+            1000,
+            BLOCK - 1,
+            BLOCK,
+            2 * BLOCK + 17,
+            3 * BLOCK + 1000,
+            n,
+        ];
+        let mut parts = delta.clone();
+        let (mut original, mut kept) = (0.0, 0.0);
+        for w in cuts.windows(2) {
+            let part = &mut parts[w[0]..w[1]];
+            original = l1_norm(original, part);
+            drop_part(part, w[0], 0.3, key);
+            kept = l1_norm(kept, part);
+        }
+        let s = l1_factor(original, kept).unwrap();
+        parts.iter_mut().for_each(|x| *x *= s);
+        assert_eq!(
+            parts.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            whole.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn top_k_keeps_exactly_k_and_breaks_ties_by_index() {

@@ -469,8 +469,18 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
             m = d.join("math").display()
         ),
         pair("ties", ", density: 0.5"),
-        // Not elementwise: merged whole whatever the limit.
+        // DARE: random streams keyed by position; the L1 factor streamed first.
         pair("dare_ties", ", density: 0.5"),
+        format!(
+            "{}parameters: {{rescale: inverse_density}}\nrandom_seed: 7\n",
+            pair("dare_linear", ", density: 0.3")
+        ),
+        format!(
+            "{}parameters: {{rescale: false}}\n",
+            pair("dare_linear", ", density: 0.6")
+        ),
+        // Not elementwise: merged whole whatever the limit.
+        pair("breadcrumbs", ", density: 0.5"),
         pair("linear", ""),
     ];
     for (k, yaml) in configs.iter().enumerate() {

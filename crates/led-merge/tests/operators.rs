@@ -67,10 +67,12 @@ impl<'a> Case<'a> {
                     scores: self.scores[i],
                     thresholds: None,
                     top_k: None,
+                    l1_scale: None,
                 })
                 .collect(),
             global: &self.global,
             seed: self.seed,
+            offset: 0,
         };
         let mut out = vec![f32::NAN; self.shape.iter().product()];
         let notes = m.merge(&job, &mut out)?;

@@ -10,8 +10,8 @@ use crate::config::Scalar;
 use crate::error::Result;
 use crate::rng::StreamKey;
 use crate::sparsify::{
-    Rescale, keep_above, magnitude_outliers, magnitude_top_k, random_drop, rank_sampling,
-    sign_consensus,
+    Rescale, drop_part, keep_above, magnitude_outliers, magnitude_top_k, random_drop,
+    rank_sampling, scale_inverse_density, sign_consensus,
 };
 
 /// How each task vector is sparsified.
@@ -53,7 +53,7 @@ impl MergeMethod for Family {
     fn global_params(&self) -> &'static [ParamSpec] {
         self.global_params
     }
-    fn chunking(&self, _global: &Params, models: &[Params]) -> Chunking {
+    fn chunking(&self, global: &Params, models: &[Params]) -> Chunking {
         // Sign election and the weighted sum are per element; sparsification is not, unless
         // TIES keeps everything.
         let densities: Vec<f64> = models.iter().map(|p| p.number_or("density", 1.0)).collect();
@@ -64,6 +64,11 @@ impl MergeMethod for Family {
             Sparsify::Magnitude if densities.iter().all(|&d| d > 0.0) => {
                 Chunking::MagnitudeTopK(densities)
             }
+            // DARE: random streams keyed by position, an L1 factor streamed by the engine.
+            Sparsify::Random => Chunking::RandomDrop {
+                densities,
+                l1: rescale_from(global) == Rescale::L1,
+            },
             _ => Chunking::Whole,
         }
     }
@@ -73,7 +78,11 @@ impl MergeMethod for Family {
 }
 
 fn rescale_of(job: &TensorJob<'_>) -> Rescale {
-    match job.global.get("rescale") {
+    rescale_from(job.global)
+}
+
+fn rescale_from(global: &Params) -> Rescale {
+    match global.get("rescale") {
         Some(Scalar::Bool(false)) => Rescale::None,
         Some(Scalar::Text(_)) => Rescale::InverseDensity,
         _ => Rescale::L1,
@@ -117,7 +126,23 @@ pub(crate) fn merge(
                     )));
                 }
             }
-            Sparsify::Random => random_drop(&mut delta, density, rescale_of(job), key),
+            Sparsify::Random if density < 1.0 => match (rescale_of(job), m.l1_scale) {
+                (Rescale::L1, None) => random_drop(&mut delta, density, Rescale::L1, key),
+                // Also a part of a tensor: the drop at this position, then the whole tensor's
+                // L1 factor (from the engine) or 1/ρ.
+                (rescale, l1_scale) => {
+                    drop_part(&mut delta, job.offset, density, key);
+                    match rescale {
+                        Rescale::L1 => {
+                            let s = l1_scale.unwrap_or(1.0);
+                            delta.iter_mut().for_each(|x| *x *= s);
+                        }
+                        Rescale::InverseDensity => scale_inverse_density(&mut delta, density),
+                        Rescale::None => {}
+                    }
+                }
+            },
+            Sparsify::Random => {}
             Sparsify::Outliers => {
                 magnitude_outliers(&mut delta, density, m.params.number_or("gamma", 0.01))
             }

@@ -158,6 +158,9 @@ pub struct ModelTensor<'a> {
     /// TIES only: this model's top-k of |θ_i − θ_b| over the whole tensor, when `values` is one
     /// part of a tensor merged in parts ([`Chunking::MagnitudeTopK`]).
     pub top_k: Option<TopK>,
+    /// DARE only: the whole tensor's L1 rescale factor (kept ‖δ‖₁ to original), when `values`
+    /// is one part of a tensor merged in parts ([`Chunking::RandomDrop`]).
+    pub l1_scale: Option<f32>,
 }
 
 /// A tensor's exact top-k by magnitude, as seen by one part of it: keep every element with
@@ -187,6 +190,16 @@ pub enum Chunking {
     /// per model; ≥ 1 keeps everything) is known over the whole tensor: the engine streams it
     /// and hands each part its share in [`ModelTensor::top_k`].
     MagnitudeTopK(Vec<f64>),
+    /// Element by element given each part's offset (DARE's random streams are keyed by
+    /// element position), once each model's L1 rescale factor over the whole tensor is known
+    /// when `l1` is set: the engine streams it at these densities (one per model) and hands it
+    /// over in [`ModelTensor::l1_scale`].
+    RandomDrop {
+        /// Per model.
+        densities: Vec<f64>,
+        /// Whether the L1 rescale is on.
+        l1: bool,
+    },
 }
 
 /// Everything an operator gets for one tensor.
@@ -204,6 +217,9 @@ pub struct TensorJob<'a> {
     pub global: &'a Params,
     /// `random_seed`.
     pub seed: u64,
+    /// Flat index of this job's first element in the tensor: 0 for a whole tensor, the part's
+    /// start when merged in parts (random streams are keyed by element position).
+    pub offset: usize,
 }
 
 impl TensorJob<'_> {
