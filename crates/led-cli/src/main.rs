@@ -17,7 +17,7 @@ mod trained_demo;
 #[derive(Parser)]
 #[command(name = "led", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  led demo\n  led analyze --scores safety=s.safetensors math=m.safetensors --top 0.2 --out fig4/\n  led merge merge.yaml merged/ --dry-run\n  led merge merge.yaml merged/ --threads 4\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
+    after_help = "Examples:\n  led demo\n  led analyze --scores safety=s.safetensors math=m.safetensors --top 0.2 --out fig4/\n  led analyze --config led.yaml --out election/\n  led merge merge.yaml merged/ --dry-run\n  led merge merge.yaml merged/ --threads 4\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
 )]
 struct Cli {
     #[command(subcommand)]

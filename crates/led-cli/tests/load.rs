@@ -200,6 +200,17 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
         let cfg = d.join(format!("{method}.yaml"));
         std::fs::write(&cfg, yaml(method)).unwrap();
         let out = d.join(format!("out-{method}"));
+        let dry = Command::new(env!("CARGO_BIN_EXE_led"))
+            .args([
+                "merge",
+                cfg.to_str().unwrap(),
+                out.to_str().unwrap(),
+                "--dry-run",
+            ])
+            .output()
+            .unwrap();
+        let plan = String::from_utf8_lossy(&dry.stdout);
+        assert!(plan.contains("in 64 parts"), "{plan}");
         let (rss, secs) =
             led_with_peak_rss(&["merge", cfg.to_str().unwrap(), out.to_str().unwrap()]);
         eprintln!(

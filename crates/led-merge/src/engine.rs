@@ -154,6 +154,14 @@ fn chunking_of(
     (params, global, chunking)
 }
 
+/// How many parts tensor `t` is merged in (1: whole) with parts of `chunk_elements`.
+pub(crate) fn parts_of(plan: &MergePlan, t: &TensorPlan, chunk_elements: usize) -> usize {
+    match chunking_of(plan, t, chunk_elements).2 {
+        Chunking::Whole => 1,
+        _ => row_parts(t, rows_per_part(t, chunk_elements)).len(),
+    }
+}
+
 /// Hand merged tensor `t` to `visit`, part by part (whole when it is small or the method needs
 /// it whole), as the job the method gets, with the part's rows. Without `weights` only the
 /// scores are read (the job's weights are empty): enough for LED's election.

@@ -318,7 +318,14 @@ impl MergePlan {
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
         for t in &self.tensors {
             let what = match t.action {
-                Action::Merge => format!("{} of {} model(s)", self.method.name(), t.inputs.len()),
+                Action::Merge => {
+                    let how = match crate::engine::parts_of(self, t, crate::DEFAULT_CHUNK_ELEMENTS)
+                    {
+                        1 => String::new(),
+                        n => format!(", in {n} parts"),
+                    };
+                    format!("{} of {} model(s){how}", self.method.name(), t.inputs.len())
+                }
                 Action::Copy => "copy (not a float tensor)".into(),
             };
             let _ = writeln!(
