@@ -147,7 +147,14 @@ fn chunking_of(
     let global = resolve(&plan.config.parameters, &t.name);
     let chunking = if rows_per_part(t, chunk_elements) < rows_of(&t.shape).0 && !t.inputs.is_empty()
     {
-        plan.method.chunking(&global, &params)
+        match plan.method.chunking(&global, &params) {
+            // DELLA ranks within rows of the last dimension: a 1-D tensor is one row.
+            Chunking::RandomDrop {
+                rank_epsilons: Some(_),
+                ..
+            } if t.shape.len() < 2 => Chunking::Whole,
+            c => c,
+        }
     } else {
         Chunking::Elementwise
     };
@@ -246,11 +253,13 @@ fn for_each_part(
         Chunking::RandomDrop {
             densities,
             l1: true,
+            rank_epsilons,
         } if parts.len() > 1 && weights => t
             .inputs
             .iter()
             .zip(densities)
-            .map(|(&k, &density)| {
+            .enumerate()
+            .map(|(j, (&k, &density))| {
                 if density >= 1.0 {
                     return Ok(None);
                 }
@@ -265,7 +274,21 @@ fn for_each_part(
                     let mut delta: Vec<f32> =
                         values.iter().zip(&base).map(|(v, b)| v - b).collect();
                     original = crate::sparsify::l1_norm(original, &delta);
-                    crate::sparsify::drop_part(&mut delta, r.start * row, density, key);
+                    let offset = r.start * row;
+                    match rank_epsilons {
+                        None => crate::sparsify::drop_part(&mut delta, offset, density, key),
+                        Some(eps) => {
+                            let last = t.shape.last().copied().unwrap_or(1).max(1);
+                            crate::sparsify::rank_sample_rows(
+                                &mut delta,
+                                last,
+                                offset / last,
+                                density,
+                                eps[j],
+                                key,
+                            );
+                        }
+                    }
                     kept = crate::sparsify::l1_norm(kept, &delta);
                 }
                 Ok(Some(

@@ -179,12 +179,30 @@ pub(crate) fn rank_sampling(
     key: StreamKey<'_>,
 ) {
     let original_l1 = l1_norm(0.0, delta);
+    rank_sample_rows(delta, row_len, 0, density, epsilon, key);
+    if rescale == Rescale::L1 {
+        rescale_l1(delta, original_l1);
+    }
+}
+
+/// DELLA's per-row drop (no rescale) on whole rows of `row_len` elements, the first being row
+/// `first_row` of the tensor: one random stream per row, so a part drops exactly what the whole
+/// tensor's drop does there.
+pub(crate) fn rank_sample_rows(
+    delta: &mut [f32],
+    row_len: usize,
+    first_row: usize,
+    density: f64,
+    epsilon: f64,
+    key: StreamKey<'_>,
+) {
     let row_len = row_len.max(1);
-    // One random stream per row: rows are independent and can be processed in parallel.
+    // Rows are independent and can be processed in parallel.
     delta
         .par_chunks_mut(row_len)
         .enumerate()
-        .for_each(|(row, values)| {
+        .for_each(|(local, values)| {
+            let row = first_row + local;
             let n = values.len();
             let mut order: Vec<u32> = (0..n as u32).collect();
             order.sort_by(|&a, &b| {
@@ -209,9 +227,6 @@ pub(crate) fn rank_sampling(
                 }
             }
         });
-    if rescale == Rescale::L1 {
-        rescale_l1(delta, original_l1);
-    }
 }
 
 /// TIES sign election over weighted, sparsified deltas: s = +1 where Σ u_i ≥ 0, else −1;

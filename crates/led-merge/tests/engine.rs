@@ -479,6 +479,12 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
             "{}parameters: {{rescale: false}}\n",
             pair("dare_linear", ", density: 0.6")
         ),
+        // DELLA: per-row streams (rows whole in every part), the L1 factor streamed first.
+        pair("della", ", density: 0.5, epsilon: 0.2"),
+        format!(
+            "{}parameters: {{rescale: false}}\nrandom_seed: 5\n",
+            pair("della_linear", ", density: 0.4, epsilon: 0.1")
+        ),
         // Not elementwise: merged whole whatever the limit.
         pair("breadcrumbs", ", density: 0.5"),
         pair("linear", ""),

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::rng::StreamKey;
 use crate::sparsify::{
     Rescale, drop_part, keep_above, magnitude_outliers, magnitude_top_k, random_drop,
-    rank_sampling, scale_inverse_density, sign_consensus,
+    rank_sample_rows, rank_sampling, scale_inverse_density, sign_consensus,
 };
 
 /// How each task vector is sparsified.
@@ -68,6 +68,18 @@ impl MergeMethod for Family {
             Sparsify::Random => Chunking::RandomDrop {
                 densities,
                 l1: rescale_from(global) == Rescale::L1,
+                rank_epsilons: None,
+            },
+            // DELLA: per-row streams, rows whole in every part.
+            Sparsify::RankSampling => Chunking::RandomDrop {
+                densities,
+                l1: rescale_from(global) == Rescale::L1,
+                rank_epsilons: Some(
+                    models
+                        .iter()
+                        .map(|p| p.number_or("epsilon", 0.15))
+                        .collect(),
+                ),
             },
             _ => Chunking::Whole,
         }
@@ -164,7 +176,31 @@ pub(crate) fn merge(
                 } else {
                     row_len
                 };
-                rank_sampling(&mut delta, row, density, eps, rescale_of(job), key);
+                match m.l1_scale {
+                    // A part of a tensor: its rows' drops, the whole tensor's L1 factor.
+                    Some(s) => {
+                        rank_sample_rows(
+                            &mut delta,
+                            row,
+                            job.offset / row.max(1),
+                            density,
+                            eps,
+                            key,
+                        );
+                        delta.iter_mut().for_each(|x| *x *= s);
+                    }
+                    None if job.offset > 0 => {
+                        rank_sample_rows(
+                            &mut delta,
+                            row,
+                            job.offset / row.max(1),
+                            density,
+                            eps,
+                            key,
+                        );
+                    }
+                    None => rank_sampling(&mut delta, row, density, eps, rescale_of(job), key),
+                }
             }
         }
         delta.iter_mut().for_each(|x| *x *= weight);

@@ -199,6 +199,9 @@ pub enum Chunking {
         densities: Vec<f64>,
         /// Whether the L1 rescale is on.
         l1: bool,
+        /// `None`: DARE's Bernoulli drop by element. `Some(epsilon per model)`: DELLA's rank
+        /// sampling within rows of the last dimension (tensors of two or more dimensions).
+        rank_epsilons: Option<Vec<f64>>,
     },
 }
 
