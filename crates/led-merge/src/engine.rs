@@ -298,20 +298,37 @@ fn for_each_part(
             .collect::<Result<_>>()?,
         _ => vec![None; t.inputs.len()],
     };
+    // Sums over the whole tensor (norms, dot products), the parts fed in order first.
+    let stats: Option<Vec<f64>> = match &chunking {
+        Chunking::Statistics if parts.len() > 1 && weights => {
+            let mut acc = Vec::new();
+            for r in &parts {
+                let (base, values) = read_weights(plan, t, r.clone())?;
+                let shape = part_shape(&t.shape, r.len());
+                let job = TensorJob {
+                    name: &t.name,
+                    shape: &shape,
+                    base: base.as_deref(),
+                    models: plain_models(plan, t, &values, &params),
+                    global: &global,
+                    seed,
+                    offset: r.start * row,
+                    stats: None,
+                };
+                plan.method.accumulate(&job, &mut acc)?;
+            }
+            Some(acc)
+        }
+        _ => None,
+    };
     for r in parts {
-        let base = match &plan.base {
-            Some(b) if weights => Some(read_rows(&b.ckpt, &t.name, &t.shape, r.clone(), None)?),
-            _ => None,
+        let (base, values) = if weights {
+            read_weights(plan, t, r.clone())?
+        } else {
+            (None, vec![Vec::new(); t.inputs.len()])
         };
-        let fill = base.as_deref();
-        let mut values = Vec::with_capacity(t.inputs.len());
         let mut scores = Vec::with_capacity(t.inputs.len());
         for &k in &t.inputs {
-            values.push(if weights {
-                read_rows(&plan.models[k].ckpt, &t.name, &t.shape, r.clone(), fill)?
-            } else {
-                Vec::new()
-            });
             scores.push(match scored(k) {
                 Some((ms, bs)) => Some((
                     read_rows(ms, &t.name, &t.shape, r.clone(), None)?,
@@ -320,52 +337,102 @@ fn for_each_part(
                 None => None,
             });
         }
-        let mut shape = t.shape.clone();
-        if let Some(first) = shape.first_mut() {
-            *first = r.len();
+        let shape = part_shape(&t.shape, r.len());
+        let mut models = plain_models(plan, t, &values, &params);
+        for (j, m) in models.iter_mut().enumerate() {
+            m.scores = scores[j]
+                .as_ref()
+                .map(|(m, b)| (m.as_slice(), b.as_slice()));
+            m.thresholds = thresholds[j];
+            m.l1_scale = l1_scales[j];
+            m.top_k = top_k[j].as_mut().map(|(threshold, budget, k)| {
+                let here = crate::sparsify::count_ties(
+                    values[j]
+                        .iter()
+                        .zip(base.as_deref().unwrap_or(&[]))
+                        .map(|(v, b)| v - b),
+                    *threshold,
+                );
+                let ties = here.min(*budget);
+                *budget -= ties;
+                TopK {
+                    threshold: *threshold,
+                    ties,
+                    k: *k,
+                }
+            });
         }
         let job = TensorJob {
             name: &t.name,
             shape: &shape,
             base: base.as_deref(),
-            models: t
-                .inputs
-                .iter()
-                .enumerate()
-                .map(|(j, &k)| ModelTensor {
-                    index: plan.models[k].index.unwrap_or(k),
-                    values: &values[j],
-                    params: &params[j],
-                    scores: scores[j]
-                        .as_ref()
-                        .map(|(m, b)| (m.as_slice(), b.as_slice())),
-                    thresholds: thresholds[j],
-                    l1_scale: l1_scales[j],
-                    top_k: top_k[j].as_mut().map(|(threshold, budget, k)| {
-                        let here = crate::sparsify::count_ties(
-                            values[j]
-                                .iter()
-                                .zip(base.as_deref().unwrap_or(&[]))
-                                .map(|(v, b)| v - b),
-                            *threshold,
-                        );
-                        let ties = here.min(*budget);
-                        *budget -= ties;
-                        TopK {
-                            threshold: *threshold,
-                            ties,
-                            k: *k,
-                        }
-                    }),
-                })
-                .collect(),
+            models,
             global: &global,
             seed,
             offset: r.start * row,
+            stats: stats.as_deref(),
         };
         visit(&job, r)?;
     }
     Ok(())
+}
+
+/// The models holding tensor `t`, with these values and parameters and nothing else (no
+/// scores, nothing streamed).
+fn plain_models<'a>(
+    plan: &MergePlan,
+    t: &TensorPlan,
+    values: &'a [Vec<f32>],
+    params: &'a [crate::ops::Params],
+) -> Vec<ModelTensor<'a>> {
+    t.inputs
+        .iter()
+        .enumerate()
+        .map(|(j, &k)| ModelTensor {
+            index: plan.models[k].index.unwrap_or(k),
+            values: &values[j],
+            params: &params[j],
+            scores: None,
+            thresholds: None,
+            top_k: None,
+            l1_scale: None,
+        })
+        .collect()
+}
+
+/// `shape` with its first dimension cut to `rows`: the shape of a part.
+fn part_shape(shape: &[usize], rows: usize) -> Vec<usize> {
+    let mut shape = shape.to_vec();
+    if let Some(first) = shape.first_mut() {
+        *first = rows;
+    }
+    shape
+}
+
+/// One part's rows of the base (if any) and of each model holding the tensor.
+type PartWeights = (Option<Vec<f32>>, Vec<Vec<f32>>);
+
+/// Rows `rows` of tensor `t` from the base (if any) and from every model holding it, aligned
+/// (rows a model lacks are the base's).
+fn read_weights(plan: &MergePlan, t: &TensorPlan, rows: Range<usize>) -> Result<PartWeights> {
+    let base = match &plan.base {
+        Some(b) => Some(read_rows(&b.ckpt, &t.name, &t.shape, rows.clone(), None)?),
+        None => None,
+    };
+    let values = t
+        .inputs
+        .iter()
+        .map(|&k| {
+            read_rows(
+                &plan.models[k].ckpt,
+                &t.name,
+                &t.shape,
+                rows.clone(),
+                base.as_deref(),
+            )
+        })
+        .collect::<Result<_>>()?;
+    Ok((base, values))
 }
 
 /// Rows `rows` of the base and of model `k` for tensor `t`, aligned (the TIES pre-pass).

@@ -488,6 +488,24 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
         // Not elementwise: merged whole whatever the limit.
         pair("breadcrumbs", ", density: 0.5"),
         pair("linear", ""),
+        // Norms and dot products over the whole tensor, summed part by part first.
+        format!(
+            "merge_method: slerp\nbase_model: {}\nmodels: [{{model: {}}}]\nparameters: {{t: 0.3}}\n",
+            v.join("base").display(),
+            v.join("small").display()
+        ),
+        format!(
+            "merge_method: model_stock\nbase_model: {}\nmodels: [{{model: {}}}, {{model: {}}}]\n",
+            v.join("base").display(),
+            v.join("big").display(),
+            v.join("small").display()
+        ),
+        format!(
+            "merge_method: model_stock\nbase_model: {b}\nmodels: [{{model: {s}}}, {{model: {m}}}]\nparameters: {{filter_wise: true}}\n",
+            b = d.join("base").display(),
+            s = d.join("safety").display(),
+            m = d.join("math").display()
+        ),
     ];
     for (k, yaml) in configs.iter().enumerate() {
         let p = plan(yaml, d).unwrap();

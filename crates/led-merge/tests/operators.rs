@@ -73,6 +73,7 @@ impl<'a> Case<'a> {
             global: &self.global,
             seed: self.seed,
             offset: 0,
+            stats: None,
         };
         let mut out = vec![f32::NAN; self.shape.iter().product()];
         let notes = m.merge(&job, &mut out)?;

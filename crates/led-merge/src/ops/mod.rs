@@ -178,7 +178,7 @@ pub struct TopK {
 /// Whether a tensor too large to hold at once may be merged in parts (consecutive rows).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chunking {
-    /// Only as a whole: some statistic depends on all elements (top-k, norms, random streams).
+    /// Only as a whole: something depends on all elements in a way no pre-pass gives.
     Whole,
     /// Element by element: any part merged alone gives that part of the result.
     Elementwise,
@@ -203,6 +203,10 @@ pub enum Chunking {
         /// sampling within rows of the last dimension (tensors of two or more dimensions).
         rank_epsilons: Option<Vec<f64>>,
     },
+    /// Element by element once sums over the whole tensor (norms, dot products) are known: the
+    /// engine feeds every part, in order, to [`MergeMethod::accumulate`] first, then hands the
+    /// sums to each part in [`TensorJob::stats`].
+    Statistics,
 }
 
 /// Everything an operator gets for one tensor.
@@ -223,6 +227,9 @@ pub struct TensorJob<'a> {
     /// Flat index of this job's first element in the tensor: 0 for a whole tensor, the part's
     /// start when merged in parts (random streams are keyed by element position).
     pub offset: usize,
+    /// [`Chunking::Statistics`] only: the sums [`MergeMethod::accumulate`] gathered over the
+    /// whole tensor, when this job is one part of it; `None` for a whole tensor.
+    pub stats: Option<&'a [f64]>,
 }
 
 impl TensorJob<'_> {
@@ -293,6 +300,12 @@ pub trait MergeMethod: Send + Sync {
     /// How a tensor with these (global, per-model) parameters may be merged in parts.
     fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
         Chunking::Whole
+    }
+    /// [`Chunking::Statistics`] only: add this job's elements to the whole tensor's sums in
+    /// `acc` (empty before the first part), in index order, so that parts fed one after the
+    /// other give the same sums, bit for bit, as the whole tensor fed at once.
+    fn accumulate(&self, _job: &TensorJob<'_>, _acc: &mut Vec<f64>) -> Result<()> {
+        Ok(())
     }
     /// Merge one tensor into `out` (same length as the base tensor).
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>>;

@@ -1,7 +1,7 @@
 //! `model_stock` (Jang et al. 2024): interpolate between the base and the models' mean by a
 //! ratio derived from the angle between task vectors.
 
-use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, boolean};
+use super::{Chunking, MergeMethod, ParamSpec, Params, TensorJob, TensorNote, boolean};
 use crate::error::{Error, Result};
 
 /// Model Stock.
@@ -13,11 +13,50 @@ const FILTER_WISE: ParamSpec = ParamSpec {
     check: boolean,
 };
 
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    (dot / (na * nb).max(1e-6)).clamp(-1.0, 1.0)
+/// Add the task vectors' squared norms (one per model) and pairwise dot products (i < j, in
+/// order) over elements `span` to `acc`, in f64.
+fn sums(job: &TensorJob<'_>, base: &[f32], span: std::ops::Range<usize>, acc: &mut Vec<f64>) {
+    let n = job.models.len();
+    acc.resize(n + n * (n - 1) / 2, 0.0);
+    let mut delta = vec![0.0f64; n];
+    for j in span {
+        for (d, m) in delta.iter_mut().zip(&job.models) {
+            *d = f64::from(m.values[j] - base[j]);
+        }
+        let (norms, dots) = acc.split_at_mut(n);
+        let mut pair = dots.iter_mut();
+        for (a, da) in delta.iter().enumerate() {
+            norms[a] += da * da;
+            for db in &delta[a + 1..] {
+                *pair.next().expect("one sum per pair") += da * db;
+            }
+        }
+    }
+}
+
+/// The interpolation ratio t = N·cos / (1 + (N − 1)·cos), cos the task vectors' mean pairwise
+/// cosine, from [`sums`].
+fn ratio(job: &TensorJob<'_>, acc: &[f64]) -> Result<f32> {
+    let n = job.models.len();
+    let (norms, dots) = acc.split_at(n);
+    let mut pair = dots.iter();
+    let mut sum = 0.0;
+    for a in 0..n {
+        for b in a + 1..n {
+            let dot = pair.next().expect("one sum per pair");
+            sum += (dot / (norms[a].sqrt() * norms[b].sqrt()).max(1e-6)).clamp(-1.0, 1.0);
+        }
+    }
+    let c = sum / (n * (n - 1) / 2) as f64;
+    let denom = 1.0 + (n as f64 - 1.0) * c;
+    if denom.abs() < 1e-6 {
+        return Err(Error::op(
+            job.name,
+            "model_stock",
+            format!("1 + (N − 1)·cos = {denom:e}: the interpolation ratio is undefined"),
+        ));
+    }
+    Ok((n as f64 * c / denom) as f32)
 }
 
 impl MergeMethod for ModelStock {
@@ -37,6 +76,17 @@ impl MergeMethod for ModelStock {
             Ok(())
         }
     }
+    fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
+        Chunking::Statistics
+    }
+    fn accumulate(&self, job: &TensorJob<'_>, acc: &mut Vec<f64>) -> Result<()> {
+        let base = job.base("model_stock")?;
+        // Filter-wise ratios are per row, and rows are whole in every part.
+        if job.models.len() >= 2 && !filter_wise(job) {
+            sums(job, base, 0..base.len(), acc);
+        }
+        Ok(())
+    }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let base = job.base("model_stock")?;
         let n = job.models.len();
@@ -47,43 +97,26 @@ impl MergeMethod for ModelStock {
                 format!("needs at least 2 models holding this tensor, got {n}"),
             ));
         }
-        let filter_wise = job.global.bool_or("filter_wise", false) && job.shape.len() > 1;
-        let row = if filter_wise {
+        let row = if filter_wise(job) {
             job.shape.last().copied().unwrap_or(base.len()).max(1)
         } else {
             base.len().max(1)
         };
+        let whole = match job.stats {
+            Some(s) if !filter_wise(job) => Some(ratio(job, s)?),
+            _ => None,
+        };
+        let mut acc = Vec::new();
         for (r, out_row) in out.chunks_mut(row).enumerate() {
             let span = r * row..r * row + out_row.len();
-            let deltas: Vec<Vec<f64>> = job
-                .models
-                .iter()
-                .map(|m| {
-                    m.values[span.clone()]
-                        .iter()
-                        .zip(&base[span.clone()])
-                        .map(|(x, b)| f64::from(x - b))
-                        .collect()
-                })
-                .collect();
-            let mut sum = 0.0;
-            let mut pairs = 0usize;
-            for i in 0..n {
-                for j in i + 1..n {
-                    sum += cosine(&deltas[i], &deltas[j]);
-                    pairs += 1;
+            let t = match whole {
+                Some(t) => t,
+                None => {
+                    acc.clear();
+                    sums(job, base, span.clone(), &mut acc);
+                    ratio(job, &acc)?
                 }
-            }
-            let c = sum / pairs as f64;
-            let denom = 1.0 + (n as f64 - 1.0) * c;
-            if denom.abs() < 1e-6 {
-                return Err(Error::op(
-                    job.name,
-                    "model_stock",
-                    format!("1 + (N − 1)·cos = {denom:e}: the interpolation ratio is undefined"),
-                ));
-            }
-            let t = (n as f64 * c / denom) as f32;
+            };
             for (k, o) in out_row.iter_mut().enumerate() {
                 let j = span.start + k;
                 let mean = job.models.iter().map(|m| m.values[j]).sum::<f32>() / n as f32;
@@ -92,4 +125,9 @@ impl MergeMethod for ModelStock {
         }
         Ok(Vec::new())
     }
+}
+
+/// Whether the ratio is taken per row of the last dimension.
+fn filter_wise(job: &TensorJob<'_>) -> bool {
+    job.global.bool_or("filter_wise", false) && job.shape.len() > 1
 }

@@ -1,6 +1,6 @@
 //! `slerp`: spherical interpolation between the base (t = 0) and one other model (t = 1).
 
-use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, unit};
+use super::{Chunking, MergeMethod, ParamSpec, Params, TensorJob, TensorNote, unit};
 use crate::error::{Error, Result};
 
 /// Spherical linear interpolation.
@@ -32,6 +32,24 @@ impl MergeMethod for Slerp {
             Err(format!("needs exactly one model besides the base, got {n}"))
         }
     }
+    fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
+        Chunking::Statistics
+    }
+    /// ‖a‖², ‖b‖² and a·b, in f64.
+    fn accumulate(&self, job: &TensorJob<'_>, acc: &mut Vec<f64>) -> Result<()> {
+        let a = job.base("slerp")?;
+        let [m] = job.models.as_slice() else {
+            return Ok(());
+        };
+        acc.resize(3, 0.0);
+        for (x, y) in a.iter().zip(m.values) {
+            let (x, y) = (f64::from(*x), f64::from(*y));
+            acc[0] += x * x;
+            acc[1] += y * y;
+            acc[2] += x * y;
+        }
+        Ok(())
+    }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let a = job.base("slerp")?;
         let [m] = job.models.as_slice() else {
@@ -44,15 +62,23 @@ impl MergeMethod for Slerp {
             .global
             .number("t")
             .ok_or_else(|| Error::op(job.name, "slerp", "no `t` for this tensor"))?;
-        let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-        let (na, nb) = (norm(a), norm(b));
-        let scale = |n: f64| if n > 1e-8 { 1.0 / n } else { 1.0 };
-        let (sa, sb) = (scale(na), scale(nb));
-        let dot: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| f64::from(*x) * sa * f64::from(*y) * sb)
-            .sum();
+        let mut whole = Vec::new();
+        let sums = match job.stats {
+            Some(s) => s,
+            None => {
+                self.accumulate(job, &mut whole)?;
+                &whole
+            }
+        };
+        let &[aa, bb, ab] = sums else {
+            return Err(Error::op(job.name, "slerp", "norms missing for this part"));
+        };
+        // Each vector is normalised unless its norm is (near) zero.
+        let scale = |n2: f64| {
+            let n = n2.sqrt();
+            if n > 1e-8 { 1.0 / n } else { 1.0 }
+        };
+        let dot = ab * scale(aa) * scale(bb);
         let (wa, wb) = if dot.abs() > 0.9995 {
             (1.0 - t, t)
         } else {
