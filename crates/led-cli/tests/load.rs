@@ -1,6 +1,6 @@
 //! Load: a merge of 10 000 tensors spread over 50 shards per input, and (ignored by default:
 //! 12 GiB of sparse inputs, 4 GiB written) merges of one tensor of 2^31 elements (task
-//! arithmetic, TIES, LED), each run
+//! arithmetic, TIES, LED, breadcrumbs, slerp, model stock), each run
 //! as a real `led merge` process whose peak RSS is reported. Numbers: docs/RELIABILITY.md.
 //!
 //! ```sh
@@ -175,7 +175,7 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
     }
     let yaml = |method: &str| {
         let scores = |m: &str, b: &str| {
-            if method == "ties" {
+            if method == "ties" || method == "breadcrumbs" {
                 ", density: 0.5".to_owned()
             } else if method == "led" {
                 format!(
@@ -187,16 +187,79 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
                 String::new()
             }
         };
-        format!(
-            "merge_method: {method}\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0{}}}\n  - model: {}\n    parameters: {{weight: 0.5{}}}\n",
-            d.join("base").display(),
-            d.join("a").display(),
-            scores("sa", "ba"),
-            d.join("b").display(),
-            scores("sb", "bb"),
+        let (base, a, b) = (d.join("base"), d.join("a"), d.join("b"));
+        match method {
+            "slerp" => format!(
+                "merge_method: slerp\nbase_model: {}\nmodels: [{{model: {}}}]\nparameters: {{t: 0.3}}\n",
+                base.display(),
+                a.display()
+            ),
+            "model_stock" => format!(
+                "merge_method: model_stock\nbase_model: {}\nmodels: [{{model: {}}}, {{model: {}}}]\n",
+                base.display(),
+                a.display(),
+                b.display()
+            ),
+            _ => format!(
+                "merge_method: {method}\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0{}}}\n  - model: {}\n    parameters: {{weight: 0.5{}}}\n",
+                base.display(),
+                a.display(),
+                scores("sa", "ba"),
+                b.display(),
+                scores("sb", "bb"),
+            ),
+        }
+    };
+    let inputs: Vec<Checkpoint> = ["base", "a", "b"]
+        .iter()
+        .map(|n| Checkpoint::open(d.join(n)).unwrap())
+        .collect();
+    let read = |c: &Checkpoint, w: usize| c.read_f32_range("w", w..w + (1 << 16)).unwrap();
+    // Sums over the whole tensor, from the windows alone (the hole adds exact zeros), in index
+    // order as the merge sums them: slerp's ‖θ_b‖², ‖θ_a‖², θ_b·θ_a; model stock's ‖δ_a‖²,
+    // ‖δ_b‖², δ_a·δ_b.
+    let (mut slerp, mut stock) = ([0f64; 3], [0f64; 3]);
+    for &w in &WINDOWS {
+        let (b, a, c) = (
+            read(&inputs[0], w),
+            read(&inputs[1], w),
+            read(&inputs[2], w),
+        );
+        for i in 0..b.len() {
+            let (x, y) = (f64::from(b[i]), f64::from(a[i]));
+            slerp[0] += x * x;
+            slerp[1] += y * y;
+            slerp[2] += x * y;
+            let (p, q) = (f64::from(a[i] - b[i]), f64::from(c[i] - b[i]));
+            stock[0] += p * p;
+            stock[1] += q * q;
+            stock[2] += p * q;
+        }
+    }
+    // As the merge computes them (t = 0.3).
+    let (wa, wb) = {
+        let dot = slerp[2] * (1.0 / slerp[0].sqrt()) * (1.0 / slerp[1].sqrt());
+        assert!(dot.abs() < 0.9995, "{dot}");
+        let (t, omega) = (0.3, dot.acos());
+        (
+            ((1.0 - t) * omega).sin() / omega.sin(),
+            (t * omega).sin() / omega.sin(),
         )
     };
-    for method in ["task_arithmetic", "ties", "led"] {
+    let ratio = {
+        let cos = (stock[2] / (stock[0].sqrt() * stock[1].sqrt())).clamp(-1.0, 1.0);
+        (2.0 * cos / (1.0 + cos)) as f32
+    };
+    eprintln!("slerp weights {wa:.6} {wb:.6}, model stock ratio {ratio:.6}");
+    let methods = [
+        "task_arithmetic",
+        "ties",
+        "led",
+        "breadcrumbs",
+        "slerp",
+        "model_stock",
+    ];
+    for method in methods {
         let cfg = d.join(format!("{method}.yaml"));
         std::fs::write(&cfg, yaml(method)).unwrap();
         let out = d.join(format!("out-{method}"));
@@ -213,15 +276,8 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
         assert!(plan.contains("in 64 parts"), "{plan}");
         let (rss, secs) =
             led_with_peak_rss(&["merge", cfg.to_str().unwrap(), out.to_str().unwrap()]);
-        eprintln!(
-            "{method}: one 2^31-element BF16 tensor × 3 inputs: {secs:.1} s, peak RSS {rss:.0} MiB"
-        );
+        eprintln!("{method}: one 2^31-element BF16 tensor: {secs:.1} s, peak RSS {rss:.0} MiB");
         let ckpt = Checkpoint::open(&out).unwrap();
-        let read = |c: &Checkpoint, w: usize| c.read_f32_range("w", w..w + (1 << 16)).unwrap();
-        let inputs: Vec<Checkpoint> = ["base", "a", "b"]
-            .iter()
-            .map(|n| Checkpoint::open(d.join(n)).unwrap())
-            .collect();
         for &w in &WINDOWS {
             let got = read(&ckpt, w);
             let (b, a, c) = (
@@ -250,6 +306,11 @@ fn one_tensor_of_two_to_the_thirty_one_elements() {
                         }
                         b[i] + if div == 0.0 { sum } else { sum / div }
                     }
+                    // γ = 0.01 drops the top 2^31 / 100 magnitudes: every nonzero δ (the
+                    // windows) and the zeros of highest index; what is kept is all zeros.
+                    "breadcrumbs" => b[i],
+                    "slerp" => (wa * f64::from(b[i]) + wb * f64::from(a[i])) as f32,
+                    "model_stock" => ratio * ((a[i] + c[i]) / 2.0) + (1.0 - ratio) * b[i],
                     _ if (w + i) % 2 == 0 => b[i] + (a[i] - b[i]),
                     _ => b[i] + 0.5 * (c[i] - b[i]),
                 };

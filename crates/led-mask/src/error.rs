@@ -21,6 +21,16 @@ pub enum Error {
         /// The ratio given.
         ratio: f64,
     },
+    /// More elements to select than the tensor has.
+    #[error("tensor {tensor:?}: cannot select the {k} largest of {len} elements")]
+    BadK {
+        /// The tensor.
+        tensor: String,
+        /// Elements to select.
+        k: usize,
+        /// Elements it has.
+        len: usize,
+    },
     /// NaN or infinite scores: the score file is corrupt.
     #[error(
         "tensor {tensor:?}: {count} score(s) are NaN or infinite (first at element {first}): the score file is corrupt"

@@ -233,6 +233,19 @@ impl StreamingThreshold {
     /// Start selecting the top `ratio` of `len` scores of tensor `tensor`.
     pub fn new(tensor: &str, len: usize, ratio: f64) -> Result<Self> {
         check_ratio(tensor, ratio)?;
+        Self::with_k(tensor, len, top_k(ratio, len))
+    }
+
+    /// Start selecting the `k` largest of `len` scores of tensor `tensor` (k ≤ len; k = 0
+    /// selects nothing).
+    pub fn with_k(tensor: &str, len: usize, k: usize) -> Result<Self> {
+        if k > len {
+            return Err(Error::BadK {
+                tensor: tensor.into(),
+                k,
+                len,
+            });
+        }
         if len == 0 {
             return Err(Error::Empty {
                 tensor: tensor.into(),
@@ -241,7 +254,7 @@ impl StreamingThreshold {
         Ok(StreamingThreshold {
             tensor: tensor.into(),
             len,
-            k: top_k(ratio, len),
+            k,
             stage: Stage::High,
             fed: 0,
             hist: vec![0; 1 << 16],
@@ -484,6 +497,12 @@ mod tests {
             select_threshold("e", &[], 0.5),
             Err(Error::Empty { .. })
         ));
+        let e = StreamingThreshold::with_k("k", 3, 4).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tensor \"k\": cannot select the 4 largest of 3 elements"
+        );
+        assert!(StreamingThreshold::with_k("k", 3, 3).is_ok());
         let e = select_threshold("n", &[1.0, f32::NAN, f32::INFINITY], 0.5).unwrap_err();
         assert_eq!(
             e,

@@ -247,6 +247,32 @@ fn for_each_part(
             .collect::<Result<_>>()?,
         _ => vec![None; t.inputs.len()],
     };
+    // Breadcrumbs: each model's two cuts of |θ_i − θ_b| ranks, streamed over the parts first;
+    // the ties at each cut handed out part by part, in index order, as the whole path ranks them.
+    let mut bands: Vec<Option<crate::sparsify::BandBudget>> = match &chunking {
+        Chunking::MagnitudeBand(cuts) if parts.len() > 1 && weights => t
+            .inputs
+            .iter()
+            .zip(cuts)
+            .map(|(&k, &(density, gamma))| {
+                let mut select = crate::sparsify::BandSelect::new(&t.name, numel, density, gamma)?;
+                while select.needs_pass() {
+                    for r in &parts {
+                        let (base, values) = read_pair(plan, k, t, r.clone())?;
+                        let mags: Vec<f32> = values
+                            .iter()
+                            .zip(&base)
+                            .map(|(v, b)| (v - b).abs())
+                            .collect();
+                        select.feed(&mags)?;
+                    }
+                    select.end_pass()?;
+                }
+                Ok(Some(select.finish()))
+            })
+            .collect::<Result<_>>()?,
+        _ => vec![None; t.inputs.len()],
+    };
     // DARE: each model's L1 rescale factor over the whole tensor (the same drops, summed in
     // index order as the whole path does), streamed over the parts first.
     let l1_scales: Vec<Option<f32>> = match &chunking {
@@ -345,14 +371,15 @@ fn for_each_part(
                 .map(|(m, b)| (m.as_slice(), b.as_slice()));
             m.thresholds = thresholds[j];
             m.l1_scale = l1_scales[j];
+            let delta = || {
+                values[j]
+                    .iter()
+                    .zip(base.as_deref().unwrap_or(&[]))
+                    .map(|(v, b)| v - b)
+            };
+            m.band = bands[j].as_mut().map(|band| band.part(delta()));
             m.top_k = top_k[j].as_mut().map(|(threshold, budget, k)| {
-                let here = crate::sparsify::count_ties(
-                    values[j]
-                        .iter()
-                        .zip(base.as_deref().unwrap_or(&[]))
-                        .map(|(v, b)| v - b),
-                    *threshold,
-                );
+                let here = crate::sparsify::count_ties(delta(), *threshold);
                 let ties = here.min(*budget);
                 *budget -= ties;
                 TopK {
@@ -396,6 +423,7 @@ fn plain_models<'a>(
             thresholds: None,
             top_k: None,
             l1_scale: None,
+            band: None,
         })
         .collect()
 }

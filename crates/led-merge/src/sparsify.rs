@@ -4,6 +4,7 @@
 use rand::RngExt;
 use rayon::prelude::*;
 
+use crate::ops::Band;
 use crate::rng::{BLOCK, StreamKey};
 
 /// k = floor(ρ · n) in f64, as mergekit's `int(density * numel)`.
@@ -56,17 +57,22 @@ pub(crate) fn count_ties(delta: impl Iterator<Item = f32>, t: f32) -> usize {
     delta.filter(|x| x.abs().total_cmp(&t).is_eq()).count()
 }
 
-/// Breadcrumbs: rank |δ| ascending (ties by index); n_top = floor(γ n), n_bot = n − floor(ρ n)
-/// − n_top (a negative n_bot is moved into n_top); keep ranks [n_bot, n − n_top).
+/// Breadcrumbs' cuts for `n` elements: (n_bot, n_top) with n_top = floor(γ n), n_bot = n −
+/// floor(ρ n) − n_top, a negative n_bot moved into n_top.
+fn band_cuts(n: usize, density: f64, gamma: f64) -> (usize, usize) {
+    let target = keep_count(density, n);
+    let n_top = keep_count(gamma, n);
+    match n.checked_sub(target + n_top) {
+        Some(n_bot) => (n_bot, n_top),
+        None => (0, n - target),
+    }
+}
+
+/// Breadcrumbs: rank |δ| ascending (ties by index); keep ranks [n_bot, n − n_top)
+/// ([`band_cuts`]).
 pub(crate) fn magnitude_outliers(delta: &mut [f32], density: f64, gamma: f64) {
     let n = delta.len();
-    let target = keep_count(density, n) as i64;
-    let mut n_top = keep_count(gamma, n) as i64;
-    let mut n_bot = n as i64 - target - n_top;
-    if n_bot < 0 {
-        n_top += n_bot;
-        n_bot = 0;
-    }
+    let (n_bot, n_top) = band_cuts(n, density, gamma);
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_by(|&a, &b| {
         delta[a as usize]
@@ -75,7 +81,7 @@ pub(crate) fn magnitude_outliers(delta: &mut [f32], density: f64, gamma: f64) {
             .then(a.cmp(&b))
     });
     let mut keep = vec![false; n];
-    for &i in &order[n_bot as usize..(n as i64 - n_top) as usize] {
+    for &i in &order[n_bot..n - n_top] {
         keep[i as usize] = true;
     }
     delta.iter_mut().zip(keep).for_each(|(x, k)| {
@@ -83,6 +89,150 @@ pub(crate) fn magnitude_outliers(delta: &mut [f32], density: f64, gamma: f64) {
             *x = 0.0;
         }
     });
+}
+
+/// Zero the elements of one part outside its [`Band`].
+pub(crate) fn keep_band(delta: &mut [f32], band: &Band) {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let (mut at_lower, mut at_upper) = (0, 0);
+    for x in delta.iter_mut() {
+        let a = x.abs();
+        let above_lower = match band.lower {
+            None => true,
+            Some((v, drop)) => match a.total_cmp(&v) {
+                Greater => true,
+                Equal => {
+                    at_lower += 1;
+                    at_lower > drop
+                }
+                Less => false,
+            },
+        };
+        let below_upper = match band.upper {
+            None => true,
+            Some((v, keep)) => match a.total_cmp(&v) {
+                Less => true,
+                Equal => {
+                    at_upper += 1;
+                    at_upper <= keep
+                }
+                Greater => false,
+            },
+        };
+        if !(above_lower && below_upper) {
+            *x = 0.0;
+        }
+    }
+}
+
+/// Breadcrumbs' band over a whole tensor's |δ|, selected in streaming passes over its parts:
+/// the value at each cut and how many elements equal to it fall outside.
+pub(crate) struct BandSelect {
+    len: usize,
+    /// The n − n_bot largest (the lower cut's value is the smallest kept), if n_bot > 0.
+    lower: Option<(led_mask::StreamingThreshold, usize)>,
+    /// The n_top largest (the upper cut's value is the smallest dropped), if n_top > 0.
+    upper: Option<(led_mask::StreamingThreshold, usize)>,
+}
+
+impl BandSelect {
+    /// Start selecting the band of `len` magnitudes of tensor `tensor`.
+    pub(crate) fn new(tensor: &str, len: usize, density: f64, gamma: f64) -> crate::Result<Self> {
+        let (n_bot, n_top) = band_cuts(len, density, gamma);
+        let select = |k: usize| led_mask::StreamingThreshold::with_k(tensor, len, k);
+        Ok(BandSelect {
+            len,
+            lower: (n_bot > 0)
+                .then(|| select(len - n_bot).map(|s| (s, len - n_bot)))
+                .transpose()?,
+            upper: (n_top > 0)
+                .then(|| select(n_top).map(|s| (s, n_top)))
+                .transpose()?,
+        })
+    }
+
+    fn selects(&mut self) -> impl Iterator<Item = &mut led_mask::StreamingThreshold> {
+        [&mut self.lower, &mut self.upper]
+            .into_iter()
+            .flatten()
+            .map(|(s, _)| s)
+            .filter(|s| s.needs_pass())
+    }
+
+    /// Whether another pass over every part's |δ| is needed.
+    pub(crate) fn needs_pass(&mut self) -> bool {
+        self.selects().next().is_some()
+    }
+
+    /// Feed the next part's |δ| of the current pass.
+    pub(crate) fn feed(&mut self, mags: &[f32]) -> crate::Result<()> {
+        for s in self.selects() {
+            s.feed(mags)?;
+        }
+        Ok(())
+    }
+
+    /// End the current pass.
+    pub(crate) fn end_pass(&mut self) -> crate::Result<()> {
+        for s in self.selects() {
+            s.end_pass()?;
+        }
+        Ok(())
+    }
+
+    /// The band, to be handed out part by part in index order.
+    pub(crate) fn finish(self) -> BandBudget {
+        let len = self.len;
+        // (value, elements equal to it, those among them ranked above the cut: k − greater).
+        let cut = |(s, k): (led_mask::StreamingThreshold, usize)| {
+            let (th, greater) = s.finish_with_greater();
+            let v = th.value.unwrap_or(f32::INFINITY);
+            // Magnitudes are ≥ 0: at v = 0 every element not above it equals it.
+            let equal = if v > 0.0 {
+                th.members - greater
+            } else {
+                len - greater
+            };
+            (v, equal, k - greater)
+        };
+        BandBudget {
+            // The lowest-index ties at the lower cut fall below it.
+            lower: self
+                .lower
+                .map(cut)
+                .map(|(v, equal, above)| (v, equal - above)),
+            // The lowest-index ties at the upper cut stay below it.
+            upper: self
+                .upper
+                .map(cut)
+                .map(|(v, equal, above)| (v, equal - above)),
+        }
+    }
+}
+
+/// A selected [`BandSelect`]: each cut's value and how many of the ties at it are still to be
+/// dropped (lower) or kept (upper), handed out part by part.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BandBudget {
+    lower: Option<(f32, usize)>,
+    upper: Option<(f32, usize)>,
+}
+
+impl BandBudget {
+    /// The band of the next part, whose |δ| are `mags` (parts in index order).
+    pub(crate) fn part(&mut self, mags: impl Iterator<Item = f32> + Clone) -> Band {
+        let share = |cut: &mut Option<(f32, usize)>| {
+            cut.as_mut().map(|(v, left)| {
+                let here = count_ties(mags.clone(), *v).min(*left);
+                *left -= here;
+                (*v, here)
+            })
+        };
+        Band {
+            lower: share(&mut self.lower),
+            upper: share(&mut self.upper),
+        }
+    }
 }
 
 /// How a randomly sparsified tensor is rescaled.
@@ -330,6 +480,62 @@ mod tests {
         magnitude_outliers(&mut d, 0.95, 0.2);
         // target 9, n_top 2 → n_bot −1 → n_top 1, n_bot 0: keep ranks 0..9.
         assert_eq!(d, [1., 2., 3., 4., 5., 6., 7., 8., 9., 0.]);
+    }
+
+    /// Breadcrumbs in parts: both cuts selected over the parts, ties handed out part by part.
+    fn band_in_parts(delta: &[f32], part: usize, density: f64, gamma: f64) -> Vec<f32> {
+        let mut select = BandSelect::new("w", delta.len(), density, gamma).unwrap();
+        while select.needs_pass() {
+            for p in delta.chunks(part) {
+                let mags: Vec<f32> = p.iter().map(|x| x.abs()).collect();
+                select.feed(&mags).unwrap();
+            }
+            select.end_pass().unwrap();
+        }
+        let mut budget = select.finish();
+        let mut out = Vec::new();
+        for p in delta.chunks(part) {
+            let band = budget.part(p.iter().copied());
+            let mut p = p.to_vec();
+            keep_band(&mut p, &band);
+            out.extend(p);
+        }
+        out
+    }
+
+    #[test]
+    fn breadcrumbs_in_parts_keeps_what_the_whole_tensor_keeps() {
+        // Ties at both cuts, split across parts: n = 12, ρ = 0.5, γ = 0.25: n_top = 3, n_bot
+        // = 3: keep ascending ranks 3..9. |δ| sorted: 1 1 1 1 | 2 2 2 2 2 2 | 3 3 (by index).
+        let d = [1., -2., 1., 2., 3., -1., 2., 2., 1., 3., 2., -2.];
+        let mut whole = d.to_vec();
+        magnitude_outliers(&mut whole, 0.5, 0.25);
+        // Ranks 0..3 are the 1s at 0, 2, 5; rank 3 is the 1 at 8 (kept); ranks 4..9 the 2s at
+        // 1, 3, 6, 7, 10 (kept), and the 2 at 11 with rank 9 is dropped, as are both 3s.
+        assert_eq!(whole, [0., -2., 0., 2., 0., 0., 2., 2., 1., 0., 2., 0.]);
+        for part in 1..=d.len() {
+            assert_eq!(band_in_parts(&d, part, 0.5, 0.25), whole, "parts of {part}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn breadcrumbs_in_parts_equals_whole(
+            d in proptest::collection::vec(-4i8..=4, 1..200),
+            part in 1usize..50,
+            density in 0.0f64..=1.0,
+            gamma in 0.0f64..=0.5,
+        ) {
+            // Few distinct magnitudes: many ties at every cut, zeros included.
+            let d: Vec<f32> = d.iter().map(|&x| f32::from(x) * 0.5).collect();
+            let mut whole = d.clone();
+            magnitude_outliers(&mut whole, density, gamma);
+            let parts = band_in_parts(&d, part, density, gamma);
+            proptest::prop_assert_eq!(
+                parts.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                whole.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

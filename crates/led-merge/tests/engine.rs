@@ -485,8 +485,15 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
             "{}parameters: {{rescale: false}}\nrandom_seed: 5\n",
             pair("della_linear", ", density: 0.4, epsilon: 0.1")
         ),
-        // Not elementwise: merged whole whatever the limit.
+        // Breadcrumbs: both cuts of the magnitude ranks streamed, the ties at each handed out
+        // part by part: on BF16 (many equal magnitudes) and across vocabulary sizes.
         pair("breadcrumbs", ", density: 0.5"),
+        format!(
+            "merge_method: breadcrumbs_ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1.0, density: 0.4, gamma: 0.2}}\n  - model: {m}\n    parameters: {{weight: 0.5, density: 0.9}}\n",
+            b = d.join("base").display(),
+            s = d.join("safety").display(),
+            m = d.join("math").display()
+        ),
         pair("linear", ""),
         // Norms and dot products over the whole tensor, summed part by part first.
         format!(

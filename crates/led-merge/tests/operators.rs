@@ -68,6 +68,7 @@ impl<'a> Case<'a> {
                     thresholds: None,
                     top_k: None,
                     l1_scale: None,
+                    band: None,
                 })
                 .collect(),
             global: &self.global,

@@ -10,9 +10,12 @@ use crate::config::Scalar;
 use crate::error::Result;
 use crate::rng::StreamKey;
 use crate::sparsify::{
-    Rescale, drop_part, keep_above, magnitude_outliers, magnitude_top_k, random_drop,
+    Rescale, drop_part, keep_above, keep_band, magnitude_outliers, magnitude_top_k, random_drop,
     rank_sample_rows, rank_sampling, scale_inverse_density, sign_consensus,
 };
+
+/// Breadcrumbs' `gamma` when not given (mergekit's default).
+const GAMMA_DEFAULT: f64 = 0.01;
 
 /// How each task vector is sparsified.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +84,19 @@ impl MergeMethod for Family {
                         .collect(),
                 ),
             },
-            _ => Chunking::Whole,
+            // Breadcrumbs: both cuts of each model's magnitude ranks, streamed by the engine.
+            Sparsify::Outliers => Chunking::MagnitudeBand(
+                models
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.number_or("density", 1.0),
+                            p.number_or("gamma", GAMMA_DEFAULT),
+                        )
+                    })
+                    .collect(),
+            ),
+            Sparsify::Magnitude => Chunking::Whole,
         }
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
@@ -155,9 +170,14 @@ pub(crate) fn merge(
                 }
             },
             Sparsify::Random => {}
-            Sparsify::Outliers => {
-                magnitude_outliers(&mut delta, density, m.params.number_or("gamma", 0.01))
-            }
+            Sparsify::Outliers => match m.band {
+                Some(band) => keep_band(&mut delta, &band),
+                None => magnitude_outliers(
+                    &mut delta,
+                    density,
+                    m.params.number_or("gamma", GAMMA_DEFAULT),
+                ),
+            },
             Sparsify::RankSampling => {
                 let eps = m.params.number_or("epsilon", 0.15);
                 if !(density - eps > 0.0 && density + eps < 1.0) {

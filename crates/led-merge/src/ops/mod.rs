@@ -161,6 +161,20 @@ pub struct ModelTensor<'a> {
     /// DARE only: the whole tensor's L1 rescale factor (kept ‖δ‖₁ to original), when `values`
     /// is one part of a tensor merged in parts ([`Chunking::RandomDrop`]).
     pub l1_scale: Option<f32>,
+    /// Breadcrumbs only: this model's band of |θ_i − θ_b| ranks over the whole tensor, when
+    /// `values` is one part of a tensor merged in parts ([`Chunking::MagnitudeBand`]).
+    pub band: Option<Band>,
+}
+
+/// Breadcrumbs' kept band of magnitude ranks over a whole tensor, as one part of it sees it:
+/// an element is kept when it passes both cuts. Ties at a cut are ordered by index, as the
+/// whole path orders them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    /// `(v, d)`: drop |δ| < v, and the first `d` elements of this part with |δ| = v.
+    pub lower: Option<(f32, usize)>,
+    /// `(v, c)`: drop |δ| > v, and every element of this part with |δ| = v after the first `c`.
+    pub upper: Option<(f32, usize)>,
 }
 
 /// A tensor's exact top-k by magnitude, as seen by one part of it: keep every element with
@@ -203,6 +217,11 @@ pub enum Chunking {
         /// sampling within rows of the last dimension (tensors of two or more dimensions).
         rank_epsilons: Option<Vec<f64>>,
     },
+    /// Element by element once each model's band of magnitude ranks (dropping the
+    /// `1 − density − gamma` smallest and the `gamma` largest |θ_i − θ_b|; one
+    /// `(density, gamma)` per model) is known over the whole tensor: the engine streams both
+    /// cuts and hands each part its share in [`ModelTensor::band`].
+    MagnitudeBand(Vec<(f64, f64)>),
     /// Element by element once sums over the whole tensor (norms, dot products) are known: the
     /// engine feeds every part, in order, to [`MergeMethod::accumulate`] first, then hands the
     /// sums to each part in [`TensorJob::stats`].
