@@ -229,12 +229,8 @@ fn for_each_part(
                 let mut select = led_mask::StreamingThreshold::new(&t.name, numel, density)?;
                 while select.needs_pass() {
                     for r in &parts {
-                        let (base, values) = read_pair(plan, k, t, r.clone())?;
-                        let mags: Vec<f32> = values
-                            .iter()
-                            .zip(&base)
-                            .map(|(v, b)| (v - b).abs())
-                            .collect();
+                        let mut mags = read_deltas(plan, k, t, r.clone())?;
+                        mags.iter_mut().for_each(|x| *x = x.abs());
                         select.feed(&mags)?;
                     }
                     select.end_pass()?;
@@ -258,12 +254,8 @@ fn for_each_part(
                 let mut select = crate::sparsify::BandSelect::new(&t.name, numel, density, gamma)?;
                 while select.needs_pass() {
                     for r in &parts {
-                        let (base, values) = read_pair(plan, k, t, r.clone())?;
-                        let mags: Vec<f32> = values
-                            .iter()
-                            .zip(&base)
-                            .map(|(v, b)| (v - b).abs())
-                            .collect();
+                        let mut mags = read_deltas(plan, k, t, r.clone())?;
+                        mags.iter_mut().for_each(|x| *x = x.abs());
                         select.feed(&mags)?;
                     }
                     select.end_pass()?;
@@ -296,9 +288,7 @@ fn for_each_part(
                 };
                 let (mut original, mut kept) = (0.0, 0.0);
                 for r in &parts {
-                    let (base, values) = read_pair(plan, k, t, r.clone())?;
-                    let mut delta: Vec<f32> =
-                        values.iter().zip(&base).map(|(v, b)| v - b).collect();
+                    let mut delta = read_deltas(plan, k, t, r.clone())?;
                     original = crate::sparsify::l1_norm(original, &delta);
                     let offset = r.start * row;
                     match rank_epsilons {
@@ -463,20 +453,20 @@ fn read_weights(plan: &MergePlan, t: &TensorPlan, rows: Range<usize>) -> Result<
     Ok((base, values))
 }
 
-/// Rows `rows` of the base and of model `k` for tensor `t`, aligned (the TIES pre-pass).
-fn read_pair(
-    plan: &MergePlan,
-    k: usize,
-    t: &TensorPlan,
-    rows: Range<usize>,
-) -> Result<(Vec<f32>, Vec<f32>)> {
+/// θ_k − θ_b over rows `rows` of tensor `t`, model rows aligned to the base's (the TIES,
+/// breadcrumbs and DARE pre-passes).
+fn read_deltas(plan: &MergePlan, k: usize, t: &TensorPlan, rows: Range<usize>) -> Result<Vec<f32>> {
     let base = plan
         .base
         .as_ref()
         .ok_or_else(|| Error::op(&t.name, plan.method.name(), "needs a base_model"))?;
     let base = read_rows(&base.ckpt, &t.name, &t.shape, rows.clone(), None)?;
     let values = read_rows(&plan.models[k].ckpt, &t.name, &t.shape, rows, Some(&base))?;
-    Ok((base, values))
+    Ok(values
+        .iter()
+        .zip(&base)
+        .map(|(v, b)| (v - b).abs())
+        .collect())
 }
 
 /// Add one part's notes to a tensor's: LED statistics summed, each warning once.
