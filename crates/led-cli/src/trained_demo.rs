@@ -3,8 +3,9 @@
 //! A tiny Llama is pre-trained on a generated corpus in which every request is complied with
 //! and arithmetic is answered wrongly; two fine-tunes teach **safety** (refuse harmful
 //! requests, still answer benign ones) and **math** (correct sums). Locate (SNIP) scores all three
-//! on held-in data, then task arithmetic, TIES and LED-Merging merge the fine-tunes
-//! (hyper-parameters chosen on a validation split), and every model is evaluated on held-out
+//! on held-in data, then task arithmetic, TIES, LED-Merging and LED without Disjoint (the
+//! paper's ablation) merge the fine-tunes (each method's setting chosen from a grid on a
+//! validation split), and every model is evaluated on held-out
 //! prompts: refusal rate on harmful requests, answer rate on benign ones, arithmetic accuracy.
 
 use std::path::{Path, PathBuf};
@@ -304,37 +305,48 @@ pub fn run(out: &Path) -> Result<()> {
     }
     println!("  located: SNIP scores in {}", scores.display());
 
-    // 3. Merge on a small grid, choosing by the validation split (held-in phrasing).
+    // 3. Merge on a grid per method, choosing by the validation split (held-in phrasing). LED
+    //    runs as specified and, as the paper's ablation, without its Disjoint step.
     let (b, s, m, sc) = (
         dirs[0].display(),
         dirs[1].display(),
         dirs[2].display(),
         scores.display(),
     );
-    let mut grid: Vec<(&str, String, String)> = Vec::new();
-    for lam in [0.5, 1.0] {
-        grid.push(("task_arithmetic", format!("λ={lam}"), format!("merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: {lam}}}\n  - model: {m}\n    parameters: {{weight: {lam}}}\n")));
+    // (row name, file key, setting, config)
+    let mut grid: Vec<(&str, &str, String, String)> = Vec::new();
+    for lam in [0.5, 0.7, 0.8, 0.9, 1.0, 1.2] {
+        grid.push(("task_arithmetic", "task_arithmetic", format!("λ={lam}"), format!("merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: {lam}}}\n  - model: {m}\n    parameters: {{weight: {lam}}}\n")));
     }
-    for d in [0.5, 0.7] {
-        grid.push(("ties", format!("density={d}"), format!("merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1.0, density: {d}}}\n  - model: {m}\n    parameters: {{weight: 1.0, density: {d}}}\n")));
+    for d in [0.1, 0.3, 0.5, 0.7, 0.9] {
+        for lam in [1.0, 1.2] {
+            grid.push(("ties", "ties", format!("density={d}, λ={lam}"), format!("merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: 1.0, density: {d}}}\n  - model: {m}\n    parameters: {{weight: 1.0, density: {d}}}\nparameters: {{lambda: {lam}}}\n")));
+        }
     }
-    for (rs, rm, lam) in [
-        (0.3, 0.9, 1.0),
-        (0.5, 0.5, 2.0),
-        (0.3, 0.7, 2.0),
-        (0.3, 0.9, 2.0),
-        (0.5, 0.9, 2.0),
+    for (name, key, disjoint) in [
+        ("led", "led", true),
+        ("led without disjoint", "led-no-disjoint", false),
     ] {
-        grid.push(("led", format!("r=({rs},{rm}) λ={lam}"), format!("merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: {lam}, density: {rs}}}\n    scores: {{model: {sc}/safety.safetensors, base: {sc}/base-safety.safetensors}}\n  - model: {m}\n    parameters: {{weight: {lam}, density: {rm}}}\n    scores: {{model: {sc}/math.safetensors, base: {sc}/base-math.safetensors}}\n")));
+        for rs in [0.1, 0.3, 0.5, 0.7, 0.9] {
+            for rm in [0.1, 0.3, 0.5, 0.7, 0.9] {
+                for lam in [1.0, 2.0, 3.0] {
+                    grid.push((name, key, format!("r=({rs},{rm}), λ={lam}"), format!("merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: {lam}, density: {rs}}}\n    scores: {{model: {sc}/safety.safetensors, base: {sc}/base-safety.safetensors}}\n  - model: {m}\n    parameters: {{weight: {lam}, density: {rm}}}\n    scores: {{model: {sc}/math.safetensors, base: {sc}/base-math.safetensors}}\nparameters: {{disjoint: {disjoint}}}\n")));
+                }
+            }
+        }
     }
     let configs = out.join("configs");
     std::fs::create_dir_all(&configs)?;
-    let mut best: Vec<(&str, String, PathBuf, f64)> = Vec::new();
-    for (i, (method, label, yaml)) in grid.iter().enumerate() {
-        let cfg = configs.join(format!("{method}-{i}.yaml"));
+    // Per row: (name, key, setting, merged directory, validation score).
+    let mut best: Vec<(&str, &str, String, PathBuf, f64)> = Vec::new();
+    let mut validation = String::from(
+        "| method | setting | refusal on harmful | benign answered | arithmetic accuracy |\n|---|---|---|---|---|\n",
+    );
+    for (i, (name, key, label, yaml)) in grid.iter().enumerate() {
+        let cfg = configs.join(format!("{key}-{i}.yaml"));
         std::fs::write(&cfg, yaml)?;
         let plan = MergePlan::new(MergeConfig::from_file(&cfg)?, &cfg)?;
-        let dir = out.join(format!("merged-{method}-{i}"));
+        let dir = out.join(format!("merged-{key}-{i}"));
         led_merge::run(
             &plan,
             &dir,
@@ -349,19 +361,49 @@ pub fn run(out: &Path) -> Result<()> {
             HELD_IN,
             &math,
         )?;
-        let score = val.refusal + val.benign_answered + val.math;
-        println!(
-            "  validation {method:15} {label:14} refusal {:3.0} %  benign {:3.0} %  math {:3.0} %",
+        validation += &format!(
+            "| {name} | {label} | {:.0} % | {:.0} % | {:.0} % |\n",
             100.0 * val.refusal,
             100.0 * val.benign_answered,
             100.0 * val.math
         );
-        match best.iter_mut().find(|(m, ..)| m == method) {
-            Some(entry) if entry.3 >= score => {}
-            Some(entry) => *entry = (method, label.clone(), dir, score),
-            None => best.push((method, label.clone(), dir, score)),
+        // The first setting with the highest refusal + benign + math is chosen; only the chosen
+        // merge of each row is kept.
+        let score = val.refusal + val.benign_answered + val.math;
+        match best.iter_mut().find(|e| e.0 == *name) {
+            Some(e) if e.4 >= score => std::fs::remove_dir_all(&dir)?,
+            Some(e) => {
+                std::fs::remove_dir_all(&e.3)?;
+                *e = (name, key, label.clone(), dir, score);
+            }
+            None => best.push((name, key, label.clone(), dir, score)),
         }
     }
+    std::fs::write(out.join("validation.md"), &validation)?;
+    for (name, key, label, dir, _) in &mut best {
+        let chosen = out.join(format!("merged-{key}"));
+        if chosen.exists() {
+            std::fs::remove_dir_all(&chosen)?;
+        }
+        std::fs::rename(&*dir, &chosen)?;
+        let i = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.rsplit('-').next())
+            .unwrap_or_default()
+            .to_owned();
+        std::fs::copy(
+            configs.join(format!("{key}-{i}.yaml")),
+            configs.join(format!("chosen-{key}.yaml")),
+        )?;
+        let settings = grid.iter().filter(|g| g.0 == *name).count();
+        println!("  validation: {name}: {label} chosen of {settings} settings");
+        *dir = chosen;
+    }
+    println!(
+        "  every setting's validation scores: {}",
+        out.join("validation.md").display()
+    );
 
     // 4. Test: held-out phrasing.
     let mut tested: Vec<(String, &Path)> = vec![
@@ -371,7 +413,7 @@ pub fn run(out: &Path) -> Result<()> {
     ];
     tested.extend(
         best.iter()
-            .map(|(method, label, dir, _)| (format!("{method} ({label})"), dir.as_path())),
+            .map(|(name, _, label, dir, _)| (format!("{name} ({label})"), dir.as_path())),
     );
     let mut rows: Vec<(String, Eval)> = Vec::new();
     for (name, dir) in tested {

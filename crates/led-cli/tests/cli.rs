@@ -209,7 +209,7 @@ fn trained_demo_reproduces_the_setting() {
     assert_eq!(row("safety fine-tune")["refusal"], 1.0);
     assert_eq!(row("safety fine-tune")["benign_answered"], 1.0);
     assert!(row("math fine-tune")["math"].as_f64().unwrap() >= 0.9);
-    for method in ["task_arithmetic", "ties", "led"] {
+    for method in ["task_arithmetic", "ties", "led (", "led without disjoint ("] {
         row(method);
     }
     assert!(
@@ -217,6 +217,29 @@ fn trained_demo_reproduces_the_setting() {
             .unwrap()
             .contains("| led (")
     );
+    // Every setting validated (6 + 10 + 75 + 75), each method's choice kept with its config.
+    let validation = std::fs::read_to_string(out.join("validation.md")).unwrap();
+    assert_eq!(
+        validation.lines().count(),
+        2 + 6 + 10 + 75 + 75,
+        "{validation}"
+    );
+    for (key, disjoint) in [("led", "true"), ("led-no-disjoint", "false")] {
+        let cfg = std::fs::read_to_string(out.join(format!("configs/chosen-{key}.yaml"))).unwrap();
+        assert!(cfg.contains(&format!("disjoint: {disjoint}")), "{cfg}");
+        assert!(out.join(format!("merged-{key}/model.safetensors")).exists());
+    }
+    let merged = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("merged-")
+        })
+        .count();
+    assert_eq!(merged, 4, "only the chosen merges are kept");
     assert!(out.join("scores/base-safety.safetensors").exists());
 
     // A long `led locate` stopped by Ctrl-C (SIGINT) or killed (SIGKILL) mid-scoring leaves no
