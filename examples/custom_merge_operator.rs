@@ -33,7 +33,10 @@ impl MergeMethod for Consensus {
     fn global_params(&self) -> &'static [ParamSpec] {
         &[]
     }
-    // Element by element: the engine may hand over a huge tensor in parts of rows.
+    // Element by element: the engine may hand over a huge tensor in parts of rows. (A method
+    // needing sums over the whole tensor, such as norms, returns `Chunking::Statistics` and
+    // adds each part to them in `MergeMethod::accumulate`; the default, `Chunking::Whole`,
+    // gets every tensor whole.)
     fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
         Chunking::Elementwise
     }
