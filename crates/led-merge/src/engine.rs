@@ -240,7 +240,8 @@ fn for_each_part(
                 let value = th.value.unwrap_or(f32::INFINITY);
                 Ok(Some((value, th.k - greater, th.k)))
             })
-            .collect::<Result<_>>()?,
+            .collect::<Result<_>>()
+            .map_err(|e| e.in_weights(plan.method.name()))?,
         _ => vec![None; t.inputs.len()],
     };
     // Breadcrumbs: each model's two cuts of |θ_i − θ_b| ranks, streamed over the parts first;
@@ -262,7 +263,8 @@ fn for_each_part(
                 }
                 Ok(Some(select.finish()))
             })
-            .collect::<Result<_>>()?,
+            .collect::<Result<_>>()
+            .map_err(|e| e.in_weights(plan.method.name()))?,
         _ => vec![None; t.inputs.len()],
     };
     // DARE: each model's L1 rescale factor over the whole tensor (the same drops, summed in
@@ -418,6 +420,33 @@ fn plain_models<'a>(
         .collect()
 }
 
+/// Rows `rows` of tensor `t` from `input`'s weights, aligned to the reference as [`read_rows`]
+/// does; a NaN or infinite value is an error naming the input, the tensor and the element (a
+/// selection by magnitude would otherwise drop or keep it silently).
+fn read_input(
+    plan: &MergePlan,
+    input: &crate::plan::Input,
+    t: &TensorPlan,
+    rows: Range<usize>,
+    fill: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let start = rows.start * rows_of(&t.shape).1;
+    let values = read_rows(&input.ckpt, &t.name, &t.shape, rows, fill)?;
+    match values.iter().position(|x| !x.is_finite()) {
+        None => Ok(values),
+        Some(j) => Err(Error::op(
+            &t.name,
+            plan.method.name(),
+            format!(
+                "{}: element {} is {}, not finite: a merge needs finite inputs",
+                input.path.display(),
+                start + j,
+                values[j]
+            ),
+        )),
+    }
+}
+
 /// `shape` with its first dimension cut to `rows`: the shape of a part.
 fn part_shape(shape: &[usize], rows: usize) -> Vec<usize> {
     let mut shape = shape.to_vec();
@@ -434,21 +463,13 @@ type PartWeights = (Option<Vec<f32>>, Vec<Vec<f32>>);
 /// (rows a model lacks are the base's).
 fn read_weights(plan: &MergePlan, t: &TensorPlan, rows: Range<usize>) -> Result<PartWeights> {
     let base = match &plan.base {
-        Some(b) => Some(read_rows(&b.ckpt, &t.name, &t.shape, rows.clone(), None)?),
+        Some(b) => Some(read_input(plan, b, t, rows.clone(), None)?),
         None => None,
     };
     let values = t
         .inputs
         .iter()
-        .map(|&k| {
-            read_rows(
-                &plan.models[k].ckpt,
-                &t.name,
-                &t.shape,
-                rows.clone(),
-                base.as_deref(),
-            )
-        })
+        .map(|&k| read_input(plan, &plan.models[k], t, rows.clone(), base.as_deref()))
         .collect::<Result<_>>()?;
     Ok((base, values))
 }
@@ -460,13 +481,9 @@ fn read_deltas(plan: &MergePlan, k: usize, t: &TensorPlan, rows: Range<usize>) -
         .base
         .as_ref()
         .ok_or_else(|| Error::op(&t.name, plan.method.name(), "needs a base_model"))?;
-    let base = read_rows(&base.ckpt, &t.name, &t.shape, rows.clone(), None)?;
-    let values = read_rows(&plan.models[k].ckpt, &t.name, &t.shape, rows, Some(&base))?;
-    Ok(values
-        .iter()
-        .zip(&base)
-        .map(|(v, b)| (v - b).abs())
-        .collect())
+    let base = read_input(plan, base, t, rows.clone(), None)?;
+    let values = read_input(plan, &plan.models[k], t, rows, Some(&base))?;
+    Ok(values.iter().zip(&base).map(|(v, b)| v - b).collect())
 }
 
 /// Add one part's notes to a tensor's: LED statistics summed, each warning once.

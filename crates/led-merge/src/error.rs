@@ -47,6 +47,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// NaN or infinite values met while selecting by |θ_i − θ_b| (TIES's top-k, breadcrumbs'
+    /// band) are the inputs' fault: say so as the merge says it, not as a corrupt score file.
+    pub(crate) fn in_weights(self, method: &'static str) -> Self {
+        match self {
+            Error::Mask(led_mask::Error::NonFinite {
+                tensor,
+                count,
+                first,
+            }) => Error::op(
+                &tensor,
+                method,
+                format!(
+                    "result is not finite at element {first}: the inputs hold NaN or infinite values ({count} element(s) of a task vector)"
+                ),
+            ),
+            other => other,
+        }
+    }
+
     pub(crate) fn op(tensor: &str, method: &'static str, reason: impl Into<String>) -> Self {
         Error::Op {
             tensor: tensor.into(),

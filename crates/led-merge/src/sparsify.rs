@@ -68,8 +68,31 @@ fn band_cuts(n: usize, density: f64, gamma: f64) -> (usize, usize) {
     }
 }
 
-/// Breadcrumbs: rank |δ| ascending (ties by index); keep ranks [n_bot, n − n_top)
-/// ([`band_cuts`]).
+/// Breadcrumbs: keep ranks [n_bot, n − n_top) of |δ| ascending, ties by index ([`band_cuts`]),
+/// in O(n): both cuts radix-selected ([`BandSelect`]), as when a tensor is merged in parts.
+pub(crate) fn magnitude_band(
+    tensor: &str,
+    delta: &mut [f32],
+    density: f64,
+    gamma: f64,
+) -> crate::Result<()> {
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let mags: Vec<f32> = delta.iter().map(|x| x.abs()).collect();
+    let mut select = BandSelect::new(tensor, delta.len(), density, gamma)?;
+    while select.needs_pass() {
+        select.feed(&mags)?;
+        select.end_pass()?;
+    }
+    let band = select.finish().part(mags.iter().copied());
+    keep_band(delta, &band);
+    Ok(())
+}
+
+/// Breadcrumbs by sorting: rank |δ| ascending (ties by index); keep ranks [n_bot, n − n_top)
+/// ([`band_cuts`]). The reference [`magnitude_band`] is tested against.
+#[cfg(test)]
 pub(crate) fn magnitude_outliers(delta: &mut [f32], density: f64, gamma: f64) {
     let n = delta.len();
     let (n_bot, n_top) = band_cuts(n, density, gamma);
@@ -467,19 +490,31 @@ mod tests {
 
     #[test]
     fn breadcrumbs_drops_both_tails() {
+        // By sorting and by selecting, the same.
+        let both = |d: Vec<f32>, density: f64, gamma: f64| {
+            let mut sorted = d.clone();
+            magnitude_outliers(&mut sorted, density, gamma);
+            let mut selected = d;
+            magnitude_band("w", &mut selected, density, gamma).unwrap();
+            assert_eq!(sorted, selected);
+            sorted
+        };
         // n = 10, ρ = 0.5, γ = 0.1: n_top = 1, n_bot = 10 − 5 − 1 = 4: keep ranks 4..9.
-        let mut d: Vec<f32> = (1..=10).map(|x| x as f32).collect();
-        magnitude_outliers(&mut d, 0.5, 0.1);
+        let d = both((1..=10).map(|x| x as f32).collect(), 0.5, 0.1);
         assert_eq!(d, [0., 0., 0., 0., 5., 6., 7., 8., 9., 0.]);
         // γ = 0 keeps the top (mergekit zeroes everything here).
-        let mut d: Vec<f32> = (1..=10).map(|x| -(x as f32)).collect();
-        magnitude_outliers(&mut d, 0.3, 0.0);
+        let d = both((1..=10).map(|x| -(x as f32)).collect(), 0.3, 0.0);
         assert_eq!(d, [0., 0., 0., 0., 0., 0., 0., -8., -9., -10.]);
         // ρ + γ > 1: n_bot would be −1, moved into n_top.
-        let mut d: Vec<f32> = (1..=10).map(|x| x as f32).collect();
-        magnitude_outliers(&mut d, 0.95, 0.2);
+        let d = both((1..=10).map(|x| x as f32).collect(), 0.95, 0.2);
         // target 9, n_top 2 → n_bot −1 → n_top 1, n_bot 0: keep ranks 0..9.
         assert_eq!(d, [1., 2., 3., 4., 5., 6., 7., 8., 9., 0.]);
+        // ρ = 0: nothing kept; an empty tensor stays empty.
+        assert_eq!(both(vec![3., -1., 2.], 0.0, 0.0), [0.0; 3]);
+        assert!(both(Vec::new(), 0.5, 0.1).is_empty());
+        // NaN: an error naming the tensor, not a silent result.
+        let e = magnitude_band("w", &mut [1.0, f32::NAN], 0.5, 0.0).unwrap_err();
+        assert!(e.to_string().contains("\"w\""), "{e}");
     }
 
     /// Breadcrumbs in parts: both cuts selected over the parts, ties handed out part by part.
@@ -531,10 +566,11 @@ mod tests {
             let mut whole = d.clone();
             magnitude_outliers(&mut whole, density, gamma);
             let parts = band_in_parts(&d, part, density, gamma);
-            proptest::prop_assert_eq!(
-                parts.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                whole.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(bits(&parts), bits(&whole));
+            let mut selected = d.clone();
+            magnitude_band("w", &mut selected, density, gamma).unwrap();
+            proptest::prop_assert_eq!(bits(&selected), bits(&whole));
         }
     }
 

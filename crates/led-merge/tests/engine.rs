@@ -398,6 +398,53 @@ fn output_is_atomic_and_never_overwritten_unasked() {
         "{err}"
     );
     assert!(!target.exists());
+    // A NaN that a selection by magnitude would drop or keep silently (TIES's top-k,
+    // breadcrumbs' band; whole or in parts) is an error naming the input, tensor and element.
+    let up = "model.layers.1.mlp.up_proj.weight";
+    let w = led_io::CheckpointWriter::create_dir(
+        nan_dir.with_extension("2"),
+        specs.clone(),
+        Default::default(),
+    )
+    .unwrap();
+    for s in &specs {
+        let mut v = common::values(&s.name, s.numel(), 5, 0.01);
+        if s.name == up {
+            v[1000] = f32::NAN;
+        }
+        w.write_f32(&s.name, &v).unwrap();
+    }
+    w.finish().unwrap();
+    for method in ["ties", "breadcrumbs"] {
+        let yaml = format!(
+            "merge_method: {method}\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0, density: 0.5}}\n",
+            d.join("base").display(),
+            nan_dir.with_extension("2").display()
+        );
+        let p = plan(&yaml, d).unwrap();
+        for chunk_elements in [usize::MAX, 64] {
+            let err = run(
+                &p,
+                &target,
+                &RunOptions {
+                    chunk_elements,
+                    ..Default::default()
+                },
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(up)
+                    && err.contains(&format!(
+                        "{}: element 1000 is NaN",
+                        nan_dir.with_extension("2").display()
+                    ))
+                    && err.contains("not finite"),
+                "{method}, parts of {chunk_elements}: {err}"
+            );
+            assert!(!target.exists());
+        }
+    }
     let leftovers: Vec<_> = std::fs::read_dir(d)
         .unwrap()
         .filter_map(|e| e.ok())

@@ -10,7 +10,7 @@ use crate::config::Scalar;
 use crate::error::Result;
 use crate::rng::StreamKey;
 use crate::sparsify::{
-    Rescale, drop_part, keep_above, keep_band, magnitude_outliers, magnitude_top_k, random_drop,
+    Rescale, drop_part, keep_above, keep_band, magnitude_band, magnitude_top_k, random_drop,
     rank_sample_rows, rank_sampling, scale_inverse_density, sign_consensus,
 };
 
@@ -172,11 +172,13 @@ pub(crate) fn merge(
             Sparsify::Random => {}
             Sparsify::Outliers => match m.band {
                 Some(band) => keep_band(&mut delta, &band),
-                None => magnitude_outliers(
+                None => magnitude_band(
+                    job.name,
                     &mut delta,
                     density,
                     m.params.number_or("gamma", GAMMA_DEFAULT),
-                ),
+                )
+                .map_err(|e| e.in_weights(family.name))?,
             },
             Sparsify::RankSampling => {
                 let eps = m.params.number_or("epsilon", 0.15);
