@@ -8,7 +8,7 @@
 //! - [`Model`]: Llama 2/3, Mistral and Qwen2 decoders from `config.json` + safetensors (loaded
 //!   tensor by tensor through `led-io`), with Hugging Face's math.
 //! - [`load_samples`]: JSONL/CSV calibration data, tokenised with the model's `tokenizer.json`.
-//! - [`locate`]: SNIP / Wanda / random scores written as a score checkpoint, reused when an
+//! - [`locate()`]: SNIP / Wanda / random scores written as a score checkpoint, reused when an
 //!   existing file's metadata matches the request.
 
 use std::path::PathBuf;
