@@ -28,7 +28,7 @@ export LD_LIBRARY_PATH = $(TORCH_LIB)$(if $(ORIG_LD_LIBRARY_PATH),:$(ORIG_LD_LIB
 CARGO ?= cargo
 FEATURES := --workspace --all-features
 
-.PHONY: demo test venv build clippy fmt bench clean-venv
+.PHONY: demo test venv build clippy doc fmt bench clean-venv
 
 venv: $(STAMP)
 
@@ -49,6 +49,9 @@ test: venv
 
 clippy: venv
 	$(CARGO) clippy $(FEATURES) --all-targets -- -D warnings
+
+doc: venv
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps $(FEATURES)
 
 fmt:
 	$(CARGO) fmt --all
