@@ -224,7 +224,9 @@ pub enum Chunking {
     MagnitudeBand(Vec<(f64, f64)>),
     /// Element by element once sums over the whole tensor (norms, dot products) are known: the
     /// engine feeds every part, in order, to [`MergeMethod::accumulate`] first, then hands the
-    /// sums to each part in [`TensorJob::stats`].
+    /// sums to each part in [`TensorJob::stats`]. A tensor merged whole comes with `stats:
+    /// None`: `merge` then calls `accumulate` on the whole job itself, so both paths sum the
+    /// same way and give the same bits (see `slerp` and `model_stock`).
     Statistics,
 }
 
