@@ -95,22 +95,20 @@ fn read_rows(
     Ok(out)
 }
 
-/// One tensor's top-`ratio` threshold over `len` scores read as `read(rows)`, in parts.
-fn stream_threshold(
-    name: &str,
-    len: usize,
-    ratio: f64,
+/// Feed a streaming selection every part of a tensor, read as `read(rows)` and in index order,
+/// pass after pass until it has its answer; the selection is returned to be finished.
+fn select_over_parts<S: crate::sparsify::Passes>(
+    mut select: S,
     parts: &[Range<usize>],
     read: impl Fn(Range<usize>) -> Result<Vec<f32>>,
-) -> Result<led_mask::Threshold> {
-    let mut select = led_mask::StreamingThreshold::new(name, len, ratio)?;
+) -> Result<S> {
     while select.needs_pass() {
         for rows in parts {
             select.feed(&read(rows.clone())?)?;
         }
         select.end_pass()?;
     }
-    Ok(select.finish())
+    Ok(select)
 }
 
 /// Rows per part of tensor `t` and the parts (row ranges) at that size.
@@ -203,10 +201,12 @@ fn for_each_part(
             .zip(ratios)
             .map(|(&k, &ratio)| match scored(k) {
                 Some((ms, bs)) => {
-                    let select = |c: &Checkpoint| {
-                        stream_threshold(&t.name, numel, ratio, &parts, |r| {
+                    let select = |c: &Checkpoint| -> Result<_> {
+                        let select = led_mask::StreamingThreshold::new(&t.name, numel, ratio)?;
+                        Ok(select_over_parts(select, &parts, |r| {
                             read_rows(c, &t.name, &t.shape, r, None)
-                        })
+                        })?
+                        .finish())
                     };
                     Ok(Some((select(bs)?, select(ms)?)))
                 }
@@ -226,16 +226,10 @@ fn for_each_part(
                 if density >= 1.0 {
                     return Ok(None);
                 }
-                let mut select = led_mask::StreamingThreshold::new(&t.name, numel, density)?;
-                while select.needs_pass() {
-                    for r in &parts {
-                        let mut mags = read_deltas(plan, k, t, r.clone())?;
-                        mags.iter_mut().for_each(|x| *x = x.abs());
-                        select.feed(&mags)?;
-                    }
-                    select.end_pass()?;
-                }
-                let (th, greater) = select.finish_with_greater();
+                let select = led_mask::StreamingThreshold::new(&t.name, numel, density)?;
+                let (th, greater) =
+                    select_over_parts(select, &parts, |r| read_magnitudes(plan, k, t, r))?
+                        .finish_with_greater();
                 // k = 0 keeps nothing: an infinite threshold admits no element.
                 let value = th.value.unwrap_or(f32::INFINITY);
                 Ok(Some((value, th.k - greater, th.k)))
@@ -252,15 +246,8 @@ fn for_each_part(
             .iter()
             .zip(cuts)
             .map(|(&k, &(density, gamma))| {
-                let mut select = crate::sparsify::BandSelect::new(&t.name, numel, density, gamma)?;
-                while select.needs_pass() {
-                    for r in &parts {
-                        let mut mags = read_deltas(plan, k, t, r.clone())?;
-                        mags.iter_mut().for_each(|x| *x = x.abs());
-                        select.feed(&mags)?;
-                    }
-                    select.end_pass()?;
-                }
+                let select = crate::sparsify::BandSelect::new(&t.name, numel, density, gamma)?;
+                let select = select_over_parts(select, &parts, |r| read_magnitudes(plan, k, t, r))?;
                 Ok(Some(select.finish()))
             })
             .collect::<Result<_>>()
@@ -484,6 +471,18 @@ fn read_deltas(plan: &MergePlan, k: usize, t: &TensorPlan, rows: Range<usize>) -
     let base = read_input(plan, base, t, rows.clone(), None)?;
     let values = read_input(plan, &plan.models[k], t, rows, Some(&base))?;
     Ok(values.iter().zip(&base).map(|(v, b)| v - b).collect())
+}
+
+/// |θ_k − θ_b| over rows `rows` of tensor `t` (the TIES and breadcrumbs pre-passes).
+fn read_magnitudes(
+    plan: &MergePlan,
+    k: usize,
+    t: &TensorPlan,
+    rows: Range<usize>,
+) -> Result<Vec<f32>> {
+    let mut mags = read_deltas(plan, k, t, rows)?;
+    mags.iter_mut().for_each(|x| *x = x.abs());
+    Ok(mags)
 }
 
 /// Add one part's notes to a tensor's: LED statistics summed, each warning once.

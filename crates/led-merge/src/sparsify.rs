@@ -158,6 +158,46 @@ pub(crate) struct BandSelect {
     upper: Option<(led_mask::StreamingThreshold, usize)>,
 }
 
+/// A selection fed a tensor's values part by part, in index order, pass after pass.
+pub(crate) trait Passes {
+    /// Whether another pass over every part is needed.
+    fn needs_pass(&mut self) -> bool;
+    /// Feed the next part of the current pass.
+    fn feed(&mut self, part: &[f32]) -> crate::Result<()>;
+    /// End the current pass.
+    fn end_pass(&mut self) -> crate::Result<()>;
+}
+
+impl Passes for led_mask::StreamingThreshold {
+    fn needs_pass(&mut self) -> bool {
+        led_mask::StreamingThreshold::needs_pass(self)
+    }
+    fn feed(&mut self, part: &[f32]) -> crate::Result<()> {
+        Ok(led_mask::StreamingThreshold::feed(self, part)?)
+    }
+    fn end_pass(&mut self) -> crate::Result<()> {
+        Ok(led_mask::StreamingThreshold::end_pass(self)?)
+    }
+}
+
+impl Passes for BandSelect {
+    fn needs_pass(&mut self) -> bool {
+        self.selects().next().is_some()
+    }
+    fn feed(&mut self, mags: &[f32]) -> crate::Result<()> {
+        for s in self.selects() {
+            s.feed(mags)?;
+        }
+        Ok(())
+    }
+    fn end_pass(&mut self) -> crate::Result<()> {
+        for s in self.selects() {
+            s.end_pass()?;
+        }
+        Ok(())
+    }
+}
+
 impl BandSelect {
     /// Start selecting the band of `len` magnitudes of tensor `tensor`.
     pub(crate) fn new(tensor: &str, len: usize, density: f64, gamma: f64) -> crate::Result<Self> {
@@ -179,28 +219,7 @@ impl BandSelect {
             .into_iter()
             .flatten()
             .map(|(s, _)| s)
-            .filter(|s| s.needs_pass())
-    }
-
-    /// Whether another pass over every part's |δ| is needed.
-    pub(crate) fn needs_pass(&mut self) -> bool {
-        self.selects().next().is_some()
-    }
-
-    /// Feed the next part's |δ| of the current pass.
-    pub(crate) fn feed(&mut self, mags: &[f32]) -> crate::Result<()> {
-        for s in self.selects() {
-            s.feed(mags)?;
-        }
-        Ok(())
-    }
-
-    /// End the current pass.
-    pub(crate) fn end_pass(&mut self) -> crate::Result<()> {
-        for s in self.selects() {
-            s.end_pass()?;
-        }
-        Ok(())
+            .filter(|s| led_mask::StreamingThreshold::needs_pass(s))
     }
 
     /// The band, to be handed out part by part in index order.
