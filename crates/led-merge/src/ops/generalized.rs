@@ -198,30 +198,16 @@ pub(crate) fn merge(
                 } else {
                     row_len
                 };
-                match m.l1_scale {
-                    // A part of a tensor: its rows' drops, the whole tensor's L1 factor.
-                    Some(s) => {
-                        rank_sample_rows(
-                            &mut delta,
-                            row,
-                            job.offset / row.max(1),
-                            density,
-                            eps,
-                            key,
-                        );
-                        delta.iter_mut().for_each(|x| *x *= s);
+                match (m.l1_scale, job.offset) {
+                    (None, 0) => rank_sampling(&mut delta, row, density, eps, rescale_of(job), key),
+                    // A part of a tensor: its rows' drops, then the whole tensor's L1 factor
+                    // when the engine streamed one.
+                    (l1_scale, offset) => {
+                        rank_sample_rows(&mut delta, row, offset / row.max(1), density, eps, key);
+                        if let Some(s) = l1_scale {
+                            delta.iter_mut().for_each(|x| *x *= s);
+                        }
                     }
-                    None if job.offset > 0 => {
-                        rank_sample_rows(
-                            &mut delta,
-                            row,
-                            job.offset / row.max(1),
-                            density,
-                            eps,
-                            key,
-                        );
-                    }
-                    None => rank_sampling(&mut delta, row, density, eps, rescale_of(job), key),
                 }
             }
         }
