@@ -49,13 +49,10 @@ pub fn overlap_table_in_parts(
         // (bounded memory; the same result as in memory).
         let parts: Vec<_> = (0..n).step_by(part).map(|s| s..(s + part).min(n)).collect();
         let cutoff = |c: &Checkpoint| -> Result<f32> {
-            let mut select = StreamingThreshold::new(&t.name, n, ratio)?;
-            while select.needs_pass() {
-                for r in &parts {
-                    select.feed(&c.read_f32_range(&t.name, r.clone())?)?;
-                }
-                select.end_pass()?;
-            }
+            let select = StreamingThreshold::new(&t.name, n, ratio)?;
+            let select = crate::sparsify::select_over_parts(select, &parts, |r| {
+                Ok(c.read_f32_range(&t.name, r)?)
+            })?;
             Ok(select.finish().cutoff())
         };
         let (ca, cb) = (cutoff(a)?, cutoff(b)?);

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::ops::{Chunking, ModelTensor, TensorJob, TensorNote, TopK};
 use crate::plan::{Action, MergePlan, TensorPlan, resolve};
+use crate::sparsify::select_over_parts;
 
 /// How to run a merge.
 #[derive(Debug, Clone)]
@@ -93,22 +94,6 @@ fn read_rows(
         None => out.resize(want, 0.0),
     }
     Ok(out)
-}
-
-/// Feed a streaming selection every part of a tensor, read as `read(rows)` and in index order,
-/// pass after pass until it has its answer; the selection is returned to be finished.
-fn select_over_parts<S: crate::sparsify::Passes>(
-    mut select: S,
-    parts: &[Range<usize>],
-    read: impl Fn(Range<usize>) -> Result<Vec<f32>>,
-) -> Result<S> {
-    while select.needs_pass() {
-        for rows in parts {
-            select.feed(&read(rows.clone())?)?;
-        }
-        select.end_pass()?;
-    }
-    Ok(select)
 }
 
 /// Rows per part of tensor `t` and the parts (row ranges) at that size.

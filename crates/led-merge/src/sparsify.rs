@@ -168,6 +168,22 @@ pub(crate) trait Passes {
     fn end_pass(&mut self) -> crate::Result<()>;
 }
 
+/// Feed a streaming selection every part of a tensor, read as `read(rows)` and in index order,
+/// pass after pass until it has its answer; the selection is returned to be finished.
+pub(crate) fn select_over_parts<S: Passes>(
+    mut select: S,
+    parts: &[std::ops::Range<usize>],
+    read: impl Fn(std::ops::Range<usize>) -> crate::Result<Vec<f32>>,
+) -> crate::Result<S> {
+    while select.needs_pass() {
+        for rows in parts {
+            select.feed(&read(rows.clone())?)?;
+        }
+        select.end_pass()?;
+    }
+    Ok(select)
+}
+
 impl Passes for led_mask::StreamingThreshold {
     fn needs_pass(&mut self) -> bool {
         led_mask::StreamingThreshold::needs_pass(self)
