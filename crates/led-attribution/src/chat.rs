@@ -1,5 +1,6 @@
-//! Optional chat templates (off by default, spec §1): the prompt is rendered as one user turn
-//! with the model's Jinja chat template, with the generation prompt appended.
+//! Optional chat templates (off by default; docs/how-led-works.md, "Locate"): the prompt is
+//! rendered as one user turn with the model's Jinja chat template, with the generation prompt
+//! appended; the answer is the assistant turn that follows, closed by its end-of-turn token.
 
 use std::path::Path;
 
@@ -67,7 +68,47 @@ impl ChatTemplate {
 
     /// The prompt as one user turn, followed by the generation prompt.
     pub fn render(&self, prompt: &str) -> Result<String> {
+        self.render_messages(&[("user", prompt)], true)
+    }
+
+    /// The answer turn for `prompt`: what the template writes after [`ChatTemplate::render`]'s
+    /// text when the conversation goes on with `answer` as the assistant's reply, up to and
+    /// including the first `eos_token` after the answer (ChatML's `<|im_end|>`, Llama 3's
+    /// `<|eot_id|>`): the end-of-turn a chat model must generate to stop. Without an eos token
+    /// in that text, all of it. An error when the template does not extend the prompt's
+    /// rendering (the answer turn could not be told apart).
+    pub fn render_answer(&self, prompt: &str, answer: &str) -> Result<String> {
+        let head = self.render(prompt)?;
+        let full = self.render_messages(&[("user", prompt), ("assistant", answer)], false)?;
+        let Some(rest) = full.strip_prefix(head.as_str()) else {
+            return Err(Error::Data(
+                "chat_template".into(),
+                "rendering a reply does not start with the prompt's rendering (with the generation prompt), so the answer turn cannot be located".into(),
+            ));
+        };
+        // Search for the end of turn after the answer (an answer may itself mention the token).
+        let from = if rest.starts_with(answer) {
+            answer.len()
+        } else {
+            0
+        };
+        let eos = self.eos_token.as_str();
+        Ok(match rest[from..].find(eos).filter(|_| !eos.is_empty()) {
+            Some(at) => rest[..from + at + eos.len()].to_owned(),
+            None => rest.to_owned(),
+        })
+    }
+
+    /// Render `messages` as (role, content) with Hugging Face's Jinja settings (`trim_blocks`,
+    /// `lstrip_blocks`).
+    fn render_messages(
+        &self,
+        messages: &[(&str, &str)],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         // The template comes with the model, so it is untrusted: bound its work and depth.
         env.set_fuel(Some(RENDER_FUEL));
         env.set_recursion_limit(64);
@@ -82,10 +123,14 @@ impl ChatTemplate {
         let template = env
             .get_template("chat")
             .map_err(|e| Error::Data("chat_template".into(), e.to_string()))?;
+        let messages: Vec<_> = messages
+            .iter()
+            .map(|(role, content)| context! { role => role, content => content })
+            .collect();
         template
             .render(context! {
-                messages => vec![context! { role => "user", content => prompt }],
-                add_generation_prompt => true,
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
             })
@@ -108,6 +153,8 @@ mod tests {
             t.render(" What is 2+2? ").unwrap(),
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
         );
+        // The answer turn ends with the end-of-turn token; what follows it is not part of it.
+        assert_eq!(t.render_answer("What is 2+2?", "4").unwrap(), "4<|eot_id|>");
         let strict = ChatTemplate {
             source: "{{ raise_exception('roles must alternate') }}".into(),
             ..t
@@ -119,6 +166,33 @@ mod tests {
                 .to_string()
                 .contains("roles must alternate")
         );
+    }
+
+    #[test]
+    fn chatml_answer_turn_is_closed_by_im_end() {
+        // SmolLM2's template (as its chat_template.jinja has it): a default system turn,
+        // ChatML turns, a newline after each <|im_end|>.
+        let t = ChatTemplate {
+            source: "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are SmolLM<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}".into(),
+            bos_token: "<|im_start|>".into(),
+            eos_token: "<|im_end|>".into(),
+        };
+        assert_eq!(
+            t.render("Hi").unwrap(),
+            "<|im_start|>system\nYou are SmolLM<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert_eq!(t.render_answer("Hi", "Hello!").unwrap(), "Hello!<|im_end|>");
+        // An answer that mentions the token is not cut there.
+        assert_eq!(
+            t.render_answer("Hi", "a <|im_end|> b").unwrap(),
+            "a <|im_end|> b<|im_end|>"
+        );
+        // A template whose reply rendering does not extend the prompt's is an error.
+        let odd = ChatTemplate {
+            source: "{% if add_generation_prompt %}A{% else %}B{% endif %}".into(),
+            ..t
+        };
+        assert!(odd.render_answer("Hi", "x").is_err());
     }
 
     #[test]

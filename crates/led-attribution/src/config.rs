@@ -65,6 +65,9 @@ pub struct ModelConfig {
     pub mlp_bias: bool,
     /// Mistral's (or Qwen2's, when enabled) sliding window.
     pub sliding_window: Option<usize>,
+    /// `pad_token_id`: transformers builds the embedding with `padding_idx` = this id, so its
+    /// row gets no gradient from input positions (see docs/how-led-works.md, "Locate").
+    pub pad_token_id: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +107,8 @@ struct Raw {
     use_sliding_window: Option<bool>,
     #[serde(default)]
     partial_rotary_factor: Option<f64>,
+    #[serde(default)]
+    pad_token_id: Option<Value>,
 }
 
 fn default_eps() -> f64 {
@@ -276,7 +281,23 @@ impl ModelConfig {
                 .unwrap_or(architecture == Architecture::Qwen2),
             mlp_bias: raw.mlp_bias.unwrap_or(false),
             sliding_window,
+            pad_token_id: pad_token_id(raw.pad_token_id.as_ref(), raw.vocab_size).map_err(bad)?,
         })
+    }
+}
+
+/// `pad_token_id` as transformers uses it for the embedding's `padding_idx`: absent or null is
+/// none; a list (some configs give several) is not an id transformers accepts either.
+fn pad_token_id(v: Option<&Value>, vocab: usize) -> std::result::Result<Option<usize>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(id) if (id as usize) < vocab => Ok(Some(id as usize)),
+            _ => Err(format!(
+                "pad_token_id {n} is not a token id below vocab_size {vocab}"
+            )),
+        },
+        Some(other) => Err(format!("pad_token_id {other} is not a token id")),
     }
 }
 
@@ -328,5 +349,26 @@ mod tests {
             Path::new("c.json"),
         );
         assert!(gpt2.unwrap_err().to_string().contains("GPT2"));
+    }
+
+    #[test]
+    fn pad_token_id_is_read_and_checked() {
+        assert_eq!(parse("").unwrap().pad_token_id, None);
+        assert_eq!(
+            parse(r#", "pad_token_id": null"#).unwrap().pad_token_id,
+            None
+        );
+        assert_eq!(
+            parse(r#", "pad_token_id": 2"#).unwrap().pad_token_id,
+            Some(2)
+        );
+        for bad in [
+            r#", "pad_token_id": 10"#,
+            r#", "pad_token_id": -1"#,
+            r#", "pad_token_id": [1, 2]"#,
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("pad_token_id"), "{e}");
+        }
     }
 }

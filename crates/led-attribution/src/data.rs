@@ -1,6 +1,7 @@
 //! Calibration data: JSONL or CSV records with a prompt and an answer, tokenised with the
-//! model's `tokenizer.json` (spec §1: prompt and answer separately, the answer's leading BOS
-//! dropped, no padding, optional truncation of the answer).
+//! model's `tokenizer.json` (docs/how-led-works.md, "Locate": prompt and answer separately, the
+//! answer's leading BOS dropped, no padding, optional truncation of the answer; with a chat
+//! template, the rendered user turn and the assistant turn closed by its end-of-turn token).
 
 use std::path::{Path, PathBuf};
 
@@ -208,8 +209,16 @@ pub fn load_samples(
             Some(t) => tok(&t.render(&prompt)?, false)?,
             None => tok(&prompt, true)?,
         };
-        let mut answer_ids = tok(&answer, true)?;
-        if answer_ids.first().is_some_and(|&t| Some(t) == bos) && !prompt_ids.is_empty() {
+        // With a chat template the answer is the assistant turn, closed by its end-of-turn
+        // token; raw text takes the answer as it is, without the BOS a tokenizer adds.
+        let mut answer_ids = match &options.chat_template {
+            Some(t) => tok(&t.render_answer(&prompt, &answer)?, false)?,
+            None => tok(&answer, true)?,
+        };
+        if options.chat_template.is_none()
+            && answer_ids.first().is_some_and(|&t| Some(t) == bos)
+            && !prompt_ids.is_empty()
+        {
             answer_ids.remove(0);
         }
         if let Some(max) = options.max_answer_tokens

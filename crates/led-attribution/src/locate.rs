@@ -18,6 +18,12 @@ use crate::data::{DataOptions, DataReport, load_samples, load_tokenizer};
 use crate::model::{Activations, Model};
 use crate::{DeviceChoice, Error, Result, to_f32_vec};
 
+/// The version of the scoring rules recorded in every score file (`led.scores.option.rules`):
+/// 2 = the pad token's embedding row gets no gradient from input positions (transformers'
+/// `padding_idx`), and with a chat template the answer is the assistant turn closed by its
+/// end-of-turn token (docs/how-led-works.md, "Locate"). Score files without it predate both.
+pub const SCORING_RULES: &str = "2";
+
 /// Which attribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scorer {
@@ -168,6 +174,8 @@ pub fn request(
             hex(&Sha256::digest(t.source.as_bytes())),
         );
     }
+    // How scores are computed, versioned: a score file from an earlier rule is not reused.
+    opts.insert("rules".into(), SCORING_RULES.into());
     // The same path and config can hold new weights (a model trained again): fingerprint them.
     opts.insert(
         "model_weights_fingerprint".into(),

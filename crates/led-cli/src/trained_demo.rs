@@ -241,6 +241,7 @@ pub fn run(out: &Path) -> Result<()> {
         attention_bias: false,
         mlp_bias: false,
         sliding_window: None,
+        pad_token_id: None,
     };
     let dirs: Vec<PathBuf> = ["base", "safety", "math"]
         .iter()

@@ -141,3 +141,73 @@ pub fn elect_at(
         elected,
     })
 }
+
+/// Largest bit pattern of a finite non-negative f32 (`f32::MAX`).
+const MAX_BITS: u32 = 0x7F7F_FFFF;
+
+/// Rewrite non-negative scores so that the top-r election picks the **lowest** scores: the
+/// authors' `--neg_prune` convention (docs/how-led-works.md, "The authors' score convention").
+///
+/// Each score s becomes the f32 whose bit pattern is `f32::MAX`'s minus s's. On non-negative
+/// finite floats this reverses the order exactly (no rounding, ties stay ties) and keeps every
+/// value positive, so the usual rule `s ≥ t ∧ s > 0` becomes the authors' rule on the original
+/// scores: s ≤ t, the k-th smallest, ties at it all kept, zero scores electable. (A score of
+/// exactly `f32::MAX` would become 0 and never be elected.) NaN and infinite scores are left as
+/// they are, for the election to reject; a negative score is an error naming the tensor.
+///
+/// ```
+/// # use led_mask::{lowest_first, select_threshold, DenseMask};
+/// let mut s = [0.0f32, 5.0, 1.0, 1.0, 9.0];
+/// lowest_first("w", &mut s)?;
+/// let t = select_threshold("w", &s, 0.4)?; // k = 2: the two lowest, ties at the cut kept
+/// let elected: Vec<usize> = DenseMask::from_cutoff(&s, t.cutoff()).iter_ones().collect();
+/// assert_eq!(elected, [0, 2, 3]);
+/// # Ok::<(), led_mask::Error>(())
+/// ```
+pub fn lowest_first(tensor: &str, scores: &mut [f32]) -> Result<()> {
+    if let Some(first) = scores.iter().position(|s| *s < 0.0) {
+        return Err(Error::NegativeScore {
+            tensor: tensor.into(),
+            first,
+            value: scores[first],
+        });
+    }
+    for s in scores.iter_mut().filter(|s| s.is_finite()) {
+        // -0.0 counts as 0.
+        *s = f32::from_bits(MAX_BITS - (s.to_bits() & 0x7FFF_FFFF));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowest_first_reverses_the_order_exactly() {
+        let original = [0.0f32, -0.0, 1e-45, 1e-38, 0.5, 1.0, 1.0, 3.0e38, f32::MAX];
+        let mut s = original;
+        lowest_first("w", &mut s).unwrap();
+        assert!(s.iter().all(|x| x.is_finite() && *x >= 0.0));
+        for i in 0..s.len() {
+            for j in 0..s.len() {
+                let (a, b) = (original[i], original[j]);
+                assert_eq!(a.partial_cmp(&b), s[j].partial_cmp(&s[i]), "{a} vs {b}");
+            }
+        }
+        assert_eq!(s[0], f32::MAX);
+        assert_eq!(s[8], 0.0);
+        let mut bad = [1.0f32, -2.0];
+        assert_eq!(
+            lowest_first("w", &mut bad).unwrap_err(),
+            Error::NegativeScore {
+                tensor: "w".into(),
+                first: 1,
+                value: -2.0
+            }
+        );
+        let mut odd = [f32::NAN, f32::INFINITY, 2.0];
+        lowest_first("w", &mut odd).unwrap();
+        assert!(odd[0].is_nan() && odd[1] == f32::INFINITY);
+    }
+}

@@ -43,6 +43,18 @@ pub enum Error {
         /// Index of the first.
         first: usize,
     },
+    /// A negative score where scores must be non-negative (electing the lowest scores).
+    #[error(
+        "tensor {tensor:?}: score {value} at element {first} is negative: electing the lowest scores (neg_prune) needs non-negative scores such as SNIP's or Wanda's"
+    )]
+    NegativeScore {
+        /// The tensor.
+        tensor: String,
+        /// Index of the first negative score.
+        first: usize,
+        /// Its value.
+        value: f32,
+    },
     /// Two inputs of one tensor disagree in length.
     #[error("tensor {tensor:?}: {what} has {got} elements, expected {expected}")]
     LengthMismatch {

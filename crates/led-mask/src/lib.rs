@@ -46,7 +46,7 @@ pub use apply::{TaskUpdate, apply_masks};
 pub use bitvec;
 pub use dense::DenseMask;
 pub use disjoint::{disjoint, overlap};
-pub use elect::{Election, Pattern, elect, elect_at, top_set};
+pub use elect::{Election, Pattern, elect, elect_at, lowest_first, top_set};
 pub use error::{Error, Result};
 pub use jaccard::{
     JaccardTable, Overlap, TensorKind, classify, jaccard_from_counts, overlap_counts,

@@ -178,6 +178,12 @@ fn for_each_part(
         Some((ms, bs)) if ms.contains(&t.name) && bs.contains(&t.name) => Some((ms, bs)),
         _ => None,
     };
+    // Scores as the method ranks them (LED's `neg_prune` reverses their order).
+    let read_scores = |c: &Checkpoint, r: Range<usize>| -> Result<Vec<f32>> {
+        let mut s = read_rows(c, &t.name, &t.shape, r, None)?;
+        plan.method.prepare_scores(&t.name, &global, &mut s)?;
+        Ok(s)
+    };
     // Thresholds over whole score tensors, streamed part by part before merging.
     let thresholds: Vec<Option<_>> = match &chunking {
         Chunking::Thresholds(ratios) if parts.len() > 1 => t
@@ -188,10 +194,7 @@ fn for_each_part(
                 Some((ms, bs)) => {
                     let select = |c: &Checkpoint| -> Result<_> {
                         let select = led_mask::StreamingThreshold::new(&t.name, numel, ratio)?;
-                        Ok(select_over_parts(select, &parts, |r| {
-                            read_rows(c, &t.name, &t.shape, r, None)
-                        })?
-                        .finish())
+                        Ok(select_over_parts(select, &parts, |r| read_scores(c, r))?.finish())
                     };
                     Ok(Some((select(bs)?, select(ms)?)))
                 }
@@ -320,10 +323,7 @@ fn for_each_part(
         let mut scores = Vec::with_capacity(t.inputs.len());
         for &k in &t.inputs {
             scores.push(match scored(k) {
-                Some((ms, bs)) => Some((
-                    read_rows(ms, &t.name, &t.shape, r.clone(), None)?,
-                    read_rows(bs, &t.name, &t.shape, r.clone(), None)?,
-                )),
+                Some((ms, bs)) => Some((read_scores(ms, r.clone())?, read_scores(bs, r.clone())?)),
                 None => None,
             });
         }

@@ -505,6 +505,8 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
     let configs = [
         led_yaml(d, ""),
         led_yaml(d, "parameters: {disjoint: false, election: \"01\"}\n"),
+        // The authors' convention: reversed scores, streamed thresholds included.
+        led_yaml(d, "parameters: {neg_prune: true}\n"),
         pair("task_arithmetic", ""),
         pair("ties", ", density: 1.0"),
         // TIES's exact top-k, streamed: on BF16 inputs (many equal magnitudes, so the ties
@@ -668,4 +670,127 @@ fn a_custom_method_runs_through_the_engine() {
         .map(|v| 2.0 * v)
         .collect();
     assert_eq!(got, want);
+}
+
+/// The authors' score convention (`neg_prune: true`) on the worked example, by hand: every
+/// tensor but the embedding elects its k lowest scores (t = the k-th smallest, `s ≤ t`, ties
+/// kept, zeros electable); the embedding keeps the paper's rule.
+///
+/// Task A (r = 0.3, k = 3): ft [9,8,7,7,5,4,3,2,1,0] → t = 2, M_u = {7,8,9};
+/// base [8,9,1,7,7,6,0,0,0,0] → t = 0, M_b = {6,7,8,9}; E_A = {7,8,9}.
+/// Task B (r = 0.5, k = 5): ft [0,1,7,9,8,2,6,5,5,3] → t = 5, M_u = {0,1,5,7,8,9};
+/// base [0,0,9,8,1,2,7,6,5,5] → t = 5, M_b = {0,1,4,5,8,9}; E_B = {0,1,5,8,9}.
+/// Disjoint drops {8,9}: m_A = {7}, m_B = {0,1,5}. With τ = 1, λ = (1, 0.5), θ_b = 0:
+/// θ = [0.5,0.5,0,0,0,0.5,0,1,0,0]; without Disjoint [0.5,0.5,0,0,0,0.5,0,1,1.5,1.5].
+#[test]
+fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
+    use led_io::{CheckpointWriter, TensorSpec, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = [
+        "model.embed_tokens.weight",
+        "model.layers.0.mlp.up_proj.weight",
+    ];
+    let write = |path: &Path, values: [f32; 10], is_dir: bool| {
+        let specs: Vec<TensorSpec> = names
+            .iter()
+            .map(|n| TensorSpec::new(*n, Dtype::F32, [2, 5]))
+            .collect();
+        let w = if is_dir {
+            CheckpointWriter::create_dir(path, specs, WriterOptions::default())
+        } else {
+            CheckpointWriter::create_file(path, specs, WriterOptions::default())
+        }
+        .unwrap();
+        for n in names {
+            w.write_f32(n, &values).unwrap();
+        }
+        w.finish().unwrap();
+    };
+    write(&d.join("base"), [0.0; 10], true);
+    write(&d.join("a"), [1.0; 10], true);
+    write(&d.join("b"), [1.0; 10], true);
+    write(
+        &d.join("a-ft.safetensors"),
+        [9., 8., 7., 7., 5., 4., 3., 2., 1., 0.],
+        false,
+    );
+    write(
+        &d.join("a-base.safetensors"),
+        [8., 9., 1., 7., 7., 6., 0., 0., 0., 0.],
+        false,
+    );
+    write(
+        &d.join("b-ft.safetensors"),
+        [0., 1., 7., 9., 8., 2., 6., 5., 5., 3.],
+        false,
+    );
+    write(
+        &d.join("b-base.safetensors"),
+        [0., 0., 9., 8., 1., 2., 7., 6., 5., 5.],
+        false,
+    );
+    let yaml = |params: &str| {
+        format!(
+            "merge_method: led\nbase_model: {d}/base\nmodels:\n  - model: {d}/a\n    parameters: {{weight: 1.0, density: 0.3}}\n    scores: {{model: {d}/a-ft.safetensors, base: {d}/a-base.safetensors}}\n  - model: {d}/b\n    parameters: {{weight: 0.5, density: 0.5}}\n    scores: {{model: {d}/b-ft.safetensors, base: {d}/b-base.safetensors}}\nparameters: {params}\n",
+            d = d.display()
+        )
+    };
+    // The paper's rule (the embedding under either convention); without Disjoint element 3,
+    // elected by both tasks, gets 1 + 0.5.
+    let paper = [1., 1., 0.5, 0., 0., 0., 0.5, 0.5, 0.5, 0.];
+    let paper_no_disjoint = [1., 1., 0.5, 1.5, 0., 0., 0.5, 0.5, 0.5, 0.];
+    for (k, (params, want_linear, want_embedding)) in [
+        (
+            "{neg_prune: true}",
+            [0.5, 0.5, 0., 0., 0., 0.5, 0., 1., 0., 0.],
+            paper,
+        ),
+        (
+            "{neg_prune: true, disjoint: false}",
+            [0.5, 0.5, 0., 0., 0., 0.5, 0., 1., 1.5, 1.5],
+            paper_no_disjoint,
+        ),
+        ("{neg_prune: false}", paper, paper),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = plan(&yaml(params), d).unwrap();
+        for chunk_elements in [usize::MAX, 5] {
+            let out = d.join(format!("merged-{k}-{chunk_elements}"));
+            let report = run(
+                &p,
+                &out,
+                &RunOptions {
+                    chunk_elements,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let got = Checkpoint::open(&out).unwrap();
+            assert_eq!(got.read_f32(names[1]).unwrap(), want_linear, "{params}");
+            // The embedding elects its highest scores under either convention.
+            assert_eq!(got.read_f32(names[0]).unwrap(), want_embedding, "{params}");
+            // The election alone agrees with the merge.
+            let opts = RunOptions {
+                chunk_elements,
+                ..Default::default()
+            };
+            assert_eq!(led_election(&p, &opts).unwrap(), report.led, "{params}");
+        }
+    }
+    // Negative scores cannot be reversed: an error naming the tensor.
+    write(
+        &d.join("a-ft.safetensors.neg"),
+        [9., 8., 7., 7., 5., 4., 3., 2., 1., -1.],
+        false,
+    );
+    std::fs::rename(d.join("a-ft.safetensors.neg"), d.join("a-ft.safetensors")).unwrap();
+    let p = plan(&yaml("{neg_prune: true}"), d).unwrap();
+    let err = run(&p, &d.join("never"), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(names[1]) && err.contains("negative"), "{err}");
+    assert!(!d.join("never").exists());
 }

@@ -1,7 +1,9 @@
 //! `led`: LED-Merging (spec `led-merging.md` §2–§4): elect each task's weights from the base's
 //! and the fine-tuned model's scores, drop weights elected by several tasks, add the masked task
 //! vectors. Per model `weight` = λ_i, `density` = r_i, optional `election`; global `election`
-//! (default "11"), `disjoint` (default true), `missing_scores` (`base` or `task_arithmetic`).
+//! (default "11"), `disjoint` (default true), `missing_scores` (`base` or `task_arithmetic`),
+//! `neg_prune` (default false: the authors' score convention, electing the lowest scores of every
+//! tensor but the embedding and lm_head; docs/how-led-works.md).
 
 use led_mask::{LedTask, Pattern, led_masks, led_masks_at, led_tensor, led_tensor_at};
 
@@ -26,6 +28,10 @@ const ELECTION: ParamSpec = ParamSpec {
 };
 const DISJOINT: ParamSpec = ParamSpec {
     name: "disjoint",
+    check: boolean,
+};
+const NEG_PRUNE: ParamSpec = ParamSpec {
+    name: "neg_prune",
     check: boolean,
 };
 const MISSING: ParamSpec = ParamSpec {
@@ -57,7 +63,7 @@ impl MergeMethod for Led {
         &["density"]
     }
     fn global_params(&self) -> &'static [ParamSpec] {
-        &[ELECTION, DISJOINT, MISSING]
+        &[ELECTION, DISJOINT, MISSING, NEG_PRUNE]
     }
     fn needs_scores(&self) -> bool {
         true
@@ -65,6 +71,12 @@ impl MergeMethod for Led {
     fn chunking(&self, _global: &Params, models: &[Params]) -> Chunking {
         // Validated by the plan: every model has a density.
         Chunking::Thresholds(models.iter().map(|p| p.number_or("density", 1.0)).collect())
+    }
+    fn prepare_scores(&self, tensor: &str, global: &Params, scores: &mut [f32]) -> Result<()> {
+        if elects_lowest(tensor, global) {
+            led_mask::lowest_first(tensor, scores)?;
+        }
+        Ok(())
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let base = job.base("led")?;
@@ -114,6 +126,16 @@ impl Led {
         .map_err(Error::from)?;
         Ok(vec![TensorNote::Led(stats)])
     }
+}
+
+/// Whether `neg_prune` applies to `tensor`: the authors' locate scripts negate the scores of
+/// Linear and norm weights, not those of the embedding and the output head.
+pub fn elects_lowest(tensor: &str, global: &Params) -> bool {
+    global.bool_or("neg_prune", false)
+        && !matches!(
+            led_mask::classify(tensor).1,
+            led_mask::TensorKind::Embed | led_mask::TensorKind::LmHead
+        )
 }
 
 /// Each model's LED task for `job` and whether disjoint is on; `None` when some model has no

@@ -328,6 +328,12 @@ pub trait MergeMethod: Send + Sync {
     fn accumulate(&self, _job: &TensorJob<'_>, _acc: &mut Vec<f64>) -> Result<()> {
         Ok(())
     }
+    /// Scores only ([`MergeMethod::needs_scores`]): rewrite part of tensor `tensor`'s scores,
+    /// as read from a score file, into what the election ranks (LED's `neg_prune`). Every read
+    /// of scores goes through it, the streamed threshold passes included.
+    fn prepare_scores(&self, _tensor: &str, _global: &Params, _scores: &mut [f32]) -> Result<()> {
+        Ok(())
+    }
     /// Merge one tensor into `out` (same length as the base tensor).
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>>;
 }

@@ -1,0 +1,110 @@
+//! `led locate` + `led merge` on a real pretrained LLM (SmolLM2-135M-Instruct, converted by
+//! `make smollm2`; `make test` sets `LED_SMOLLM2`): the merged checkpoint loads in Hugging Face
+//! `transformers` with every tensor, each element is the base's or base + λτ, and it chats.
+#![cfg(feature = "attribution")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn led() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_led"))
+}
+
+fn python() -> PathBuf {
+    let venv = std::env::var_os("LED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{}: run the tests with `make test` or set LED_VENV",
+        python.display()
+    );
+    python
+}
+
+fn smollm2() -> PathBuf {
+    let dir = std::env::var_os("LED_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct")
+        });
+    assert!(
+        dir.join("config.json").exists(),
+        "{}: no converted SmolLM2 checkpoint: run `make smollm2` (or `make test`, which does it)",
+        dir.display()
+    );
+    dir
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.env("HF_HUB_OFFLINE", "1").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
+    let base = smollm2();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real/smollm2_merge.py");
+    let ft = d.join("ft");
+    run(Command::new(python())
+        .arg(&script)
+        .arg("perturb")
+        .arg(&base)
+        .arg(&ft));
+    std::fs::write(
+        d.join("data.jsonl"),
+        "{\"prompt\": \"What is the capital of France?\", \"answer\": \"The capital of France is Paris.\"}\n\
+         {\"prompt\": \"What is 2 + 3?\", \"answer\": \"2 + 3 = 5.\"}\n",
+    )
+    .unwrap();
+    for (name, model) in [("base", &base), ("ft", &ft)] {
+        run(led()
+            .args([
+                "locate",
+                "--chat-template",
+                "--samples",
+                "2",
+                "--device",
+                "cpu",
+                "--model",
+            ])
+            .arg(model)
+            .arg("--data")
+            .arg(d.join("data.jsonl"))
+            .arg("--out")
+            .arg(d.join(format!("{name}.safetensors"))));
+    }
+    let config = d.join("merge.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "merge_method: led\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 0.8, density: 0.5}}\n    scores: {{model: {}, base: {}}}\ndtype: float32\nout_dtype: bfloat16\n",
+            base.display(),
+            ft.display(),
+            d.join("ft.safetensors").display(),
+            d.join("base.safetensors").display()
+        ),
+    )
+    .unwrap();
+    let merged = d.join("merged");
+    let report = run(led().arg("merge").arg(&config).arg(&merged));
+    assert!(report.contains("kept"), "{report}");
+    let check = run(Command::new(python())
+        .arg(&script)
+        .args(["check"])
+        .arg(&merged)
+        .arg(&base)
+        .arg(&ft)
+        .arg("0.8"));
+    eprintln!("{check}");
+    assert!(check.contains("Paris"), "{check}");
+}

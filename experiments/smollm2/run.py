@@ -1,0 +1,387 @@
+"""LED-Merging's experiment on a real pretrained LLM, SmolLM2-135M-Instruct (`make experiment`).
+
+1. data: generated harmful/benign/arithmetic sets with held-out phrasings and categories;
+2. fine-tunes: a safety model and a math model, full fine-tunes of the base (PyTorch);
+3. Locate: `led locate` SNIP (and Wanda, random: the paper's Table 5 ablation), chat template;
+4. merges (`led merge`): task arithmetic, TIES, DARE-TIES, LED and LED without Disjoint, under
+   the paper's score convention and the authors' (`neg_prune`), each on a grid, each method's
+   setting chosen on the validation split;
+5. evaluation by greedy generation on held-out prompts; `led analyze` for the Jaccard figure;
+   docs/experiments/smollm2.md-ready tables and figures under OUT.
+
+Each stage's output is reused when present (delete OUT to start over). Deterministic: fixed
+seeds, greedy decoding, one thread count per machine.
+
+usage: python run.py --led target/release/led --model models/SmolLM2-135M-Instruct --out out/smollm2
+"""
+import argparse
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data as D  # noqa: E402
+import lm  # noqa: E402
+
+SEED = 0
+LOCATE_SAMPLES = 64
+# Grids (the paper's Table 8 ranges: r_safety 0.1-0.4, r_math 0.4-0.9, lambda 0.5-1).
+R_SAFETY = [0.1, 0.2, 0.3, 0.4]
+R_MATH = [0.4, 0.6, 0.9]
+LAMBDAS = [0.5, 1.0]
+TA_LAMBDAS = [0.3, 0.5, 0.7, 1.0]
+TIES_GRID = [(d, w) for d in (0.2, 0.5, 0.8) for w in (0.5, 1.0)]
+DARE_GRID = [(d, w) for d in (0.3, 0.6) for w in (0.5, 1.0)]
+LED_VARIANTS = {
+    # name: (disjoint, neg_prune)
+    "led": (True, False),
+    "led_no_disjoint": (False, False),
+    "led_authors": (True, True),
+    "led_authors_no_disjoint": (False, True),
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Run:
+    def __init__(self, args):
+        self.led = os.path.abspath(args.led)
+        self.base = os.path.abspath(args.model)
+        self.out = os.path.abspath(args.out)
+        self.quick = args.quick
+        for d in ["data", "models", "scores", "configs", "evals", "merged", "figures"]:
+            os.makedirs(os.path.join(self.out, d), exist_ok=True)
+        self.t0 = time.time()
+        self.timings = {}
+
+    def p(self, *parts):
+        return os.path.join(self.out, *parts)
+
+    def stage(self, name, fn):
+        t = time.time()
+        log(f"== {name}")
+        r = fn()
+        self.timings[name] = self.timings.get(name, 0) + time.time() - t
+        return r
+
+    # 1. Data ------------------------------------------------------------------------------
+    def make_data(self):
+        n = 8 if self.quick else None
+        harm_train = D.harmful("train", SEED)
+        math_train = D.math_problems("train", 300, SEED)
+        sets = {
+            "safety-locate": harm_train[:LOCATE_SAMPLES],
+            "math-locate": math_train[:LOCATE_SAMPLES],
+            "harmful-train": harm_train[:120],
+            "math-train": math_train,
+            "harmful-val": D.harmful("val", SEED)[:24],
+            "benign-val": D.benign("val"),
+            "math-val": D.math_problems("val", 24, SEED),
+            "harmful-test": D.harmful("test", SEED)[:40],
+            "benign-test": D.benign("test"),
+            "math-test": D.math_problems("test", 48, SEED),
+        }
+        for k, v in sets.items():
+            lm.write_jsonl(self.p("data", f"{k}.jsonl"), v[:n] if n and "locate" not in k else v)
+        bt = self.p("data", "benign-train.jsonl")
+        if not os.path.exists(bt):
+            prompts = [r["prompt"] for r in D.benign("train")][: n or None]
+            answers = lm.base_answers(self.base, prompts)
+            lm.write_jsonl(bt + ".tmp", [{"prompt": q, "answer": a} for q, a in zip(prompts, answers)])
+            os.rename(bt + ".tmp", bt)
+
+    def load(self, name):
+        with open(self.p("data", f"{name}.jsonl")) as f:
+            return [json.loads(line) for line in f]
+
+    def eval_sets(self, split):
+        return {"harmful": self.load(f"harmful-{split}"), "benign": self.load(f"benign-{split}"),
+                "math": self.load(f"math-{split}")}
+
+    # 2. Fine-tunes ------------------------------------------------------------------------
+    def finetunes(self):
+        steps = 4 if self.quick else None
+        safety = self.p("models", "safety")
+        if not os.path.exists(safety):
+            recs = self.load("harmful-train") + self.load("benign-train")
+            log(f"safety fine-tune on {len(recs)} records")
+            lm.finetune(self.base, safety, recs, steps or 50, 3e-5, 8, SEED, log)
+        math = self.p("models", "math")
+        if not os.path.exists(math):
+            recs = self.load("math-train")
+            log(f"math fine-tune on {len(recs)} records")
+            lm.finetune(self.base, math, recs, steps or 100, 5e-5, 8, SEED, log)
+
+    # 3. Locate ----------------------------------------------------------------------------
+    def score_path(self, model, task, scorer):
+        return self.p("scores", f"{model}-{task}-{scorer}.safetensors")
+
+    def model_dir(self, name):
+        return self.base if name == "base" else self.p("models", name)
+
+    def locate(self):
+        jobs = []
+        for scorer in ["snip", "wanda"]:
+            for task in ["safety", "math"]:
+                for model in ["base", task]:
+                    jobs.append((model, task, scorer))
+        for model in ["base", "safety", "math"]:
+            jobs.append((model, "any", "random"))
+        self.locate_report = {}
+        for model, task, scorer in jobs:
+            out = self.score_path(model, task, scorer)
+            cmd = [self.led, "locate", "--model", self.model_dir(model), "--out", out,
+                   "--scorer", scorer, "--samples", str(4 if self.quick else LOCATE_SAMPLES), "--chat-template",
+                   "--device", "cpu", "--seed", str(SEED)]
+            if scorer != "random":
+                cmd += ["--data", self.p("data", f"{task}-locate.jsonl")]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"led locate failed: {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+            line = r.stdout.strip().splitlines()[-1]
+            self.locate_report[f"{model}-{task}-{scorer}"] = line
+            log(f"  {line}")
+
+    # 4. Merges ----------------------------------------------------------------------------
+    def config(self, method, settings):
+        """(name, YAML text) of one merge."""
+        models = [("safety", "safety"), ("math", "math")]
+        lines = []
+        if method in LED_VARIANTS or method.startswith("led_"):
+            variant, scorer = method, "snip"
+            if method.endswith("_wanda") or method.endswith("_random"):
+                variant, scorer = method.rsplit("_", 1)
+            disjoint, neg = LED_VARIANTS[variant]
+            rs, rm, lam = settings
+            name = f"{method}-rs{rs}-rm{rm}-l{lam}"
+            lines += ["merge_method: led", f"base_model: {self.base}", "models:"]
+            for (m, task), r in zip(models, (rs, rm)):
+                st = "any" if scorer == "random" else task
+                lines += [f"  - model: {self.model_dir(m)}",
+                          f"    parameters: {{weight: {lam}, density: {r}}}",
+                          f"    scores: {{model: {self.score_path(m, st, scorer)}, "
+                          f"base: {self.score_path('base', st, scorer)}}}"]
+            lines += ["parameters:", f"  disjoint: {str(disjoint).lower()}",
+                      f"  neg_prune: {str(neg).lower()}"]
+        elif method == "task_arithmetic":
+            (lam,) = settings
+            name = f"task_arithmetic-l{lam}"
+            lines += ["merge_method: task_arithmetic", f"base_model: {self.base}", "models:"]
+            for m, _ in models:
+                lines += [f"  - model: {self.model_dir(m)}", f"    parameters: {{weight: {lam}}}"]
+        else:  # ties, dare_ties
+            d, lam = settings
+            name = f"{method}-d{d}-l{lam}"
+            lines += [f"merge_method: {method}", f"base_model: {self.base}", "models:"]
+            for m, _ in models:
+                lines += [f"  - model: {self.model_dir(m)}",
+                          f"    parameters: {{weight: {lam}, density: {d}}}"]
+        lines += ["dtype: float32", "out_dtype: bfloat16"]
+        return name, "\n".join(lines) + "\n"
+
+    def merge(self, name, text, out):
+        cfg = self.p("configs", f"{name}.yaml")
+        with open(cfg, "w") as f:
+            f.write(text)
+        r = subprocess.run([self.led, "merge", cfg, out, "--force"], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"led merge {cfg} failed:\n{r.stdout}{r.stderr}")
+        return r.stdout
+
+    def evaluate(self, name, model_dir, split, keep=0):
+        path = self.p("evals", f"{name}.{split}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        res = lm.evaluate(model_dir, self.eval_sets(split), keep)
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1)
+        return res
+
+    def evaluate_merge(self, method, settings, split, keep=0):
+        name, text = self.config(method, settings)
+        path = self.p("evals", f"{name}.{split}.json")
+        if os.path.exists(path):
+            return name, self.evaluate(name, None, split)
+        out = self.p("merged", name)
+        report = self.merge(name, text, out)
+        kept = [line.strip() for line in report.splitlines() if "kept" in line]
+        res = self.evaluate(name, out, split, keep)
+        res["report"] = kept
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1)
+        shutil.rmtree(out)
+        return name, res
+
+    def grids(self):
+        g = {"task_arithmetic": [(w,) for w in TA_LAMBDAS], "ties": TIES_GRID, "dare_ties": DARE_GRID}
+        for v in LED_VARIANTS:
+            g[v] = list(itertools.product(R_SAFETY, R_MATH, LAMBDAS))
+        if self.quick:
+            g = {k: v[:1] for k, v in g.items()}
+        return g
+
+    def search(self):
+        self.validation = {}
+        for method, grid in self.grids().items():
+            rows = []
+            for s in grid:
+                name, res = self.evaluate_merge(method, s, "val")
+                rows.append((s, res))
+                log(f"  {name}: refusal {res['refusal']:.2f} benign {res['benign']:.2f} math {res['math']:.2f}")
+            self.validation[method] = rows
+
+    # 5. Evaluation ------------------------------------------------------------------------
+    @staticmethod
+    def objective(res):
+        return res["refusal"] + res["benign"] + res["math"]
+
+    def choose(self):
+        # Highest refusal + benign + math on validation; ties: the first in grid order.
+        return {m: max(rows, key=lambda r: self.objective(r[1]))[0] for m, rows in self.validation.items()}
+
+    def test(self):
+        self.results = {}
+        for name in ["base", "safety", "math"]:
+            self.results[name] = {"setting": None, "val": self.evaluate(name, self.model_dir(name), "val"),
+                                  "test": self.evaluate(name, self.model_dir(name), "test", keep=3)}
+        self.chosen = self.choose()
+        for method, s in self.chosen.items():
+            name, res = self.evaluate_merge(method, s, "test", keep=3)
+            val = dict(self.validation[method])[s]
+            self.results[method] = {"setting": s, "name": name, "val": val, "test": res}
+        # The paper's Table 5: the same LED setting with Wanda and random scores.
+        for scorer in ["wanda", "random"]:
+            method = f"led_{scorer}"
+            s = self.chosen["led"]
+            name, val = self.evaluate_merge(method, s, "val")
+            name, res = self.evaluate_merge(method, s, "test", keep=3)
+            self.results[method] = {"setting": s, "name": name, "val": val, "test": res}
+
+    def analyze(self):
+        fig = self.p("figures")
+        cmd = [self.led, "analyze", "--scores",
+               f"safety={self.score_path('safety', 'safety', 'snip')}",
+               f"math={self.score_path('math', 'math', 'snip')}", "--top", "0.2", "--out", fig]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"led analyze failed:\n{r.stdout}{r.stderr}")
+        with open(self.p("figures", "jaccard.txt"), "w") as f:
+            f.write(r.stdout)
+
+    def heatmap(self):
+        """Validation refusal and math accuracy over (r_safety, r_math) for LED at the chosen
+        lambda, as the paper's Fig. 3a (one panel per variant and metric)."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        variants = [v for v in LED_VARIANTS if v in self.validation]
+        fig, axes = plt.subplots(len(variants), 3, figsize=(11, 3.1 * len(variants)), squeeze=False)
+        for row, v in zip(axes, variants):
+            lam = self.chosen[v][2]
+            vals = {(s[0], s[1]): r for s, r in self.validation[v] if s[2] == lam}
+            for ax, metric in zip(row, ["refusal", "math", "sum"]):
+                grid = [[(self.objective(vals[(a, b)]) if metric == "sum" else vals[(a, b)][metric])
+                         if (a, b) in vals else float("nan") for b in R_MATH] for a in R_SAFETY]
+                im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto",
+                               vmin=0, vmax=3 if metric == "sum" else 1)
+                ax.set_xticks(range(len(R_MATH)), [str(b) for b in R_MATH])
+                ax.set_yticks(range(len(R_SAFETY)), [str(a) for a in R_SAFETY])
+                ax.set_xlabel("r_math")
+                ax.set_ylabel("r_safety")
+                ax.set_title(f"{v} (λ={lam}): {metric if metric != 'sum' else 'refusal+benign+math'}",
+                             fontsize=9)
+                for i, a in enumerate(R_SAFETY):
+                    for j, b in enumerate(R_MATH):
+                        if (a, b) in vals:
+                            x = grid[i][j]
+                            ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=8,
+                                    color="white" if x < (1.5 if metric == "sum" else 0.5) else "black")
+                fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        for ext in ["png", "svg"]:
+            fig.savefig(self.p("figures", f"led_grid.{ext}"), dpi=110)
+
+    def report(self):
+        def pct(x):
+            return f"{100 * x:.0f} %"
+
+        names = {"base": "base (SmolLM2-135M-Instruct)", "safety": "safety fine-tune",
+                 "math": "math fine-tune", "task_arithmetic": "task arithmetic", "ties": "TIES",
+                 "dare_ties": "DARE-TIES", "led": "LED", "led_no_disjoint": "LED without Disjoint",
+                 "led_authors": "LED, authors' convention (neg_prune)",
+                 "led_authors_no_disjoint": "LED, authors' convention, without Disjoint",
+                 "led_wanda": "LED with Wanda scores", "led_random": "LED with random scores"}
+        lines = ["| model | setting | refusal on harmful ↑ | benign answered ↑ | arithmetic accuracy ↑ | validation sum |",
+                 "|---|---|---|---|---|---|"]
+        for k, r in self.results.items():
+            s = r["setting"]
+            if s is None:
+                setting = ""
+            elif len(s) == 3:
+                setting = f"r=({s[0]}, {s[1]}), λ={s[2]}"
+            elif len(s) == 2:
+                setting = f"density={s[0]}, λ={s[1]}"
+            else:
+                setting = f"λ={s[0]}"
+            t = r["test"]
+            lines.append(f"| {names.get(k, k)} | {setting} | {pct(t['refusal'])} | {pct(t['benign'])} | "
+                         f"{pct(t['math'])} | {self.objective(r['val']):.2f} |")
+        table = "\n".join(lines)
+        val = ["| method | setting | refusal | benign | math | kept (safety, math) |", "|---|---|---|---|---|---|"]
+        for m, rows in self.validation.items():
+            for s, r in rows:
+                kept = "; ".join(r.get("report", []))[:120]
+                val.append(f"| {m} | {s} | {r['refusal']:.2f} | {r['benign']:.2f} | {r['math']:.2f} | {kept} |")
+        examples = []
+        for k, r in self.results.items():
+            ex = r["test"].get("examples")
+            if not ex:
+                continue
+            examples.append(f"### {names.get(k, k)}\n")
+            for kind in ["harmful", "benign", "math"]:
+                for q, a in ex[kind][:2]:
+                    a = a.replace("\n", " ")[:220]
+                    examples.append(f"- **{q}** → {a}")
+            examples.append("")
+        total = time.time() - self.t0
+        with open(self.p("results.md"), "w") as f:
+            f.write(f"# SmolLM2-135M-Instruct: results\n\n{table}\n\n"
+                    f"Stage times (s): {json.dumps({k: round(v) for k, v in self.timings.items()})}; "
+                    f"this run {total:.0f} s.\n\n## Locate\n\n"
+                    + "\n".join(f"- {k}: {v}" for k, v in getattr(self, "locate_report", {}).items())
+                    + "\n\n## Generations (test)\n\n" + "\n".join(examples))
+        with open(self.p("validation.md"), "w") as f:
+            f.write("# Validation: every setting\n\n" + "\n".join(val) + "\n")
+        with open(self.p("results.json"), "w") as f:
+            json.dump({"results": self.results, "chosen": self.chosen, "timings": self.timings}, f, indent=1)
+        print(table)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--led", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true", help="a tiny smoke run of every stage")
+    ap.add_argument("--stop-after", help="stop after this stage (data, fine-tunes, locate, ...)")
+    args = ap.parse_args()
+    run = Run(args)
+    for name, fn in [("data", run.make_data), ("fine-tunes", run.finetunes), ("locate", run.locate),
+                     ("analyze", run.analyze), ("search", run.search), ("test", run.test),
+                     ("heat map", run.heatmap)]:
+        run.stage(name, fn)
+        if name == args.stop_after:
+            return
+    run.report()
+    log(f"done in {time.time() - run.t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
