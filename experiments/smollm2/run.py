@@ -264,6 +264,39 @@ class Run:
             name, res = self.evaluate_merge(method, s, "test", keep=3)
             self.results[method] = {"setting": s, "name": name, "val": val, "test": res}
 
+    def keeps(self):
+        """What each LED variant elects, removes by Disjoint and keeps per task, over the grid
+        of (r_safety, r_math) (`led analyze --config`: scores only, lambda does not matter)."""
+        path = self.p("keeps.json")
+        self.kept = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.kept = json.load(f)
+        for v in LED_VARIANTS:
+            for rs, rm in itertools.product(R_SAFETY, R_MATH):
+                key = f"{v}-rs{rs}-rm{rm}"
+                if key in self.kept:
+                    continue
+                name, text = self.config(v, (rs, rm, 1.0))
+                cfg = self.p("configs", f"{name}.yaml")
+                with open(cfg, "w") as f:
+                    f.write(text)
+                r = subprocess.run([self.led, "analyze", "--config", cfg], capture_output=True, text=True)
+                if r.returncode != 0:
+                    sys.exit(f"led analyze --config {cfg} failed:\n{r.stdout}{r.stderr}")
+                row = {}
+                for line in r.stdout.splitlines():
+                    parts = line.split()
+                    if parts and parts[0].endswith(("/safety", "/math")) and len(parts) >= 7:
+                        task = parts[0].rsplit("/", 1)[1]
+                        row[task] = {"elected": float(parts[1]), "removed": float(parts[3]),
+                                     "kept": float(parts[5])}
+                self.kept[key] = row
+                if self.quick:
+                    break
+            with open(path, "w") as f:
+                json.dump(self.kept, f, indent=1)
+
     def analyze(self):
         fig = self.p("figures")
         cmd = [self.led, "analyze", "--scores",
@@ -339,6 +372,14 @@ class Run:
             for s, r in rows:
                 kept = "; ".join(r.get("report", []))[:120]
                 val.append(f"| {m} | {s} | {r['refusal']:.2f} | {r['benign']:.2f} | {r['math']:.2f} | {kept} |")
+        keeps = ["| variant | r_safety | r_math | safety elected | safety removed by Disjoint | safety kept | math elected | math removed | math kept |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for key, row in getattr(self, "kept", {}).items():
+            v, rs, rm = key.rsplit("-", 2)
+            if "safety" in row and "math" in row:
+                s_, m_ = row["safety"], row["math"]
+                keeps.append(f"| {v} | {rs[2:]} | {rm[2:]} | {s_['elected']:.2f} % | {s_['removed']:.2f} % | "
+                             f"{s_['kept']:.2f} % | {m_['elected']:.2f} % | {m_['removed']:.2f} % | {m_['kept']:.2f} % |")
         examples = []
         for k, r in self.results.items():
             ex = r["test"].get("examples")
@@ -350,12 +391,26 @@ class Run:
                     a = a.replace("\n", " ")[:220]
                     examples.append(f"- **{q}** → {a}")
             examples.append("")
-        total = time.time() - self.t0
+        # Stage times of the run that did the work: a rerun that reuses a stage keeps them.
+        tpath = self.p("timings.json")
+        old = {}
+        if os.path.exists(tpath):
+            with open(tpath) as f:
+                old = json.load(f)
+        elif os.path.exists(self.p("results.json")):
+            with open(self.p("results.json")) as f:
+                old = json.load(f).get("timings", {})
+        if old:
+            self.timings = {k: max(v, old.get(k, 0)) for k, v in {**old, **self.timings}.items()}
+        with open(tpath, "w") as f:
+            json.dump(self.timings, f, indent=1)
+        total = sum(self.timings.values())
         with open(self.p("results.md"), "w") as f:
             f.write(f"# SmolLM2-135M-Instruct: results\n\n{table}\n\n"
                     f"Stage times (s): {json.dumps({k: round(v) for k, v in self.timings.items()})}; "
-                    f"this run {total:.0f} s.\n\n## Locate\n\n"
+                    f"{total:.0f} s in all.\n\n## Locate\n\n"
                     + "\n".join(f"- {k}: {v}" for k, v in getattr(self, "locate_report", {}).items())
+                    + "\n\n## What the election keeps (share of all weights)\n\n" + "\n".join(keeps)
                     + "\n\n## Generations (test)\n\n" + "\n".join(examples))
         with open(self.p("validation.md"), "w") as f:
             f.write("# Validation: every setting\n\n" + "\n".join(val) + "\n")
@@ -375,7 +430,7 @@ def main():
     run = Run(args)
     for name, fn in [("data", run.make_data), ("fine-tunes", run.finetunes), ("locate", run.locate),
                      ("analyze", run.analyze), ("search", run.search), ("test", run.test),
-                     ("heat map", run.heatmap)]:
+                     ("keeps", run.keeps), ("heat map", run.heatmap)]:
         run.stage(name, fn)
         if name == args.stop_after:
             return

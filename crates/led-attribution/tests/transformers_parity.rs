@@ -2,8 +2,9 @@
 //! `make test`): logits, loss and SNIP scores on tiny random Llama / Llama-3 (rope scaling,
 //! tied, head_dim) / Mistral / Qwen2 models that transformers itself creates.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::PathBuf;
 
 use led_attribution::{
     DataOptions, LocateOptions, Model, Scorer, load_samples, load_tokenizer, locate, to_f32_vec,
@@ -14,28 +15,8 @@ use tch::{Device, Kind};
 const CASES: [&str; 4] = ["llama_gqa", "llama3_tied", "mistral", "qwen2"];
 
 fn references() -> (tempfile::TempDir, PathBuf) {
-    let venv = std::env::var_os("LED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} not found: run the tests with `make test` (it installs transformers into the project's virtualenv) or set LED_VENV",
-        python.display()
-    );
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/make_reference.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(dir.path())
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reference script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::reference("make_reference.py", &[dir.path()]);
     let path = dir.path().to_path_buf();
     (dir, path)
 }
