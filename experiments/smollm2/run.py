@@ -221,8 +221,10 @@ class Run:
 
     def grids(self):
         g = {"task_arithmetic": [(w,) for w in TA_LAMBDAS], "ties": TIES_GRID, "dare_ties": DARE_GRID}
-        for v in LED_VARIANTS:
-            g[v] = list(itertools.product(R_SAFETY, R_MATH, LAMBDAS))
+        for v, (_, neg_prune) in LED_VARIANTS.items():
+            # The authors' convention at lambda = 1 only (their setting; lambda = 0.5 never won
+            # for the paper's convention): half the merges, inside the 2-hour budget.
+            g[v] = list(itertools.product(R_SAFETY, R_MATH, [1.0] if neg_prune else LAMBDAS))
         if self.quick:
             g = {k: v[:1] for k, v in g.items()}
         return g
@@ -296,6 +298,43 @@ class Run:
                     break
             with open(path, "w") as f:
                 json.dump(self.kept, f, indent=1)
+
+    def energy(self):
+        """Share of each task vector's squared norm that LED keeps at each variant's chosen
+        (r_safety, r_math): merge with the other task's lambda at 0, so merged - base = m_i * tau_i."""
+        import torch
+        from safetensors.torch import load_file
+        path = self.p("energy.json")
+        self.kept_energy = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.kept_energy = json.load(f)
+        base = load_file(os.path.join(self.base, "model.safetensors"))
+        for v in LED_VARIANTS:
+            rs, rm, _ = self.chosen[v]
+            for task in ["safety", "math"]:
+                key = f"{v}-rs{rs}-rm{rm}-{task}"
+                if key in self.kept_energy:
+                    continue
+                name, text = self.config(v, (rs, rm, 1.0))
+                other = "math" if task == "safety" else "safety"
+                # The other model's weight goes to 0: its election still takes part in Disjoint.
+                lines = text.splitlines()
+                i = next(k for k, line in enumerate(lines) if line.endswith(f"/models/{other}"))
+                lines[i + 1] = lines[i + 1].replace("weight: 1.0", "weight: 0.0")
+                out = self.p("merged", f"energy-{key}")
+                self.merge(f"energy-{key}", "\n".join(lines) + "\n", out)
+                merged = load_file(os.path.join(out, "model.safetensors"))
+                ft = load_file(os.path.join(self.model_dir(task), "model.safetensors"))
+                num = sum(float(((merged[n].float() - base[n].float()) ** 2).sum()) for n in base)
+                den = sum(float(((ft[n].float() - base[n].float()) ** 2).sum()) for n in base)
+                self.kept_energy[key] = num / den
+                shutil.rmtree(out)
+                log(f"  {key}: keeps {100 * num / den:.1f} % of the {task} task vector's squared norm")
+                del merged, ft
+                torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        with open(path, "w") as f:
+            json.dump(self.kept_energy, f, indent=1)
 
     def analyze(self):
         fig = self.p("figures")
@@ -380,6 +419,7 @@ class Run:
                 s_, m_ = row["safety"], row["math"]
                 keeps.append(f"| {v} | {rs[2:]} | {rm[2:]} | {s_['elected']:.2f} % | {s_['removed']:.2f} % | "
                              f"{s_['kept']:.2f} % | {m_['elected']:.2f} % | {m_['removed']:.2f} % | {m_['kept']:.2f} % |")
+        energy = [f"- {key}: {100 * share:.1f} %" for key, share in getattr(self, "kept_energy", {}).items()]
         examples = []
         for k, r in self.results.items():
             ex = r["test"].get("examples")
@@ -411,6 +451,8 @@ class Run:
                     f"{total:.0f} s in all.\n\n## Locate\n\n"
                     + "\n".join(f"- {k}: {v}" for k, v in getattr(self, "locate_report", {}).items())
                     + "\n\n## What the election keeps (share of all weights)\n\n" + "\n".join(keeps)
+                    + "\n\n## Share of each task vector's squared norm kept, ‖m ⊙ τ‖² / ‖τ‖² (chosen settings)\n\n"
+                    + "\n".join(energy)
                     + "\n\n## Generations (test)\n\n" + "\n".join(examples))
         with open(self.p("validation.md"), "w") as f:
             f.write("# Validation: every setting\n\n" + "\n".join(val) + "\n")
@@ -430,7 +472,7 @@ def main():
     run = Run(args)
     for name, fn in [("data", run.make_data), ("fine-tunes", run.finetunes), ("locate", run.locate),
                      ("analyze", run.analyze), ("search", run.search), ("test", run.test),
-                     ("keeps", run.keeps), ("heat map", run.heatmap)]:
+                     ("keeps", run.keeps), ("energy", run.energy), ("heat map", run.heatmap)]:
         run.stage(name, fn)
         if name == args.stop_after:
             return
