@@ -71,13 +71,13 @@ impl ChatTemplate {
         self.render_messages(&[("user", prompt)], true)
     }
 
-    /// The answer turn for `prompt`: what the template writes after [`ChatTemplate::render`]'s
-    /// text when the conversation goes on with `answer` as the assistant's reply, up to and
-    /// including the first `eos_token` after the answer (ChatML's `<|im_end|>`, Llama 3's
-    /// `<|eot_id|>`): the end-of-turn a chat model must generate to stop. Without an eos token
-    /// in that text, all of it. An error when the template does not extend the prompt's
-    /// rendering (the answer turn could not be told apart).
-    pub fn render_answer(&self, prompt: &str, answer: &str) -> Result<String> {
+    /// One turn of `prompt` answered by `answer`: the prompt's text ([`ChatTemplate::render`])
+    /// and the answer turn, what the template writes after it when the conversation goes on
+    /// with `answer` as the assistant's reply, up to and including the first `eos_token` after
+    /// the answer (ChatML's `<|im_end|>`, Llama 3's `<|eot_id|>`): the end-of-turn a chat model
+    /// must generate to stop. Without an eos token in that text, all of it. An error when the
+    /// template does not extend the prompt's rendering (the answer turn could not be told apart).
+    pub fn render_turn(&self, prompt: &str, answer: &str) -> Result<(String, String)> {
         let head = self.render(prompt)?;
         let full = self.render_messages(&[("user", prompt), ("assistant", answer)], false)?;
         let Some(rest) = full.strip_prefix(head.as_str()) else {
@@ -93,10 +93,11 @@ impl ChatTemplate {
             0
         };
         let eos = self.eos_token.as_str();
-        Ok(match rest[from..].find(eos).filter(|_| !eos.is_empty()) {
+        let turn = match rest[from..].find(eos).filter(|_| !eos.is_empty()) {
             Some(at) => rest[..from + at + eos.len()].to_owned(),
             None => rest.to_owned(),
-        })
+        };
+        Ok((head, turn))
     }
 
     /// Render `messages` as (role, content) with Hugging Face's Jinja settings (`trim_blocks`,
@@ -154,7 +155,7 @@ mod tests {
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
         );
         // The answer turn ends with the end-of-turn token; what follows it is not part of it.
-        assert_eq!(t.render_answer("What is 2+2?", "4").unwrap(), "4<|eot_id|>");
+        assert_eq!(t.render_turn("What is 2+2?", "4").unwrap().1, "4<|eot_id|>");
         let strict = ChatTemplate {
             source: "{{ raise_exception('roles must alternate') }}".into(),
             ..t
@@ -177,14 +178,16 @@ mod tests {
             bos_token: "<|im_start|>".into(),
             eos_token: "<|im_end|>".into(),
         };
+        let (prompt, answer) = t.render_turn("Hi", "Hello!").unwrap();
         assert_eq!(
-            t.render("Hi").unwrap(),
+            prompt,
             "<|im_start|>system\nYou are SmolLM<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
-        assert_eq!(t.render_answer("Hi", "Hello!").unwrap(), "Hello!<|im_end|>");
+        assert_eq!(prompt, t.render("Hi").unwrap());
+        assert_eq!(answer, "Hello!<|im_end|>");
         // An answer that mentions the token is not cut there.
         assert_eq!(
-            t.render_answer("Hi", "a <|im_end|> b").unwrap(),
+            t.render_turn("Hi", "a <|im_end|> b").unwrap().1,
             "a <|im_end|> b<|im_end|>"
         );
         // A template whose reply rendering does not extend the prompt's is an error.
@@ -192,7 +195,7 @@ mod tests {
             source: "{% if add_generation_prompt %}A{% else %}B{% endif %}".into(),
             ..t
         };
-        assert!(odd.render_answer("Hi", "x").is_err());
+        assert!(odd.render_turn("Hi", "x").is_err());
     }
 
     #[test]

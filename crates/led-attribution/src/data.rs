@@ -204,23 +204,23 @@ pub fn load_samples(
     let bos = tok("", true)?.first().copied();
     let mut samples = Vec::with_capacity(pairs.len());
     for (prompt, answer) in pairs {
-        // A rendered chat template carries its own special tokens.
-        let prompt_ids = match &options.chat_template {
-            Some(t) => tok(&t.render(&prompt)?, false)?,
-            None => tok(&prompt, true)?,
+        let (prompt_ids, mut answer_ids) = match &options.chat_template {
+            // A rendered chat template carries its own special tokens; the answer is the
+            // assistant turn, closed by its end-of-turn token.
+            Some(t) => {
+                let (p, a) = t.render_turn(&prompt, &answer)?;
+                (tok(&p, false)?, tok(&a, false)?)
+            }
+            // Raw text: the answer as it is, without the BOS a tokenizer adds.
+            None => {
+                let p = tok(&prompt, true)?;
+                let mut a = tok(&answer, true)?;
+                if a.first().is_some_and(|&t| Some(t) == bos) && !p.is_empty() {
+                    a.remove(0);
+                }
+                (p, a)
+            }
         };
-        // With a chat template the answer is the assistant turn, closed by its end-of-turn
-        // token; raw text takes the answer as it is, without the BOS a tokenizer adds.
-        let mut answer_ids = match &options.chat_template {
-            Some(t) => tok(&t.render_answer(&prompt, &answer)?, false)?,
-            None => tok(&answer, true)?,
-        };
-        if options.chat_template.is_none()
-            && answer_ids.first().is_some_and(|&t| Some(t) == bos)
-            && !prompt_ids.is_empty()
-        {
-            answer_ids.remove(0);
-        }
         if let Some(max) = options.max_answer_tokens
             && answer_ids.len() > max
         {

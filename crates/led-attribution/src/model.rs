@@ -268,15 +268,16 @@ impl Model {
             ));
         }
         let ids_t = Tensor::from_slice(ids).to_device(self.device);
-        let table = self.p("model.embed_tokens.weight");
-        let mut x = match c.pad_token_id {
-            // As transformers' `nn.Embedding(padding_idx=pad_token_id)`: the pad row gets no
-            // gradient from input positions.
-            Some(pad) => Tensor::embedding(table, &ids_t, pad as i64, false, false),
-            // The same gradients; index_select's backward sums repeated tokens in the order
-            // our earlier results (the demo's training) were computed with.
-            None => table.index_select(0, &ids_t),
-        };
+        // As transformers' `nn.Embedding(padding_idx=pad_token_id)`: the pad row gets no
+        // gradient from input positions (ATen's -1 is "no padding row").
+        let padding_idx = c.pad_token_id.map_or(-1, |p| p as i64);
+        let mut x = Tensor::embedding(
+            self.p("model.embed_tokens.weight"),
+            &ids_t,
+            padding_idx,
+            false,
+            false,
+        );
         let pos = Tensor::arange(t, (Kind::Float, self.device));
         let freqs = pos.outer(&self.inv_freq);
         let emb = Tensor::cat(&[&freqs, &freqs], -1);

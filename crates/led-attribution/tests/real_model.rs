@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{max_abs_diff, read_i64};
+
 use std::path::Path;
 
 use led_attribution::{
@@ -17,15 +19,6 @@ fn references(model: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     common::reference("smollm2_reference.py", &[model, dir.path()]);
     dir
-}
-
-fn ids(reference: &Checkpoint, name: &str) -> Vec<i64> {
-    reference
-        .read_bytes(name)
-        .unwrap()
-        .chunks(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
 }
 
 /// Every tensor of `ours` within `tol` × (the tensor's largest reference score) of `reference`;
@@ -41,12 +34,8 @@ fn compare(
     for t in model.tensors() {
         let a = ours.read_f32(&t.name).unwrap();
         let b = reference.read_f32(&t.name).unwrap();
-        assert_eq!(a.len(), b.len(), "{label}: {}", t.name);
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
-        let d = a
-            .iter()
-            .zip(&b)
-            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let d = max_abs_diff(&a, &b);
         assert!(
             d <= tol * scale,
             "{label}: {} differs from transformers by {d} (max score {scale})",
@@ -79,12 +68,12 @@ fn snip_and_wanda_on_smollm2_match_transformers() {
         for (k, s) in samples.iter().enumerate() {
             assert_eq!(
                 s.ids,
-                ids(&reference, &format!("ids.{k}")),
+                read_i64(&reference, &format!("ids.{k}")),
                 "{mode}: sample {k} ids"
             );
             assert_eq!(
                 s.prompt_len as i64,
-                ids(&reference, &format!("prompt_len.{k}"))[0],
+                read_i64(&reference, &format!("prompt_len.{k}"))[0],
                 "{mode}: sample {k} prompt length"
             );
             if mode == "chat" {
@@ -108,7 +97,7 @@ fn snip_and_wanda_on_smollm2_match_transformers() {
 
         // The pad token's embedding row (<|im_end|>, id 2): transformers' padding_idx gives it
         // no gradient from input positions, only through the tied head. Row by row it matches.
-        let hidden = 576;
+        let hidden = ckpt.info("model.embed_tokens.weight").unwrap().shape[1];
         let row = |c: &Checkpoint| -> Vec<f32> {
             c.read_f32_range("model.embed_tokens.weight", 2 * hidden..3 * hidden)
                 .unwrap()

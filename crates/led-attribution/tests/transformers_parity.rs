@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{max_abs_diff, read_i64};
+
 use std::path::PathBuf;
 
 use led_attribution::{
@@ -19,11 +21,6 @@ fn references() -> (tempfile::TempDir, PathBuf) {
     common::reference("make_reference.py", &[dir.path()]);
     let path = dir.path().to_path_buf();
     (dir, path)
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 #[test]
@@ -48,12 +45,7 @@ fn logits_loss_and_snip_match_transformers() {
         assert_eq!(samples.len(), 3);
         let losses = reference.read_f32("losses").unwrap();
         for (k, s) in samples.iter().enumerate() {
-            let ids: Vec<i64> = reference
-                .read_bytes(&format!("ids.{k}"))
-                .unwrap()
-                .chunks(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
+            let ids = read_i64(&reference, &format!("ids.{k}"));
             assert_eq!(s.ids, ids, "{case}: sample {k} ids");
             let plen = reference.read_f32(&format!("prompt_len.{k}")).unwrap()[0] as usize;
             assert_eq!(s.prompt_len, plen, "{case}: sample {k} prompt length");

@@ -3,38 +3,15 @@
 //! `transformers` with every tensor, each element is the base's or base + λτ, and it chats.
 #![cfg(feature = "attribution")]
 
-use std::path::{Path, PathBuf};
+// The venv and model lookups the attribution parity tests use.
+#[path = "../../led-attribution/tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 fn led() -> Command {
     Command::new(env!("CARGO_BIN_EXE_led"))
-}
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("LED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{}: run the tests with `make test` or set LED_VENV",
-        python.display()
-    );
-    python
-}
-
-fn smollm2() -> PathBuf {
-    let dir = std::env::var_os("LED_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct")
-        });
-    assert!(
-        dir.join("config.json").exists(),
-        "{}: no converted SmolLM2 checkpoint: run `make smollm2` (or `make test`, which does it)",
-        dir.display()
-    );
-    dir
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -50,12 +27,12 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
-    let base = smollm2();
+    let base = common::smollm2();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real/smollm2_merge.py");
     let ft = d.join("ft");
-    run(Command::new(python())
+    run(Command::new(common::venv_python())
         .arg(&script)
         .arg("perturb")
         .arg(&base)
@@ -98,7 +75,7 @@ fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
     let merged = d.join("merged");
     let report = run(led().arg("merge").arg(&config).arg(&merged));
     assert!(report.contains("kept"), "{report}");
-    let check = run(Command::new(python())
+    let check = run(Command::new(common::venv_python())
         .arg(&script)
         .args(["check"])
         .arg(&merged)

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use led_io::Checkpoint;
+
 /// The virtualenv's python (`LED_VENV`, or the project's `.venv`).
 pub fn venv_python() -> PathBuf {
     let venv = std::env::var_os("LED_VENV")
@@ -51,4 +53,20 @@ pub fn reference(script: &str, args: &[&Path]) {
         "reference script {script} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The largest |a_i − b_i|.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// An int64 tensor of a reference file (token ids, prompt lengths).
+pub fn read_i64(reference: &Checkpoint, name: &str) -> Vec<i64> {
+    reference
+        .read_bytes(name)
+        .unwrap()
+        .chunks(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }

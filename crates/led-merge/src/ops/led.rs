@@ -130,7 +130,7 @@ impl Led {
 
 /// Whether `neg_prune` applies to `tensor`: the authors' locate scripts negate the scores of
 /// Linear and norm weights, not those of the embedding and the output head.
-pub fn elects_lowest(tensor: &str, global: &Params) -> bool {
+fn elects_lowest(tensor: &str, global: &Params) -> bool {
     global.bool_or("neg_prune", false)
         && !matches!(
             led_mask::classify(tensor).1,
