@@ -149,8 +149,9 @@ class Run:
             log(f"  {line}")
 
     # 4. Merges ----------------------------------------------------------------------------
-    def config(self, method, settings):
-        """(name, YAML text) of one merge."""
+    def config(self, method, settings, lambdas=None):
+        """(name, YAML text) of one merge; LED's `lambdas` override the per-model weights
+        (safety, math) that `settings` give both."""
         models = [("safety", "safety"), ("math", "math")]
         lines = []
         if method in LED_VARIANTS or method.startswith("led_"):
@@ -161,10 +162,10 @@ class Run:
             rs, rm, lam = settings
             name = f"{method}-rs{rs}-rm{rm}-l{lam}"
             lines += ["merge_method: led", f"base_model: {self.base}", "models:"]
-            for (m, task), r in zip(models, (rs, rm)):
+            for (m, task), r, w in zip(models, (rs, rm), lambdas or (lam, lam)):
                 st = "any" if scorer == "random" else task
                 lines += [f"  - model: {self.model_dir(m)}",
-                          f"    parameters: {{weight: {lam}, density: {r}}}",
+                          f"    parameters: {{weight: {w}, density: {r}}}",
                           f"    scores: {{model: {self.score_path(m, st, scorer)}, "
                           f"base: {self.score_path('base', st, scorer)}}}"]
             lines += ["parameters:", f"  disjoint: {str(disjoint).lower()}",
@@ -185,10 +186,14 @@ class Run:
         lines += ["dtype: float32", "out_dtype: bfloat16"]
         return name, "\n".join(lines) + "\n"
 
-    def merge(self, name, text, out):
+    def write_config(self, name, text):
         cfg = self.p("configs", f"{name}.yaml")
         with open(cfg, "w") as f:
             f.write(text)
+        return cfg
+
+    def merge(self, name, text, out):
+        cfg = self.write_config(name, text)
         r = subprocess.run([self.led, "merge", cfg, out, "--force"], capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"led merge {cfg} failed:\n{r.stdout}{r.stderr}")
@@ -210,12 +215,8 @@ class Run:
         if os.path.exists(path):
             return name, self.evaluate(name, None, split)
         out = self.p("merged", name)
-        report = self.merge(name, text, out)
-        kept = [line.strip() for line in report.splitlines() if "kept" in line]
+        self.merge(name, text, out)
         res = self.evaluate(name, out, split, keep)
-        res["report"] = kept
-        with open(path, "w") as f:
-            json.dump(res, f, indent=1)
         shutil.rmtree(out)
         return name, res
 
@@ -279,10 +280,7 @@ class Run:
                 key = f"{v}-rs{rs}-rm{rm}"
                 if key in self.kept:
                     continue
-                name, text = self.config(v, (rs, rm, 1.0))
-                cfg = self.p("configs", f"{name}.yaml")
-                with open(cfg, "w") as f:
-                    f.write(text)
+                cfg = self.write_config(*self.config(v, (rs, rm, 1.0)))
                 r = subprocess.run([self.led, "analyze", "--config", cfg], capture_output=True, text=True)
                 if r.returncode != 0:
                     sys.exit(f"led analyze --config {cfg} failed:\n{r.stdout}{r.stderr}")
@@ -302,7 +300,6 @@ class Run:
     def energy(self):
         """Share of each task vector's squared norm that LED keeps at each variant's chosen
         (r_safety, r_math): merge with the other task's lambda at 0, so merged - base = m_i * tau_i."""
-        import torch
         from safetensors.torch import load_file
         path = self.p("energy.json")
         self.kept_energy = {}
@@ -310,29 +307,28 @@ class Run:
             with open(path) as f:
                 self.kept_energy = json.load(f)
         base = load_file(os.path.join(self.base, "model.safetensors"))
+        norms = {}  # ‖τ_task‖², once per task
         for v in LED_VARIANTS:
             rs, rm, _ = self.chosen[v]
             for task in ["safety", "math"]:
                 key = f"{v}-rs{rs}-rm{rm}-{task}"
                 if key in self.kept_energy:
                     continue
-                name, text = self.config(v, (rs, rm, 1.0))
-                other = "math" if task == "safety" else "safety"
                 # The other model's weight goes to 0: its election still takes part in Disjoint.
-                lines = text.splitlines()
-                i = next(k for k, line in enumerate(lines) if line.endswith(f"/models/{other}"))
-                lines[i + 1] = lines[i + 1].replace("weight: 1.0", "weight: 0.0")
+                lambdas = (1.0, 0.0) if task == "safety" else (0.0, 1.0)
+                _, text = self.config(v, (rs, rm, 1.0), lambdas)
                 out = self.p("merged", f"energy-{key}")
-                self.merge(f"energy-{key}", "\n".join(lines) + "\n", out)
+                self.merge(f"energy-{key}", text, out)
+                if task not in norms:
+                    ft = load_file(os.path.join(self.model_dir(task), "model.safetensors"))
+                    norms[task] = sum(float(((ft[n].float() - base[n].float()) ** 2).sum()) for n in base)
+                    del ft
                 merged = load_file(os.path.join(out, "model.safetensors"))
-                ft = load_file(os.path.join(self.model_dir(task), "model.safetensors"))
                 num = sum(float(((merged[n].float() - base[n].float()) ** 2).sum()) for n in base)
-                den = sum(float(((ft[n].float() - base[n].float()) ** 2).sum()) for n in base)
-                self.kept_energy[key] = num / den
+                del merged
+                self.kept_energy[key] = num / norms[task]
                 shutil.rmtree(out)
-                log(f"  {key}: keeps {100 * num / den:.1f} % of the {task} task vector's squared norm")
-                del merged, ft
-                torch.cuda.empty_cache() if torch.cuda.is_available() else None
+                log(f"  {key}: keeps {100 * self.kept_energy[key]:.1f} % of the {task} task vector's squared norm")
         with open(path, "w") as f:
             json.dump(self.kept_energy, f, indent=1)
 
@@ -406,10 +402,13 @@ class Run:
             lines.append(f"| {names.get(k, k)} | {setting} | {pct(t['refusal'])} | {pct(t['benign'])} | "
                          f"{pct(t['math'])} | {self.objective(r['val']):.2f} |")
         table = "\n".join(lines)
-        val = ["| method | setting | refusal | benign | math | kept (safety, math) |", "|---|---|---|---|---|---|"]
+        val = ["| method | setting | refusal | benign | math | weights kept (safety, math) |",
+               "|---|---|---|---|---|---|"]
         for m, rows in self.validation.items():
             for s, r in rows:
-                kept = "; ".join(r.get("report", []))[:120]
+                # LED's election from the keeps stage (lambda does not change it).
+                row = getattr(self, "kept", {}).get(f"{m}-rs{s[0]}-rm{s[1]}") if m in LED_VARIANTS else None
+                kept = f"{row['safety']['kept']:.2f} %, {row['math']['kept']:.2f} %" if row else ""
                 val.append(f"| {m} | {s} | {r['refusal']:.2f} | {r['benign']:.2f} | {r['math']:.2f} | {kept} |")
         keeps = ["| variant | r_safety | r_math | safety elected | safety removed by Disjoint | safety kept | math elected | math removed | math kept |",
                  "|---|---|---|---|---|---|---|---|---|"]

@@ -1,9 +1,9 @@
-//! `led`: LED-Merging (spec `led-merging.md` §2–§4): elect each task's weights from the base's
-//! and the fine-tuned model's scores, drop weights elected by several tasks, add the masked task
-//! vectors. Per model `weight` = λ_i, `density` = r_i, optional `election`; global `election`
-//! (default "11"), `disjoint` (default true), `missing_scores` (`base` or `task_arithmetic`),
-//! `neg_prune` (default false: the authors' score convention, electing the lowest scores of every
-//! tensor but the embedding and lm_head; docs/how-led-works.md).
+//! `led`: LED-Merging (docs/how-led-works.md, Elect to Merge): elect each task's weights from
+//! the base's and the fine-tuned model's scores, drop weights elected by several tasks, add the
+//! masked task vectors. Per model `weight` = λ_i, `density` = r_i, optional `election`; global
+//! `election` (default "11"), `disjoint` (default true), `missing_scores` (`base` or
+//! `task_arithmetic`), `neg_prune` (default false: the authors' score convention, electing the
+//! lowest scores of every tensor but the embedding and lm_head; docs/how-led-works.md).
 
 use led_mask::{LedTask, Pattern, led_masks, led_masks_at, led_tensor, led_tensor_at};
 
