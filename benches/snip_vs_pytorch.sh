@@ -14,8 +14,8 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 PY=$(python benches/snip_pytorch.py "$DIR" "$LAYERS" "$HIDDEN" "$SAMPLES" "$TOKENS" | grep '^pytorch')
 read -r _ PT_SECS PT_TOKENS <<< "$PY"
 OURS=$(target/release/led locate --model "$DIR/model" --data "$DIR/data.jsonl" --out "$DIR/scores.safetensors" \
-  --samples "$SAMPLES" --device cpu --force | grep '^wrote')
-LED_SECS=$(sed -E 's/.*scoring ([0-9.]+) s,.*/\1/' <<< "$OURS")
+  --samples "$SAMPLES" --device cpu --force | grep '^time')
+LED_SECS=$(sed -E 's/.*forward\/backward ([0-9.]+) s.*/\1/' <<< "$OURS")
 echo "model: $LAYERS layers, hidden $HIDDEN; $SAMPLES samples, $PT_TOKENS tokens; $(nproc) cores"
 echo "pytorch+transformers SNIP loop: ${PT_SECS} s"
 echo "led locate SNIP loop:           ${LED_SECS} s   ($OURS)"

@@ -20,8 +20,8 @@ with open('$DIR/data.jsonl', 'w') as f:
 PY=$(python benches/snip_real_pytorch.py "$MODEL" "$DIR/data.jsonl" "$SAMPLES" | grep '^pytorch')
 read -r _ PT_SECS PT_TOKENS <<< "$PY"
 OURS=$(target/release/led locate --model "$MODEL" --data "$DIR/data.jsonl" --out "$DIR/scores.safetensors" \
-  --samples "$SAMPLES" --chat-template --device cpu --force | grep '^wrote')
-LED_SECS=$(sed -E 's/.*scoring ([0-9.]+) s,.*/\1/' <<< "$OURS")
+  --samples "$SAMPLES" --chat-template --device cpu --force | grep '^time')
+LED_SECS=$(sed -E 's/.*forward\/backward ([0-9.]+) s.*/\1/' <<< "$OURS")
 echo "model: $MODEL; $SAMPLES samples, $PT_TOKENS tokens; $(nproc) cores"
 echo "pytorch+transformers SNIP loop: ${PT_SECS} s"
 echo "led locate SNIP loop:           ${LED_SECS} s   ($OURS)"

@@ -62,6 +62,32 @@ pub enum Error {
     /// Calibration data that can't be read.
     #[error("{0}: {1}")]
     Data(PathBuf, String),
+    /// The device ran out of memory; nothing was written.
+    #[error(
+        "{device} ran out of memory while scoring {group}: {detail}\nPass a smaller --max-memory \
+         (now {budget}) to score in more, smaller layer groups, or fewer/shorter samples."
+    )]
+    OutOfMemory {
+        /// The device.
+        device: String,
+        /// Which parameters were being scored (first and last name of the group).
+        group: String,
+        /// The memory budget the groups were planned for.
+        budget: String,
+        /// libtorch's message.
+        detail: String,
+    },
+    /// A score file exists at the output path but was computed for another request.
+    #[error(
+        "{path}: a score file for another request is already there ({differences}); pass --force \
+         (LocateOptions::overwrite) to replace it"
+    )]
+    ScoreFileMismatch {
+        /// The existing score file.
+        path: PathBuf,
+        /// What differs, as `field: file's value ≠ requested value`.
+        differences: String,
+    },
     /// Stopped by the user (Ctrl-C); nothing was written.
     #[error("interrupted: no score file was written")]
     Interrupted,
@@ -114,6 +140,27 @@ impl DeviceChoice {
     }
 }
 
+/// How scores are computed on `device`, recorded in score files as `led.scores.option.compute`:
+/// `cpu-f32` (weights and activations in f32) or `cuda-bf16` (bf16 weights and activations,
+/// f32 accumulators). Scores from different modes differ in rounding, so a file computed in one
+/// mode never answers a request in another.
+pub fn compute_mode(device: Device) -> &'static str {
+    if device.is_cuda() {
+        "cuda-bf16"
+    } else {
+        "cpu-f32"
+    }
+}
+
+/// The weight dtype of a device's compute mode (see [`compute_mode`]).
+pub fn compute_kind(device: Device) -> Kind {
+    if device.is_cuda() {
+        Kind::BFloat16
+    } else {
+        Kind::Float
+    }
+}
+
 /// What the linked libtorch offers on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runtime {
@@ -160,21 +207,30 @@ pub fn libtorch_lib_dir() -> Option<&'static str> {
 }
 
 /// Load tensor `name` of `ckpt` as a `tch` tensor of `kind` on `device`, read through `led-io`
-/// (bounded memory: one tensor at a time, converted from the file's dtype through `f32`).
+/// (bounded memory: one tensor at a time). f32, f16 and bf16 tensors travel to the device in
+/// their file's dtype and are cast there (a bf16 checkpoint is never widened on the host); other
+/// dtypes are converted to f32 on the host first.
 pub fn load_tensor(ckpt: &Checkpoint, name: &str, device: Device, kind: Kind) -> Result<Tensor> {
     let info = ckpt.info(name)?;
     let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
-    let values = ckpt.read_f32(name)?;
-    let torch = |error| Error::Torch {
-        path: ckpt.path().to_path_buf(),
-        tensor: name.to_owned(),
-        error,
+    let file_kind = match info.dtype {
+        led_io::Dtype::F32 => Some(Kind::Float),
+        led_io::Dtype::F16 => Some(Kind::Half),
+        led_io::Dtype::BF16 => Some(Kind::BFloat16),
+        _ => None,
     };
-    Tensor::f_from_slice(&values)
-        .and_then(|t| t.f_reshape(&shape))
-        .and_then(|t| t.f_to_device(device))
+    let host = match file_kind {
+        // safetensors stores little-endian values, as every platform libtorch runs on.
+        Some(k) => Tensor::f_from_data_size(&ckpt.read_bytes(name)?, &shape, k),
+        None => Tensor::f_from_slice(&ckpt.read_f32(name)?).and_then(|t| t.f_reshape(&shape)),
+    };
+    host.and_then(|t| t.f_to_device(device))
         .and_then(|t| t.f_to_kind(kind))
-        .map_err(torch)
+        .map_err(|error| Error::Torch {
+            path: ckpt.path().to_path_buf(),
+            tensor: name.to_owned(),
+            error,
+        })
 }
 
 /// Copy a `tch` tensor to host `f32` values (for writing scores).

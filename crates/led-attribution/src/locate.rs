@@ -1,4 +1,4 @@
-//! Locate (spec §1): score every parameter of a model on a task dataset with SNIP (the method),
+//! Locate (docs/how-led-works.md, "Locate"): score every parameter of a model on a task dataset with SNIP (the method),
 //! Wanda or random scores (the ablations), and write a score checkpoint.
 
 use std::collections::BTreeMap;
@@ -75,7 +75,8 @@ pub struct LocateOptions {
     /// Set to stop early (Ctrl-C): the run fails and leaves no score file.
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Device memory budget in bytes: parameters are scored in layer groups that fit it
-    /// (several passes over the samples). `None`: one pass with every gradient.
+    /// (several passes over the samples). `None`: on CUDA, 90 % of the device's free memory as
+    /// CUDA reports it; on the CPU, one pass with every gradient.
     pub max_memory: Option<u64>,
 }
 
@@ -90,12 +91,24 @@ pub struct LocateReport {
     pub tokens: usize,
     /// Seconds in all (loading, scoring, writing).
     pub seconds: f64,
-    /// Seconds of the forward/backward loop alone.
+    /// Seconds of the forward/backward passes alone (device work finished), without loading
+    /// the model or forming and writing scores.
     pub scoring_seconds: f64,
+    /// Seconds loading the model onto the device.
+    pub load_seconds: f64,
+    /// Seconds forming scores, copying them to the host and writing them.
+    pub write_seconds: f64,
     /// Data loading details.
     pub data: DataReport,
     /// Device used.
     pub device: String,
+    /// Parameter groups, each scored in its own pass over the samples.
+    pub groups: usize,
+    /// The device memory the run was planned to need at most, in bytes
+    /// ([`MemoryPlan::peak`]).
+    pub planned_peak: u64,
+    /// The memory budget the groups were planned for (`None`: one pass, no budget).
+    pub budget: Option<u64>,
 }
 
 /// Lower-case hex of a digest.
@@ -176,6 +189,13 @@ pub fn request(
     }
     // How scores are computed, versioned: a score file from an earlier rule is not reused.
     opts.insert("rules".into(), SCORING_RULES.into());
+    // Where and in which precision: rounding differs between modes (random scores do not).
+    if options.scorer != Scorer::Random {
+        opts.insert(
+            "compute".into(),
+            crate::compute_mode(options.device.resolve()?).into(),
+        );
+    }
     // The same path and config can hold new weights (a model trained again): fingerprint them.
     opts.insert(
         "model_weights_fingerprint".into(),
@@ -222,17 +242,14 @@ pub fn random_scores(seed: u64, name: &str, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random::<f32>()).collect()
 }
 
-fn write_scores(
+/// A writer of the score file `out`: one f32 tensor per spec, in any order.
+fn score_writer(
     out: &Path,
     record: &ScoreMetadata,
     overwrite: bool,
-    scores: Vec<(String, Vec<usize>, Vec<f32>)>,
-) -> Result<()> {
-    let specs = scores
-        .iter()
-        .map(|(n, s, _)| TensorSpec::new(n, Dtype::F32, s.clone()))
-        .collect();
-    let writer = CheckpointWriter::create_file(
+    specs: Vec<TensorSpec>,
+) -> Result<CheckpointWriter> {
+    Ok(CheckpointWriter::create_file(
         out,
         specs,
         WriterOptions {
@@ -240,18 +257,18 @@ fn write_scores(
             metadata: record.to_map(),
             ..Default::default()
         },
-    )?;
-    for (name, _, values) in &scores {
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Model(
-                out.to_path_buf(),
-                format!("score of tensor {name:?} is not finite at element {i}"),
-            ));
-        }
-        writer.write_f32(name, values)?;
+    )?)
+}
+
+/// Write one tensor's scores, refusing non-finite values.
+fn write_score(writer: &CheckpointWriter, out: &Path, name: &str, values: &[f32]) -> Result<()> {
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Model(
+            out.to_path_buf(),
+            format!("score of tensor {name:?} is not finite at element {i}"),
+        ));
     }
-    writer.finish()?;
-    Ok(())
+    Ok(writer.write_f32(name, values)?)
 }
 
 fn torch_err(path: &Path, tensor: &str) -> impl Fn(tch::TchError) -> Error {
@@ -263,76 +280,176 @@ fn torch_err(path: &Path, tensor: &str) -> impl Fn(tch::TchError) -> Error {
     }
 }
 
-/// Total memory of CUDA device `n` in bytes, as `nvidia-smi` reports it (None without it).
-fn gpu_total_memory(n: usize) -> Option<u64> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=memory.total",
-            "--format=csv,noheader,nounits",
-            "-i",
-            &n.to_string(),
-        ])
-        .output()
-        .ok()?;
-    let mib: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    Some(mib << 20)
+/// Free and total memory of CUDA device `n` in bytes, from the CUDA runtime libtorch loaded
+/// (`cudaMemGetInfo`, as `torch.cuda.mem_get_info`): `n` is the index CUDA itself uses, after
+/// `CUDA_VISIBLE_DEVICES`, and a MIG slice reports its own memory.
+#[cfg(unix)]
+fn cuda_memory(n: usize) -> std::result::Result<(u64, u64), String> {
+    type GetDevice = unsafe extern "C" fn(*mut i32) -> i32;
+    type SetDevice = unsafe extern "C" fn(i32) -> i32;
+    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
+    let sym = |name: &std::ffi::CStr| {
+        // SAFETY: dlsym with a NUL-terminated name; a null result is handled below.
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        (!p.is_null())
+            .then_some(p)
+            .ok_or_else(|| format!("{name:?} not found: libtorch's CUDA runtime is not loaded"))
+    };
+    // SAFETY: the symbols are the CUDA runtime's functions of these C signatures.
+    unsafe {
+        let get: GetDevice = std::mem::transmute(sym(c"cudaGetDevice")?);
+        let set: SetDevice = std::mem::transmute(sym(c"cudaSetDevice")?);
+        let info: MemGetInfo = std::mem::transmute(sym(c"cudaMemGetInfo")?);
+        let mut previous = 0i32;
+        let call = |what: &str, code: i32| match code {
+            0 => Ok(()),
+            e => Err(format!("{what} failed with CUDA error {e}")),
+        };
+        call("cudaGetDevice", get(&mut previous))?;
+        call("cudaSetDevice", set(n as i32))?;
+        let (mut free, mut total) = (0usize, 0usize);
+        let got = call("cudaMemGetInfo", info(&mut free, &mut total));
+        call("cudaSetDevice", set(previous))?;
+        got?;
+        Ok((free as u64, total as u64))
+    }
 }
 
-/// Split the parameters that need gradients into groups, each scored in its own pass over
-/// the samples, so that weights + one group's gradients and accumulators fit `max_memory`
-/// bytes. Units are the embedding, each decoder layer, and the final norm with the head, in
-/// model order. Without a budget: one group (one pass, all gradients).
-fn plan_groups(
-    net: &Model,
-    grad_names: &[String],
-    max_memory: Option<u64>,
-) -> Result<Vec<Vec<String>>> {
-    let Some(budget) = max_memory else {
-        return Ok(vec![grad_names.to_vec()]);
-    };
-    let elem = |n: &String| net.params[n].numel() as u64;
-    let kind_bytes = if net.kind == Kind::Float { 4 } else { 2 };
-    let weights: u64 = net.params.keys().map(|n| elem(n) * kind_bytes).sum();
-    // Gradient (model dtype) + f32 accumulator per element; 10 % of the weights for activations.
-    let available = budget.saturating_sub(weights + weights / 10);
-    let unit_of = |n: &str| -> usize {
-        if n.contains("embed_tokens") {
-            0
-        } else if let Some(rest) = n.strip_prefix("model.layers.") {
-            1 + rest
-                .split('.')
-                .next()
-                .and_then(|l| l.parse::<usize>().ok())
-                .unwrap_or(0)
-        } else {
-            usize::MAX
-        }
-    };
-    let mut units: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for n in grad_names {
-        units.entry(unit_of(n)).or_default().push(n.clone());
+#[cfg(not(unix))]
+fn cuda_memory(_n: usize) -> std::result::Result<(u64, u64), String> {
+    Err("reading CUDA memory is implemented on Unix only".into())
+}
+
+/// The device memory a Locate run needs besides its gradients, in bytes, and how the
+/// parameters fall into groups that fit a budget (docs/cli.md, "Memory").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// The model's weights in the compute dtype.
+    pub weights: u64,
+    /// Activations kept for the backward pass of the longest sample, the head's logits over
+    /// the longest answer (tokens × vocabulary) included.
+    pub activations: u64,
+    /// The largest temporary: an f32 copy of the largest parameter (Wanda's scores of a tensor;
+    /// it also covers SNIP's |W| and a tied embedding's two gradients summed, in the compute
+    /// dtype).
+    pub temporary: u64,
+    /// Parameter names per group, in model order; each group is one pass over the samples.
+    pub groups: Vec<Vec<String>>,
+    /// Gradients and f32 accumulators of the largest group.
+    pub largest_group: u64,
+}
+
+impl MemoryPlan {
+    /// The device memory the run is planned to need at most: weights, activations, the
+    /// temporary and the largest group.
+    pub fn peak(&self) -> u64 {
+        self.weights + self.activations + self.temporary + self.largest_group
     }
-    let mut groups: Vec<Vec<String>> = Vec::new();
-    let mut used = 0u64;
-    for names in units.into_values() {
-        let cost: u64 = names.iter().map(|n| elem(n) * (kind_bytes + 4)).sum();
-        if cost > available {
-            return Err(Error::Model(
-                net.path.clone(),
-                format!(
-                    "--max-memory {budget} bytes is too small: the weights take {weights} and {:?}… alone needs {cost} more",
+}
+
+impl MemoryPlan {
+    /// Plan a run over parameters `params` (name, element count) of a model with `config`,
+    /// weights in `kind`, gradients needed for `grad_names`, samples of at most `max_tokens`
+    /// tokens and `max_answer` answer tokens, under `budget` bytes (`None`: one group).
+    pub fn new(
+        config: &crate::ModelConfig,
+        params: &[(String, u64)],
+        kind: Kind,
+        grad_names: &[String],
+        (max_tokens, max_answer): (usize, usize),
+        budget: Option<u64>,
+    ) -> std::result::Result<Self, String> {
+        let b: u64 = if kind == Kind::Float { 4 } else { 2 };
+        let numel: BTreeMap<&str, u64> = params.iter().map(|(n, e)| (n.as_str(), *e)).collect();
+        let weights: u64 = numel.values().map(|e| e * b).sum();
+        let (h, i) = (config.hidden_size as u64, config.intermediate_size as u64);
+        // Per token and layer: the inputs and outputs autograd keeps (norms in f32, q/k/v and
+        // their rotations, attention output, gate/up/SwiGLU), an upper estimate; per answer
+        // token: logits in the compute dtype, their f32 log-softmax and its gradient.
+        let per_layer = b * (12 * h + 6 * i) + 16 * h;
+        let activations = max_tokens as u64 * config.num_layers as u64 * per_layer
+            + max_answer as u64 * config.vocab_size as u64 * (b + 12);
+        let temporary = numel.values().max().copied().unwrap_or(0) * 4;
+        // The gradient (compute dtype) and its f32 accumulator.
+        let cost = |names: &[String]| -> u64 {
+            names
+                .iter()
+                .map(|n| numel.get(n.as_str()).copied().unwrap_or(0) * (b + 4))
+                .sum()
+        };
+        let mut plan = MemoryPlan {
+            weights,
+            activations,
+            temporary,
+            groups: vec![],
+            largest_group: 0,
+        };
+        let Some(budget) = budget else {
+            plan.groups = vec![grad_names.to_vec()];
+            plan.largest_group = cost(grad_names);
+            return Ok(plan);
+        };
+        let fixed = weights + activations + temporary;
+        let available = budget.saturating_sub(fixed);
+        // Units: the embedding, each decoder layer, and the final norm with the head.
+        let unit_of = |n: &str| -> usize {
+            if n.contains("embed_tokens") {
+                0
+            } else if let Some(rest) = n.strip_prefix("model.layers.") {
+                1 + rest
+                    .split('.')
+                    .next()
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .unwrap_or(0)
+            } else {
+                usize::MAX
+            }
+        };
+        let mut units: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for n in grad_names {
+            units.entry(unit_of(n)).or_default().push(n.clone());
+        }
+        let mut used = 0u64;
+        for names in units.into_values() {
+            let cost = cost(&names);
+            if cost > available {
+                return Err(format!(
+                    "--max-memory {budget} bytes is too small: weights {weights}, activations \
+                     {activations}, largest temporary {temporary}, and {:?}… alone needs {cost} \
+                     more for its gradients and accumulators",
                     names[0]
-                ),
-            ));
+                ));
+            }
+            if plan.groups.is_empty() || used + cost > available {
+                plan.groups.push(Vec::new());
+                used = 0;
+            }
+            used += cost;
+            plan.largest_group = plan.largest_group.max(used);
+            plan.groups.last_mut().expect("pushed").extend(names);
         }
-        if groups.is_empty() || used + cost > available {
-            groups.push(Vec::new());
-            used = 0;
-        }
-        used += cost;
-        groups.last_mut().expect("pushed").extend(names);
+        Ok(plan)
     }
-    Ok(groups)
+}
+
+/// The typed error of a failed step while scoring `group` on `device`: out-of-memory is named
+/// as such (with the budget to shrink), anything else keeps libtorch's message.
+fn step_error(e: Error, device: tch::Device, group: &[String], budget: Option<u64>) -> Error {
+    match e {
+        Error::Torch { error, .. } if error.to_string().contains("out of memory") => {
+            Error::OutOfMemory {
+                device: format!("{device:?}"),
+                group: match group {
+                    [] => "nothing".into(),
+                    [one] => one.clone(),
+                    [first, .., last] => format!("{first} … {last}"),
+                },
+                budget: budget.map_or("unset".into(), |b| format!("{b} bytes")),
+                detail: error.to_string(),
+            }
+        }
+        e => e,
+    }
 }
 
 /// Score `model` on `data` (not needed for the random scorer) into the score file `out`.
@@ -354,7 +471,13 @@ pub fn locate(
                 });
             }
             _ if options.overwrite => {}
-            _ => {
+            Ok(found) => {
+                return Err(Error::ScoreFileMismatch {
+                    path: out.to_path_buf(),
+                    differences: found.differences(&record).join("; "),
+                });
+            }
+            Err(_) => {
                 return Err(Error::Io(led_io::Error::TargetExists {
                     path: out.to_path_buf(),
                 }));
@@ -364,19 +487,21 @@ pub fn locate(
     let started = Instant::now();
     if options.scorer == Scorer::Random {
         let ckpt = Checkpoint::open(model)?;
-        let scores = ckpt
+        let floats: Vec<_> = ckpt
             .tensors()
             .iter()
             .filter(|t| t.dtype.is_float())
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    t.shape.clone(),
-                    random_scores(options.seed, &t.name, t.numel()),
-                )
-            })
             .collect();
-        write_scores(out, &record, options.overwrite, scores)?;
+        let specs = floats
+            .iter()
+            .map(|t| TensorSpec::new(&t.name, Dtype::F32, t.shape.clone()))
+            .collect();
+        let writer = score_writer(out, &record, options.overwrite, specs)?;
+        for t in floats {
+            let values = random_scores(options.seed, &t.name, t.numel());
+            write_score(&writer, out, &t.name, &values)?;
+        }
+        writer.finish()?;
         return Ok(LocateReport {
             seconds: started.elapsed().as_secs_f64(),
             device: "none".into(),
@@ -396,12 +521,25 @@ pub fn locate(
     }
     let (samples, data_report) = load_samples(data, &tokenizer, &data_opts)?;
     let device = options.device.resolve()?;
-    let kind = if device.is_cuda() {
-        Kind::BFloat16
-    } else {
-        Kind::Float
+    let kind = crate::compute_kind(device);
+    // On CUDA without a budget: 90 % of the device's free memory before the weights are loaded,
+    // so that layer groups kick in only when one pass with every gradient would not fit.
+    let budget = match (options.max_memory, device) {
+        (Some(b), _) => Some(b),
+        (None, tch::Device::Cuda(n)) => {
+            let (free, _) = cuda_memory(n).map_err(|why| {
+                Error::Device(
+                    format!("cuda:{n}"),
+                    format!("cannot read its free memory ({why}): pass --max-memory"),
+                )
+            })?;
+            Some(free / 10 * 9)
+        }
+        (None, _) => None,
     };
+    let load_start = Instant::now();
     let net = Model::load(model, device, kind)?;
+    let load_seconds = load_start.elapsed().as_secs_f64();
     let wanda = options.scorer == Scorer::Wanda;
     // SNIP needs every gradient; Wanda only the embedding's and the biases' (scored by SNIP).
     let grad_names: Vec<String> = net
@@ -409,15 +547,30 @@ pub fn locate(
         .filter(|n| !wanda || n.contains("embed_tokens") || n.ends_with(".bias"))
         .cloned()
         .collect();
-    // On a GPU without an explicit budget: 90 % of the device's memory, so that layer groups
-    // kick in only when one pass with every gradient would not fit.
-    let budget = options.max_memory.or_else(|| match device {
-        tch::Device::Cuda(n) => gpu_total_memory(n).map(|total| total / 10 * 9),
-        _ => None,
-    });
-    let groups = plan_groups(&net, &grad_names, budget)?;
+    let sizes: Vec<(String, u64)> = net
+        .params
+        .iter()
+        .map(|(n, t)| (n.clone(), t.numel() as u64))
+        .collect();
+    let longest = samples.iter().map(|s| s.ids.len()).max().unwrap_or(0);
+    let longest_answer = samples
+        .iter()
+        .map(|s| s.ids.len() - s.prompt_len)
+        .max()
+        .unwrap_or(0);
+    let plan = MemoryPlan::new(
+        &net.config,
+        &sizes,
+        kind,
+        &grad_names,
+        (longest, longest_answer),
+        budget,
+    )
+    .map_err(|why| Error::Model(net.path.clone(), why))?;
+    let planned_peak = plan.peak();
+    let groups = plan.groups;
     tracing::info!(
-        "{} parameter group(s), each one pass over the samples",
+        "{} parameter group(s), each one pass over the samples; planned peak {planned_peak} bytes",
         groups.len()
     );
     let mut acts = Activations::default();
@@ -432,18 +585,45 @@ pub fn locate(
             .progress_chars("=> "),
     );
     bar.set_message(options.scorer.as_str());
+    // Scores go to the file as soon as each group is done: the host holds one tensor at a time.
+    let specs = net
+        .params
+        .iter()
+        .map(|(n, t)| {
+            let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+            TensorSpec::new(n, Dtype::F32, shape)
+        })
+        .collect();
+    let writer = score_writer(out, &record, options.overwrite, specs)?;
     let mut tokens = 0usize;
-    let mut host_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-    let loop_start = Instant::now();
+    let (mut scoring_seconds, mut write_seconds) = (0f64, 0f64);
+    // CUDA runs asynchronously: a timer stops after the device's queued work has finished.
+    let finished = || {
+        if let tch::Device::Cuda(n) = device {
+            tch::Cuda::synchronize(n as i64);
+        }
+        Instant::now()
+    };
     for (gi, group) in groups.iter().enumerate() {
+        let fail = |e: Error| step_error(e, device, group, budget);
         for n in &grad_names {
-            let _ = net.params[n].set_requires_grad(group.contains(n));
+            let name = n.as_str();
+            drop(
+                net.params[n]
+                    .f_set_requires_grad(group.contains(n))
+                    .map_err(torch_err(&net.path, name))?,
+            );
         }
         let inputs: Vec<&Tensor> = group.iter().map(|n| &net.params[n]).collect();
-        let mut acc: Vec<Tensor> = inputs
-            .iter()
-            .map(|p| Tensor::zeros(p.size(), (Kind::Float, device)))
-            .collect();
+        let mut acc = Vec::with_capacity(inputs.len());
+        for (p, name) in inputs.iter().zip(group) {
+            acc.push(
+                Tensor::f_zeros(p.size(), (Kind::Float, device))
+                    .map_err(torch_err(&net.path, name))
+                    .map_err(fail)?,
+            );
+        }
+        let pass_start = finished();
         for s in &samples {
             if options
                 .interrupt
@@ -457,66 +637,150 @@ pub fn locate(
             if record {
                 let mut mask = vec![0f32; s.ids.len()];
                 mask[s.prompt_len..].iter_mut().for_each(|m| *m = 1.0);
-                acts.mask = Some(Tensor::from_slice(&mask).to_device(device));
+                acts.mask = Some(
+                    Tensor::f_from_slice(&mask)
+                        .and_then(|m| m.f_to_device(device))
+                        .map_err(torch_err(&net.path, "answer mask"))?,
+                );
             }
-            let loss = net.answer_loss(&s.ids, s.prompt_len, record.then_some(&mut acts))?;
+            let loss = net
+                .answer_loss(&s.ids, s.prompt_len, record.then_some(&mut acts))
+                .map_err(fail)?;
             // Gradients of this group only, returned rather than accumulated into `.grad`, so
-            // nothing but this group's gradients is ever held.
-            let grads = Tensor::run_backward(&[&loss], &inputs, false, false);
-            tch::no_grad(|| {
-                for (a, g) in acc.iter_mut().zip(&grads) {
-                    let _ = a.f_add_(&g.abs().to_kind(Kind::Float));
+            // nothing but this group's gradients is ever held. |g| in place: no temporary.
+            let grads = Tensor::f_run_backward(&[&loss], &inputs, false, false)
+                .map_err(torch_err(&net.path, &group[0]))
+                .map_err(fail)?;
+            tch::no_grad(|| -> Result<()> {
+                for ((a, mut g), name) in acc.iter_mut().zip(grads).zip(group) {
+                    drop(
+                        g.f_abs_()
+                            .and_then(|g| a.f_add_(&g))
+                            .map_err(torch_err(&net.path, name))?,
+                    );
                 }
-            });
+                Ok(())
+            })
+            .map_err(fail)?;
             if gi == 0 {
                 tokens += s.ids.len();
             }
             bar.inc(1);
         }
-        // Scores of this group now, on the host: device memory holds one group at a time.
+        let write_start = finished();
+        scoring_seconds += (write_start - pass_start).as_secs_f64();
+        // Scores of this group now, into the file: device memory holds one group at a time.
         tch::no_grad(|| -> Result<()> {
-            for (name, g) in group.iter().zip(&acc) {
-                let score = net.params[name].abs().to_kind(Kind::Float) * g;
-                host_scores.insert(
-                    name.clone(),
-                    to_f32_vec(&score).map_err(torch_err(&net.path, name))?,
-                );
+            for (name, mut g) in group.iter().zip(acc) {
+                // |W| ⊙ Σ|∇W| into the f32 accumulator; the only temporary is |W|.
+                let score = net.params[name]
+                    .f_abs()
+                    .and_then(|w| g.f_mul_(&w))
+                    .map_err(torch_err(&net.path, name))?;
+                let values = to_f32_vec(&score).map_err(torch_err(&net.path, name))?;
+                write_score(&writer, out, name, &values)?;
             }
             Ok(())
-        })?;
+        })
+        .map_err(fail)?;
+        write_seconds += write_start.elapsed().as_secs_f64();
     }
     bar.finish_and_clear();
-    let scoring_seconds = loop_start.elapsed().as_secs_f64();
-    let mut scores = Vec::with_capacity(net.params.len());
+    let write_start = Instant::now();
     tch::no_grad(|| -> Result<()> {
-        for (name, w) in &net.params {
-            let values = match host_scores.remove(name) {
-                Some(v) => v,
-                None => {
-                    // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.
-                    let sumsq = acts.sums.get(name).ok_or_else(|| {
-                        Error::Model(
-                            net.path.clone(),
-                            format!("no score for tensor {name:?}: it saw no input"),
-                        )
-                    })?;
-                    let s = w.abs().to_kind(Kind::Float) * sumsq.sqrt();
-                    to_f32_vec(&s).map_err(torch_err(&net.path, name))?
-                }
-            };
-            let shape = w.size().iter().map(|&d| d as usize).collect();
-            scores.push((name.clone(), shape, values));
+        // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.
+        for (name, w) in net.params.iter().filter(|(n, _)| !grad_names.contains(n)) {
+            let sumsq = acts.sums.get(name).ok_or_else(|| {
+                Error::Model(
+                    net.path.clone(),
+                    format!("no score for tensor {name:?}: it saw no input"),
+                )
+            })?;
+            // One f32 tensor, worked in place: the plan's temporary.
+            let s = w
+                .f_to_kind(Kind::Float)
+                .and_then(|mut a| {
+                    drop(a.f_abs_()?);
+                    a.f_mul_(&sumsq.f_sqrt()?)
+                })
+                .map_err(torch_err(&net.path, name))?;
+            let values = to_f32_vec(&s).map_err(torch_err(&net.path, name))?;
+            write_score(&writer, out, name, &values)?;
         }
         Ok(())
     })?;
-    write_scores(out, &record, options.overwrite, scores)?;
+    writer.finish()?;
+    write_seconds += write_start.elapsed().as_secs_f64();
     Ok(LocateReport {
         reused: false,
         samples: samples.len(),
         tokens,
         seconds: started.elapsed().as_secs_f64(),
         scoring_seconds,
+        load_seconds,
+        write_seconds,
         data: data_report,
         device: format!("{device:?}"),
+        groups: groups.len(),
+        planned_peak,
+        budget,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Llama-3-8B's widths (vocabulary 128256, hidden 4096, intermediate 14336, 32 layers,
+    /// 8 KV heads), bf16, samples of 256 tokens with 128 answer tokens: the plan's numbers
+    /// worked by hand, and the groups an 80 GB budget gives.
+    #[test]
+    fn memory_plan_of_an_8b_model() {
+        let config = crate::ModelConfig::parse(
+            r#"{"architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 4096,
+                "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+                "num_key_value_heads": 8}"#,
+            Path::new("config.json"),
+        )
+        .unwrap();
+        let params: Vec<(String, u64)> = Model::parameter_shapes(&config)
+            .into_iter()
+            .map(|(n, s)| (n, s.iter().product::<i64>() as u64))
+            .collect();
+        let elements: u64 = params.iter().map(|(_, e)| e).sum();
+        assert_eq!(elements, 8_030_261_248, "Llama-3-8B's parameter count");
+        let names: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
+        let plan =
+            |budget| MemoryPlan::new(&config, &params, Kind::BFloat16, &names, (256, 128), budget);
+        let p = plan(None).unwrap();
+        assert_eq!(p.weights, 2 * elements);
+        // 256 tokens × 32 layers × (2 × (12·4096 + 6·14336) + 16·4096) bytes, plus
+        // 128 answer tokens × 128256 × (2 + 12) bytes of logits, log-softmax and its gradient.
+        let per_layer = 2 * (12 * 4096 + 6 * 14336) + 16 * 4096;
+        assert_eq!(per_layer, 335_872);
+        assert_eq!(p.activations, 256 * 32 * per_layer + 128 * 128_256 * 14);
+        // The largest tensor: the embedding (or the head), 128256 × 4096, in f32.
+        assert_eq!(p.temporary, 128_256 * 4096 * 4);
+        assert_eq!(p.groups, vec![names.clone()]);
+        assert_eq!(p.largest_group, 6 * elements);
+        assert_eq!(p.peak(), 8 * elements + p.activations + p.temporary);
+        // 80 GB (an H100): weights 16.06 GB, activations 2.98 GB and the temporary 2.10 GB leave
+        // 58.9 GB, more than every gradient + accumulator (6 bytes an element: 48.2 GB): one
+        // pass. 60 GB leave 38.9 GB: two groups.
+        assert_eq!(plan(Some(80_000_000_000)).unwrap().groups.len(), 1);
+        let g = plan(Some(60_000_000_000)).unwrap().groups;
+        assert_eq!(g.len(), 2);
+        assert_eq!(g.concat().len(), names.len());
+        assert!(g[0].contains(&"model.embed_tokens.weight".to_string()));
+        assert!(g[1].contains(&"lm_head.weight".to_string()));
+        // A layer is never split: every group boundary falls between units.
+        let unit = |n: &str| n.split('.').take(3).collect::<Vec<_>>().join(".");
+        assert_ne!(unit(g[0].last().unwrap()), unit(&g[1][0]));
+        // 20 GB cannot hold the weights, activations and one layer's gradients.
+        let err = plan(Some(20_000_000_000)).unwrap_err();
+        assert!(
+            err.contains("too small") && err.contains("activations"),
+            "{err}"
+        );
+    }
 }

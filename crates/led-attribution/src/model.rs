@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use led_io::Checkpoint;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 use crate::config::{Architecture, ModelConfig};
 use crate::{Error, Result, load_tensor};
@@ -28,18 +28,24 @@ pub struct Activations {
 }
 
 impl Activations {
-    fn record(&mut self, weight: &str, x: &Tensor) {
-        let Some(mask) = &self.mask else { return };
-        let x2 = x.detach().to_kind(Kind::Float);
-        let sq = (&x2 * &x2 * mask.unsqueeze(-1)).sum_dim_intlist(0, false, Kind::Float);
+    fn record(&mut self, weight: &str, x: &Tensor) -> Result<(), TchError> {
+        let Some(mask) = &self.mask else {
+            return Ok(());
+        };
+        let x2 = x.detach().f_to_kind(Kind::Float)?;
+        let sq = x2
+            .f_mul(&x2)?
+            .f_mul(&mask.f_unsqueeze(-1)?)?
+            .f_sum_dim_intlist(0, false, Kind::Float)?;
         match self.sums.get_mut(weight) {
             Some(acc) => {
-                let _ = acc.f_add_(&sq);
+                drop(acc.f_add_(&sq)?);
             }
             None => {
                 self.sums.insert(weight.to_owned(), sq);
             }
         }
+        Ok(())
     }
 }
 
@@ -113,11 +119,11 @@ fn inv_freq(c: &ModelConfig) -> Vec<f32> {
         .collect()
 }
 
-fn rotate_half(x: &Tensor) -> Tensor {
+fn rotate_half(x: &Tensor) -> Result<Tensor, TchError> {
     let half = x.size().last().copied().unwrap_or(0) / 2;
-    let x1 = x.narrow(-1, 0, half);
-    let x2 = x.narrow(-1, half, half);
-    Tensor::cat(&[x2.neg(), x1], -1)
+    let x1 = x.f_narrow(-1, 0, half)?;
+    let x2 = x.f_narrow(-1, half, half)?;
+    Tensor::f_cat(&[x2.f_neg()?, x1], -1)
 }
 
 impl Model {
@@ -228,11 +234,16 @@ impl Model {
         &self.params[name]
     }
 
-    fn linear(&self, x: &Tensor, l: &Linear, acts: &mut Option<&mut Activations>) -> Tensor {
+    fn linear(
+        &self,
+        x: &Tensor,
+        l: &Linear,
+        acts: &mut Option<&mut Activations>,
+    ) -> Result<Tensor, TchError> {
         if let Some(a) = acts.as_deref_mut() {
-            a.record(&l.weight, x);
+            a.record(&l.weight, x)?;
         }
-        x.linear(self.p(&l.weight), l.bias.as_ref().map(|b| self.p(b)))
+        x.f_linear(self.p(&l.weight), l.bias.as_ref().map(|b| self.p(b)))
     }
 
     fn lin(&self, prefix: &str, bias: bool) -> Linear {
@@ -242,18 +253,38 @@ impl Model {
         }
     }
 
-    fn rms_norm(&self, x: &Tensor, weight: &str, acts: &mut Option<&mut Activations>) -> Tensor {
+    fn rms_norm(
+        &self,
+        x: &Tensor,
+        weight: &str,
+        acts: &mut Option<&mut Activations>,
+    ) -> Result<Tensor, TchError> {
         if let Some(a) = acts.as_deref_mut() {
-            a.record(weight, x);
+            a.record(weight, x)?;
         }
-        let xf = x.to_kind(Kind::Float);
-        let var = xf.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
-        let normed = (xf * (var + self.config.rms_norm_eps).rsqrt()).to_kind(x.kind());
-        self.p(weight) * normed
+        let xf = x.f_to_kind(Kind::Float)?;
+        let var = xf
+            .f_pow_tensor_scalar(2)?
+            .f_mean_dim(-1, true, Kind::Float)?;
+        let normed = xf
+            .f_mul(&var.f_add_scalar(self.config.rms_norm_eps)?.f_rsqrt()?)?
+            .f_to_kind(x.kind())?;
+        self.p(weight).f_mul(&normed)
     }
 
-    /// Logits [T, vocab] for one sequence of token ids; `acts` collects Wanda statistics.
-    pub fn forward(&self, ids: &[i64], mut acts: Option<&mut Activations>) -> Result<Tensor> {
+    /// The error of a failed libtorch operation in the forward pass, named by where it happened.
+    fn torch(&self, at: &str) -> impl Fn(TchError) -> Error {
+        let (path, at) = (self.path.clone(), at.to_owned());
+        move |error| Error::Torch {
+            path: path.clone(),
+            tensor: at.clone(),
+            error,
+        }
+    }
+
+    /// Final hidden states [T, hidden] (after the last norm) for one sequence of token ids;
+    /// `acts` collects Wanda statistics.
+    fn hidden(&self, ids: &[i64], acts: &mut Option<&mut Activations>) -> Result<Tensor> {
         let c = &self.config;
         let t = ids.len() as i64;
         if let Some(w) = c.sliding_window
@@ -267,106 +298,117 @@ impl Model {
                 ),
             ));
         }
-        let ids_t = Tensor::from_slice(ids).to_device(self.device);
-        // As transformers' `nn.Embedding(padding_idx=pad_token_id)`: the pad row gets no
-        // gradient from input positions (ATen's -1 is "no padding row").
-        let padding_idx = c.pad_token_id.map_or(-1, |p| p as i64);
-        let mut x = Tensor::embedding(
-            self.p("model.embed_tokens.weight"),
-            &ids_t,
-            padding_idx,
-            false,
-            false,
-        );
-        let pos = Tensor::arange(t, (Kind::Float, self.device));
-        let freqs = pos.outer(&self.inv_freq);
-        let emb = Tensor::cat(&[&freqs, &freqs], -1);
-        let (cos, sin) = (
-            emb.cos().to_kind(self.kind).unsqueeze(1),
-            emb.sin().to_kind(self.kind).unsqueeze(1),
-        );
-        let (h, kv, hd) = (c.num_heads as i64, c.num_kv_heads as i64, c.head_dim as i64);
+        let embed = "model.embed_tokens.weight";
+        let rope = (|| -> Result<_, TchError> {
+            let ids_t = Tensor::f_from_slice(ids)?.f_to_device(self.device)?;
+            // As transformers' `nn.Embedding(padding_idx=pad_token_id)`: the pad row gets no
+            // gradient from input positions (ATen's -1 is "no padding row"). The backward of
+            // this op sums repeated tokens' gradients in f32 on CUDA too, in a fixed order.
+            let padding_idx = c.pad_token_id.map_or(-1, |p| p as i64);
+            let x = Tensor::f_embedding(self.p(embed), &ids_t, padding_idx, false, false)?;
+            let pos = Tensor::f_arange(t, (Kind::Float, self.device))?;
+            let freqs = pos.f_outer(&self.inv_freq)?;
+            let emb = Tensor::f_cat(&[&freqs, &freqs], -1)?;
+            let cos = emb.f_cos()?.f_to_kind(self.kind)?.f_unsqueeze(1)?;
+            let sin = emb.f_sin()?.f_to_kind(self.kind)?.f_unsqueeze(1)?;
+            Ok((x, cos, sin))
+        })();
+        let (mut x, cos, sin) = rope.map_err(self.torch(embed))?;
         for l in 0..c.num_layers {
             let p = format!("model.layers.{l}");
-            let residual = x.shallow_clone();
-            let hs = self.rms_norm(&x, &format!("{p}.input_layernorm.weight"), &mut acts);
-            let ab = c.attention_bias;
-            let q = self
-                .linear(
-                    &hs,
-                    &self.lin(&format!("{p}.self_attn.q_proj"), ab),
-                    &mut acts,
-                )
-                .view([t, h, hd]);
-            let k = self
-                .linear(
-                    &hs,
-                    &self.lin(&format!("{p}.self_attn.k_proj"), ab),
-                    &mut acts,
-                )
-                .view([t, kv, hd]);
-            let v = self
-                .linear(
-                    &hs,
-                    &self.lin(&format!("{p}.self_attn.v_proj"), ab),
-                    &mut acts,
-                )
-                .view([t, kv, hd]);
-            let q = &q * &cos + rotate_half(&q) * &sin;
-            let k = &k * &cos + rotate_half(&k) * &sin;
-            // [heads, T, head_dim]; grouped-query attention shares each k/v head.
-            let (q, k, v) = (q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1));
-            let attn = Tensor::scaled_dot_product_attention(
-                &q.unsqueeze(0),
-                &k.unsqueeze(0),
-                &v.unsqueeze(0),
-                None::<Tensor>,
-                0.0,
-                true,
-                None,
-                kv != h,
-            )
-            .squeeze_dim(0)
-            .transpose(0, 1)
-            .reshape([t, h * hd]);
-            let o = self.linear(
-                &attn,
-                &self.lin(&format!("{p}.self_attn.o_proj"), false),
-                &mut acts,
-            );
-            x = residual + o;
-            let residual = x.shallow_clone();
-            let hs = self.rms_norm(
-                &x,
-                &format!("{p}.post_attention_layernorm.weight"),
-                &mut acts,
-            );
-            let mb = c.mlp_bias;
-            let gate = self.linear(&hs, &self.lin(&format!("{p}.mlp.gate_proj"), mb), &mut acts);
-            let up = self.linear(&hs, &self.lin(&format!("{p}.mlp.up_proj"), mb), &mut acts);
-            let down = self.linear(
-                &(gate.silu() * up),
-                &self.lin(&format!("{p}.mlp.down_proj"), mb),
-                &mut acts,
-            );
-            x = residual + down;
+            x = self
+                .layer(&p, &x, &cos, &sin, acts)
+                .map_err(self.torch(&p))?;
         }
-        let x = self.rms_norm(&x, "model.norm.weight", &mut acts);
-        let head = if c.tie_word_embeddings {
+        self.rms_norm(&x, "model.norm.weight", acts)
+            .map_err(self.torch("model.norm.weight"))
+    }
+
+    /// One decoder layer.
+    fn layer(
+        &self,
+        p: &str,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        acts: &mut Option<&mut Activations>,
+    ) -> Result<Tensor, TchError> {
+        let c = &self.config;
+        let t = x.size()[0];
+        let (h, kv, hd) = (c.num_heads as i64, c.num_kv_heads as i64, c.head_dim as i64);
+        let hs = self.rms_norm(x, &format!("{p}.input_layernorm.weight"), acts)?;
+        let ab = c.attention_bias;
+        let q = self
+            .linear(&hs, &self.lin(&format!("{p}.self_attn.q_proj"), ab), acts)?
+            .f_view([t, h, hd])?;
+        let k = self
+            .linear(&hs, &self.lin(&format!("{p}.self_attn.k_proj"), ab), acts)?
+            .f_view([t, kv, hd])?;
+        let v = self
+            .linear(&hs, &self.lin(&format!("{p}.self_attn.v_proj"), ab), acts)?
+            .f_view([t, kv, hd])?;
+        let rotate = |x: &Tensor| -> Result<Tensor, TchError> {
+            x.f_mul(cos)?.f_add(&rotate_half(x)?.f_mul(sin)?)
+        };
+        let (q, k) = (rotate(&q)?, rotate(&k)?);
+        // [1, heads, T, head_dim]; grouped-query attention shares each k/v head.
+        let heads = |x: &Tensor| x.f_transpose(0, 1)?.f_unsqueeze(0);
+        let attn = Tensor::f_scaled_dot_product_attention(
+            &heads(&q)?,
+            &heads(&k)?,
+            &heads(&v)?,
+            None::<Tensor>,
+            0.0,
+            true,
+            None,
+            kv != h,
+        )?
+        .f_squeeze_dim(0)?
+        .f_transpose(0, 1)?
+        .f_reshape([t, h * hd])?;
+        let o = self.linear(
+            &attn,
+            &self.lin(&format!("{p}.self_attn.o_proj"), false),
+            acts,
+        )?;
+        let x = x.f_add(&o)?;
+        let hs = self.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"), acts)?;
+        let mb = c.mlp_bias;
+        let gate = self.linear(&hs, &self.lin(&format!("{p}.mlp.gate_proj"), mb), acts)?;
+        let up = self.linear(&hs, &self.lin(&format!("{p}.mlp.up_proj"), mb), acts)?;
+        let down = self.linear(
+            &gate.f_silu()?.f_mul(&up)?,
+            &self.lin(&format!("{p}.mlp.down_proj"), mb),
+            acts,
+        )?;
+        x.f_add(&down)
+    }
+
+    /// The output head's name (the embedding when tied).
+    fn head(&self) -> &'static str {
+        if self.config.tie_word_embeddings {
             "model.embed_tokens"
         } else {
             "lm_head"
-        };
-        Ok(self.linear(&x, &self.lin(head, false), &mut acts))
+        }
+    }
+
+    /// Logits [T, vocab] for one sequence of token ids; `acts` collects Wanda statistics.
+    pub fn forward(&self, ids: &[i64], mut acts: Option<&mut Activations>) -> Result<Tensor> {
+        let x = self.hidden(ids, &mut acts)?;
+        self.linear(&x, &self.lin(self.head(), false), &mut acts)
+            .map_err(self.torch(self.head()))
     }
 
     /// Mean negative log-likelihood of the answer tokens `ids[prompt_len..]`, each predicted
-    /// from the position before it (spec §1), computed in f32.
+    /// from the position before it (docs/how-led-works.md, "Locate"), computed in f32. Logits
+    /// are computed for the answer's positions only: the head's output is the largest
+    /// activation (tokens × vocabulary).
     pub fn answer_loss(
         &self,
         ids: &[i64],
         prompt_len: usize,
-        acts: Option<&mut Activations>,
+        mut acts: Option<&mut Activations>,
     ) -> Result<Tensor> {
         if prompt_len == 0 || prompt_len >= ids.len() {
             return Err(Error::Model(
@@ -378,11 +420,26 @@ impl Model {
                 ),
             ));
         }
-        let logits = self.forward(ids, acts)?.to_kind(Kind::Float);
+        let x = self.hidden(ids, &mut acts)?;
+        let head = self.lin(self.head(), false);
         let n = (ids.len() - prompt_len) as i64;
-        let pred = logits.narrow(0, prompt_len as i64 - 1, n);
-        let target = Tensor::from_slice(&ids[prompt_len..]).to_device(self.device);
-        Ok(pred.cross_entropy_for_logits(&target))
+        (|| -> Result<Tensor, TchError> {
+            // Wanda's statistics of the head's input cover every position the mask selects.
+            if let Some(a) = acts.as_deref_mut() {
+                a.record(&head.weight, &x)?;
+            }
+            let pred = x
+                .f_narrow(0, prompt_len as i64 - 1, n)?
+                .f_linear(self.p(&head.weight), None::<Tensor>)?;
+            let target = Tensor::f_from_slice(&ids[prompt_len..])?.f_to_device(self.device)?;
+            pred.f_log_softmax(-1, Kind::Float)?.f_nll_loss(
+                &target,
+                None::<Tensor>,
+                tch::Reduction::Mean,
+                -100,
+            )
+        })()
+        .map_err(self.torch(self.head()))
     }
 
     /// Parameter names in checkpoint order (sorted).

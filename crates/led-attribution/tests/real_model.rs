@@ -10,7 +10,8 @@ use common::{max_abs_diff, read_i64};
 use std::path::Path;
 
 use led_attribution::{
-    ChatTemplate, DataOptions, LocateOptions, Scorer, load_samples, load_tokenizer, locate,
+    ChatTemplate, DataOptions, DeviceChoice, LocateOptions, Scorer, load_samples, load_tokenizer,
+    locate,
 };
 use led_io::Checkpoint;
 
@@ -85,6 +86,8 @@ fn snip_and_wanda_on_smollm2_match_transformers() {
         let options = LocateOptions {
             scorer: Scorer::Snip,
             data: data_opts.clone(),
+            // f32 parity: the CPU, also on a machine with a GPU (where `auto` means bf16).
+            device: DeviceChoice::Cpu,
             ..Default::default()
         };
         let report = locate(&model, Some(&data), &out, &options).unwrap();
@@ -124,6 +127,7 @@ fn snip_and_wanda_on_smollm2_match_transformers() {
             chat_template: Some(chat),
             ..Default::default()
         },
+        device: DeviceChoice::Cpu,
         ..Default::default()
     };
     locate(&model, Some(&data), &out, &options).unwrap();

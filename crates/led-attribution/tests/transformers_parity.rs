@@ -9,7 +9,8 @@ use common::{max_abs_diff, read_i64};
 use std::path::PathBuf;
 
 use led_attribution::{
-    DataOptions, LocateOptions, Model, Scorer, load_samples, load_tokenizer, locate, to_f32_vec,
+    DataOptions, DeviceChoice, LocateOptions, Model, Scorer, load_samples, load_tokenizer, locate,
+    to_f32_vec,
 };
 use led_io::{Checkpoint, ScoreMetadata};
 use tch::{Device, Kind};
@@ -76,6 +77,8 @@ fn logits_loss_and_snip_match_transformers() {
                 samples: 3,
                 ..Default::default()
             },
+            // f32 parity: the CPU, also on a machine with a GPU (where `auto` means bf16).
+            device: DeviceChoice::Cpu,
             ..Default::default()
         };
         let report = locate(&dir, Some(&dir.join("data.jsonl")), &out, &options).unwrap();
@@ -108,14 +111,37 @@ fn logits_loss_and_snip_match_transformers() {
                 .reused
         );
         // Layer groups under a memory budget (several passes) give the same scores. The budget
-        // leaves room for a third of the weights' size in gradients + accumulators: several groups.
-        let weights: u64 = model_ckpt.tensors().iter().map(|t| t.byte_len).sum();
+        // leaves room for half of the gradients + accumulators (f32: 8 bytes an element).
+        let sizes: Vec<(String, u64)> = model
+            .params
+            .iter()
+            .map(|(n, t)| (n.clone(), t.numel() as u64))
+            .collect();
+        let names: Vec<String> = model.names().cloned().collect();
+        let longest = samples.iter().map(|s| s.ids.len()).max().unwrap();
+        let answer = samples
+            .iter()
+            .map(|s| s.ids.len() - s.prompt_len)
+            .max()
+            .unwrap();
+        let plan = led_attribution::locate::MemoryPlan::new(
+            &model.config,
+            &sizes,
+            Kind::Float,
+            &names,
+            (longest, answer),
+            None,
+        )
+        .unwrap();
+        let elements: u64 = sizes.iter().map(|(_, e)| e).sum();
+        let fixed = plan.weights + plan.activations + plan.temporary;
         let grouped_path = root.join(format!("{case}-grouped.safetensors"));
         let budget = LocateOptions {
-            max_memory: Some(weights + weights / 10 + weights),
+            max_memory: Some(fixed + elements * 8 / 2),
             ..options.clone()
         };
-        locate(&dir, Some(&dir.join("data.jsonl")), &grouped_path, &budget).unwrap();
+        let report = locate(&dir, Some(&dir.join("data.jsonl")), &grouped_path, &budget).unwrap();
+        assert!(report.groups >= 2, "{case}: {} group(s)", report.groups);
         let grouped = Checkpoint::open(&grouped_path).unwrap();
         for t in model_ckpt.tensors() {
             let want = scores.read_f32(&t.name).unwrap();
@@ -128,7 +154,7 @@ fn logits_loss_and_snip_match_transformers() {
             );
         }
         let tiny = LocateOptions {
-            max_memory: Some(weights),
+            max_memory: Some(fixed),
             overwrite: true,
             ..options.clone()
         };
@@ -154,6 +180,7 @@ fn wanda_and_random_scores_cover_every_parameter() {
                 ..Default::default()
             },
             seed: 5,
+            device: DeviceChoice::Cpu,
             ..Default::default()
         };
         locate(&dir, Some(&data), &out, &options).unwrap();
@@ -168,16 +195,18 @@ fn wanda_and_random_scores_cover_every_parameter() {
                 t.name
             );
         }
-        // A different request for the same file is refused without overwrite.
+        // A different request for the same file is refused without overwrite, naming what
+        // differs.
         let other = LocateOptions {
             seed: 6,
             ..options.clone()
         };
+        let err = locate(&dir, Some(&data), &out, &other)
+            .unwrap_err()
+            .to_string();
         assert!(
-            locate(&dir, Some(&data), &out, &other)
-                .unwrap_err()
-                .to_string()
-                .contains("already exists")
+            err.contains("another request") && err.contains("seed: 5 ≠ 6"),
+            "{err}"
         );
     }
     // New weights at the same path (a model trained again) are not answered by old scores.
@@ -191,12 +220,10 @@ fn wanda_and_random_scores_cover_every_parameter() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     let weights = dir.join("model.safetensors");
     std::fs::write(&weights, std::fs::read(&weights).unwrap()).unwrap();
-    assert!(
-        locate(&dir, Some(&data), &out, &options)
-            .unwrap_err()
-            .to_string()
-            .contains("already exists")
-    );
+    let err = locate(&dir, Some(&data), &out, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("option.model_weights_fingerprint"), "{err}");
     // Random scores depend on (seed, name) only.
     let a = led_attribution::locate::random_scores(5, "model.norm.weight", 8);
     assert_eq!(

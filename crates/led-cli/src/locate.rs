@@ -53,7 +53,8 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Device memory budget (e.g. 40GB): score layer groups in separate passes to fit it.
-    /// Default: one pass with every gradient.
+    /// Default on CUDA: 90% of the device's free memory as CUDA reports it (groups only when
+    /// one pass with every gradient would not fit); on the CPU: one pass.
     #[arg(long)]
     pub max_memory: Option<String>,
 }
@@ -122,15 +123,31 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     println!(
-        "wrote {} ({} scores from {} samples, {} tokens, {:.2} s in all, scoring {:.3} s, {:.0} tokens/s on {})",
+        "memory plan: at most {} on {} ({} parameter group(s){})",
+        bytesize::ByteSize(report.planned_peak).display().si(),
+        report.device,
+        report.groups,
+        report
+            .budget
+            .map(|b| format!(", budget {}", bytesize::ByteSize(b).display().si()))
+            .unwrap_or_default()
+    );
+    println!(
+        "wrote {} ({} scores from {} samples, {} tokens on {}, {} parameter group(s))",
         args.out.display(),
         scorer.as_str(),
         report.samples,
         report.tokens,
+        report.device,
+        report.groups
+    );
+    println!(
+        "time: {:.2} s in all: loading {:.2} s, forward/backward {:.3} s ({:.0} tokens/s), scores formed and written {:.2} s",
         report.seconds,
+        report.load_seconds,
         report.scoring_seconds,
         report.tokens as f64 / report.scoring_seconds.max(1e-9),
-        report.device
+        report.write_seconds
     );
     Ok(())
 }

@@ -142,13 +142,54 @@ impl ScoreMetadata {
     /// Whether a file with this record answers `request`: same scorer, model, model config,
     /// dataset content, sample count, seed and options. The tool version is not compared.
     pub fn same_request(&self, request: &ScoreMetadata) -> bool {
-        ScoreMetadata {
-            tool: String::new(),
-            ..self.clone()
-        } == ScoreMetadata {
-            tool: String::new(),
-            ..request.clone()
+        self.differences(request).is_empty()
+    }
+
+    /// What differs between this record and `request`, one `field: this ≠ request` line per
+    /// field (options as `option.NAME`, `-` where absent); the tool version is not compared.
+    pub fn differences(&self, request: &ScoreMetadata) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |field: &str, a: &str, b: &str| {
+            if a != b {
+                let show = |v: &str| {
+                    if v.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        v.to_owned()
+                    }
+                };
+                out.push(format!("{field}: {} ≠ {}", show(a), show(b)));
+            }
+        };
+        cmp("scorer", &self.scorer, &request.scorer);
+        cmp("model", &self.model, &request.model);
+        cmp(
+            "model_config_sha256",
+            &self.model_config_sha256,
+            &request.model_config_sha256,
+        );
+        cmp("dataset", &self.dataset, &request.dataset);
+        cmp(
+            "dataset_sha256",
+            &self.dataset_sha256,
+            &request.dataset_sha256,
+        );
+        cmp(
+            "samples",
+            &self.samples.to_string(),
+            &request.samples.to_string(),
+        );
+        cmp("seed", &self.seed.to_string(), &request.seed.to_string());
+        let keys: std::collections::BTreeSet<&String> =
+            self.options.keys().chain(request.options.keys()).collect();
+        for k in keys {
+            cmp(
+                &format!("option.{k}"),
+                self.options.get(k).map_or("", String::as_str),
+                request.options.get(k).map_or("", String::as_str),
+            );
         }
+        out
     }
 }
 
@@ -180,6 +221,10 @@ mod tests {
             ..m.clone()
         };
         assert!(!back.same_request(&other));
+        assert_eq!(back.differences(&other), ["seed: 7 ≠ 8"]);
+        let mut mode = m.clone();
+        mode.options.insert("compute".into(), "cuda-bf16".into());
+        assert_eq!(back.differences(&mode), ["option.compute: - ≠ cuda-bf16"]);
         let mut broken = map.clone();
         broken.remove(SCORE_SEED);
         let err = ScoreMetadata::from_map(Path::new("s.safetensors"), &broken).unwrap_err();
