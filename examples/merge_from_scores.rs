@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = std::path::Path::new(&config);
     let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
-    print!("{}", plan.describe());
+    print!("{}", plan.describe(true));
     let report = run(
         &plan,
         out.as_ref(),

@@ -121,36 +121,6 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
-/// sha256 over every weight file's name, size, modification time and safetensors header: any
-/// rewrite of the weights changes it, without reading the tensor data.
-fn weights_fingerprint(model: &Path) -> Result<String> {
-    let ckpt = Checkpoint::open(model)?;
-    let mut h = Sha256::new();
-    for (path, _) in ckpt.shard_metadata() {
-        let meta =
-            std::fs::metadata(path).map_err(|e| Error::Data(path.to_path_buf(), e.to_string()))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        h.update(
-            path.file_name()
-                .map(|n| n.as_encoded_bytes())
-                .unwrap_or_default(),
-        );
-        h.update(meta.len().to_le_bytes());
-        h.update(mtime.to_le_bytes());
-    }
-    for t in ckpt.tensors() {
-        h.update(t.name.as_bytes());
-        h.update(t.dtype.as_safetensors().as_bytes());
-        h.update(format!("{:?}{}", t.shape, t.byte_len).as_bytes());
-    }
-    Ok(hex(&h.finalize()))
-}
-
 /// The record a score file for this request carries.
 pub fn request(
     model: &Path,
@@ -198,8 +168,8 @@ pub fn request(
     }
     // The same path and config can hold new weights (a model trained again): fingerprint them.
     opts.insert(
-        "model_weights_fingerprint".into(),
-        weights_fingerprint(model)?,
+        led_io::meta::WEIGHTS_FINGERPRINT_OPTION.into(),
+        led_io::weights_fingerprint(&Checkpoint::open(model)?)?,
     );
     Ok(ScoreMetadata {
         scorer: options.scorer.as_str().into(),

@@ -30,6 +30,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Show the tensors, dtypes, shapes, sizes, shards and metadata of a checkpoint or score file.
+    #[command(
+        after_help = "Examples:\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
+    )]
     Inspect {
         /// A model directory or a .safetensors file.
         path: PathBuf,
@@ -38,6 +41,9 @@ enum Command {
         json: bool,
     },
     /// Jaccard overlap of the top-r sets of score checkpoints, per layer and tensor kind (paper Fig. 4).
+    #[command(
+        after_help = "Examples:\n  led analyze --scores safety=scores/safety.safetensors math=scores/math.safetensors --top 0.2 --out fig4/\n  led analyze --config led.yaml --out election/"
+    )]
     Analyze {
         /// Score checkpoints as NAME=PATH (two or more).
         #[arg(long = "scores", required_unless_present = "config", num_args = 1..)]
@@ -58,6 +64,9 @@ enum Command {
     /// Score every weight of a model on a task dataset (LED's Locate step) into a score file.
     Locate(locate::Args),
     /// Merge models as a mergekit-style YAML config says (led, ties, task_arithmetic, ...).
+    #[command(
+        after_help = "Relative paths in the config resolve from the current directory (as in mergekit).\n\nExamples:\n  led merge merge.yaml merged/ --dry-run\n  led -v merge merge.yaml merged/ --dry-run   # one line per tensor\n  led merge merge.yaml merged/ --threads 4 --max-shard-size 2GB\n  led merge merge.yaml merged/ --force        # replace merged/"
+    )]
     Merge {
         /// The YAML config.
         config: PathBuf,
@@ -77,6 +86,7 @@ enum Command {
         max_shard_size: String,
     },
     /// Run the embedded end-to-end demo on generated models (nothing is downloaded).
+    #[command(after_help = "Examples:\n  led demo\n  led demo --synthetic --out /tmp/demo")]
     Demo {
         /// Where the demo writes its models and report.
         #[arg(long, default_value = "out/demo")]
@@ -128,7 +138,15 @@ fn main() -> ExitCode {
             threads,
             dry_run,
             max_shard_size,
-        } => merge::run(&config, &out, force, threads, dry_run, &max_shard_size),
+        } => merge::run(
+            &config,
+            &out,
+            force,
+            threads,
+            dry_run,
+            &max_shard_size,
+            cli.verbose > 0,
+        ),
         Command::Demo {
             out,
             force,

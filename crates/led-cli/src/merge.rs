@@ -15,16 +15,28 @@ pub fn run(
     threads: usize,
     dry_run: bool,
     max_shard_size: &str,
+    verbose: bool,
 ) -> Result<()> {
     let max_shard_size = led_io::parse_size(max_shard_size)?;
     let mut parsed = MergeConfig::from_file(config)?;
+    // The output's existence is checked first, in the dry run too: it is what the run checks
+    // before writing anything.
+    if out.exists() && !force {
+        return Err(led_io::Error::TargetExists {
+            path: out.to_path_buf(),
+        }
+        .into());
+    }
     if !dry_run {
         locate_missing_scores(&mut parsed, out)?;
     }
     let plan = MergePlan::new(parsed, config)?;
     if dry_run {
-        print!("{}", plan.describe());
-        println!("(dry run: nothing written; would write {})", out.display());
+        print!("{}", plan.describe(verbose));
+        println!(
+            "(dry run: every check of the run passed; nothing written; would write {})",
+            out.display()
+        );
         return Ok(());
     }
     for w in &plan.warnings {

@@ -103,7 +103,7 @@ fn demo_then_dry_run_merge_inspect() {
 
     let cfg = out.join("configs/led.yaml");
     let dry = led()
-        .arg("merge")
+        .args(["-v", "merge"])
         .arg(&cfg)
         .arg(dir.path().join("m"))
         .arg("--dry-run")

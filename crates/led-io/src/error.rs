@@ -204,7 +204,9 @@ pub enum Error {
         reason: String,
     },
     /// The output target exists and overwriting was not asked for.
-    #[error("{path}: already exists (use --force / overwrite to replace it)")]
+    #[error(
+        "{path}: already exists (pass --force to replace it; in the library: `force`/`overwrite` in the options)"
+    )]
     TargetExists {
         /// The target.
         path: PathBuf,

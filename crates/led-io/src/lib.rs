@@ -47,7 +47,7 @@ mod writer;
 pub use dtype::{Dtype, decode_f32, encode_f32};
 pub use error::{Error, Result};
 pub use files::{CONFIG_FILE, MODEL_SIDE_FILES, copy_model_files};
-pub use meta::ScoreMetadata;
+pub use meta::{ScoreMetadata, weights_fingerprint};
 pub use reader::{Checkpoint, TensorInfo, validate_safetensors};
 pub use size::parse_size;
 pub use writer::{CheckpointWriter, TensorSpec, WriterOptions, Written};

@@ -1,5 +1,6 @@
 //! Metadata keys written into safetensors headers, defined once: merge provenance and score
-//! checkpoints (spec `led-merging.md` §1).
+//! checkpoints (docs/formats.md), and the fingerprint of a model's weights that score files
+//! record.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,7 +47,44 @@ pub fn tool_version() -> String {
     format!("led-merging {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// What a score checkpoint records about how it was computed (spec §1).
+/// The score option holding [`weights_fingerprint`] of the scored model.
+pub const WEIGHTS_FINGERPRINT_OPTION: &str = "model_weights_fingerprint";
+
+/// sha256 (hex) over every weight file's name, size and modification time and every tensor's
+/// name, dtype, shape and size: any rewrite (or copy) of the weights changes it, without reading
+/// tensor data. Score files record it ([`WEIGHTS_FINGERPRINT_OPTION`]) so that a merge can check
+/// that they were computed on the weights they are paired with.
+pub fn weights_fingerprint(ckpt: &crate::Checkpoint) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, _) in ckpt.shard_metadata() {
+        let meta = std::fs::metadata(path).map_err(|error| Error::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        h.update(
+            path.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        h.update(meta.len().to_le_bytes());
+        h.update(mtime.to_le_bytes());
+    }
+    for t in ckpt.tensors() {
+        h.update(t.name.as_bytes());
+        h.update(t.dtype.as_safetensors().as_bytes());
+        h.update(format!("{:?}{}", t.shape, t.byte_len).as_bytes());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a score checkpoint records about how it was computed (docs/formats.md).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScoreMetadata {
     /// `snip`, `wanda` or `random`.

@@ -698,9 +698,6 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
             }
         }
     }
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
     Ok(MergeReport {
         written,
         warnings,

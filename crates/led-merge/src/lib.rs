@@ -11,7 +11,7 @@
 //! use led_merge::{MergeConfig, MergePlan, RunOptions, run};
 //! let path = std::path::Path::new("merge.yaml");
 //! let plan = MergePlan::new(MergeConfig::from_file(path)?, path)?; // checks everything first
-//! print!("{}", plan.describe());
+//! print!("{}", plan.describe(false));
 //! let report = run(&plan, "merged".as_ref(), &RunOptions::default())?;
 //! println!("wrote {} shard(s)", report.written.shards.len());
 //! # Ok::<(), led_merge::Error>(())
@@ -24,6 +24,7 @@ mod error;
 pub mod ops;
 mod plan;
 mod rng;
+mod score_files;
 mod sparsify;
 
 pub use config::MergeConfig;

@@ -76,6 +76,8 @@ pub struct MergePlan {
     pub donor: PathBuf,
     /// Warnings found while planning.
     pub warnings: Vec<String>,
+    /// Score files checked against the weights (or path) of the model they are paired with.
+    pub scores_checked: usize,
 }
 
 impl std::fmt::Debug for MergePlan {
@@ -274,7 +276,18 @@ impl MergePlan {
         }
 
         let reference = base.as_ref().unwrap_or(&models[0]);
-        let (tensors, warnings) = plan_tensors(reference, &models, out_dtype)?;
+        let (tensors, mut warnings, mut problems) = plan_tensors(reference, &models, out_dtype);
+        let mut scores_checked = 0;
+        if method.needs_scores() {
+            let found =
+                crate::score_files::check(base.as_ref(), &models, &tensors, &config.parameters)?;
+            problems.extend(found.problems);
+            warnings.extend(found.warnings);
+            scores_checked = found.checked;
+        }
+        if !problems.is_empty() {
+            return Err(Error::Incompatible { problems });
+        }
         let donor = match config.tokenizer_source.as_deref() {
             None | Some("base") => reference.path.clone(),
             Some(other) => PathBuf::from(other),
@@ -289,6 +302,7 @@ impl MergePlan {
             tensors,
             donor,
             warnings,
+            scores_checked,
         })
     }
 
@@ -300,8 +314,9 @@ impl MergePlan {
             .sum()
     }
 
-    /// The plan as text (`--dry-run`).
-    pub fn describe(&self) -> String {
+    /// The plan as text (`--dry-run`): inputs, a summary of what happens to the tensors,
+    /// warnings and the checks done; with `per_tensor`, one line per tensor (dtype, shape, how).
+    pub fn describe(&self, per_tensor: bool) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "method: {}", self.method.name());
         if let Some(b) = &self.base {
@@ -315,29 +330,63 @@ impl MergePlan {
                 m.index.unwrap_or(0)
             );
         }
+        let parts =
+            |t: &TensorPlan| crate::engine::parts_of(self, t, crate::DEFAULT_CHUNK_ELEMENTS);
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
+        let (mut merged, mut in_parts, mut copied) = (0, 0, 0);
         for t in &self.tensors {
             let what = match t.action {
                 Action::Merge => {
-                    let how = match crate::engine::parts_of(self, t, crate::DEFAULT_CHUNK_ELEMENTS)
-                    {
+                    merged += 1;
+                    let how = match parts(t) {
                         1 => String::new(),
-                        n => format!(", in {n} parts"),
+                        n => {
+                            in_parts += 1;
+                            format!(", in {n} parts")
+                        }
                     };
                     format!("{} of {} model(s){how}", self.method.name(), t.inputs.len())
                 }
-                Action::Copy => "copy (not a float tensor)".into(),
+                Action::Copy => {
+                    copied += 1;
+                    "copy (not a float tensor)".into()
+                }
             };
-            let _ = writeln!(
-                s,
-                "  {:width$}  {:5}  {:16}  {what}",
-                t.name,
-                t.dtype.as_safetensors(),
-                format!("{:?}", t.shape)
-            );
+            if per_tensor {
+                let _ = writeln!(
+                    s,
+                    "  {:width$}  {:5}  {:16}  {what}",
+                    t.name,
+                    t.dtype.as_safetensors(),
+                    format!("{:?}", t.shape)
+                );
+            }
         }
+        let _ = writeln!(
+            s,
+            "tensors: {merged} merged by {} ({in_parts} of them in parts), {copied} copied{}",
+            self.method.name(),
+            if per_tensor {
+                ""
+            } else {
+                " (one line per tensor with -v)"
+            }
+        );
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
+        }
+        if self.method.needs_scores() {
+            let files = 2 * self.models.iter().filter(|m| m.scores.is_some()).count();
+            let _ = writeln!(
+                s,
+                "scores: {} of {files} score file(s) checked against the weights of the model they are paired with; {}",
+                self.scores_checked,
+                if self.config.parameters.contains_key("missing_scores") {
+                    "tensors without scores follow `missing_scores`"
+                } else {
+                    "every merged tensor has scores"
+                }
+            );
         }
         let _ = writeln!(
             s,
@@ -353,12 +402,13 @@ fn describe(info: &TensorInfo) -> String {
     format!("{} {:?}", info.dtype, info.shape)
 }
 
-/// Check every tensor of every input against the reference; collect all problems.
+/// Check every tensor of every input against the reference: the tensors' plans, warnings and
+/// every problem found.
 fn plan_tensors(
     reference: &Input,
     models: &[Input],
     out_dtype: Option<Dtype>,
-) -> Result<(Vec<TensorPlan>, Vec<String>)> {
+) -> (Vec<TensorPlan>, Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let ref_names: BTreeMap<&str, &TensorInfo> = reference
@@ -455,8 +505,5 @@ fn plan_tensors(
             inputs,
         });
     }
-    if !problems.is_empty() {
-        return Err(Error::Incompatible { problems });
-    }
-    Ok((tensors, warnings))
+    (tensors, warnings, problems)
 }

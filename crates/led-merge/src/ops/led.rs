@@ -81,7 +81,8 @@ impl MergeMethod for Led {
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let base = job.base("led")?;
         let Some((tasks, disjoint)) = tasks(job)? else {
-            // Spec §4: a tensor without scores falls back to `base` (default) or task arithmetic.
+            // A tensor without scores, allowed by `missing_scores`: merged as the base (default)
+            // or by task arithmetic (docs/merging.md, "Score files are checked").
             let fallback = match job.global.get("missing_scores") {
                 Some(Scalar::Text(s)) if s == "task_arithmetic" => "task_arithmetic",
                 _ => "base",
@@ -96,9 +97,9 @@ impl MergeMethod for Led {
                         .for_each(|((o, x), b)| *o += w * (x - b));
                 }
             }
-            return Ok(vec![TensorNote::Warning(format!(
-                "no scores for this tensor: merged as {fallback}"
-            ))]);
+            // The plan refuses tensors without scores unless `missing_scores` opts in, and
+            // then warns once for all of them.
+            return Ok(Vec::new());
         };
         let given: Option<Vec<_>> = job.models.iter().map(|m| m.thresholds).collect();
         let stats = match given {
