@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use led_io::{Checkpoint, CheckpointWriter, Dtype, ScoreMetadata, TensorSpec, WriterOptions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -70,7 +69,7 @@ pub struct LocateOptions {
     pub device: DeviceChoice,
     /// Replace an existing score file whose metadata does not match.
     pub overwrite: bool,
-    /// Progress bar on stderr.
+    /// Progress on stderr: a bar on a terminal, else a line every 5 s (`led_io::progress`).
     pub progress: bool,
     /// Set to stop early (Ctrl-C): the run fails and leaves no score file.
     pub interrupt: Option<Arc<AtomicBool>>,
@@ -544,17 +543,12 @@ pub fn locate(
         groups.len()
     );
     let mut acts = Activations::default();
-    let bar = if options.progress {
-        ProgressBar::new((samples.len() * groups.len()) as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sample passes {per_sec} {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+    let bar = led_io::progress::bar(
+        (samples.len() * groups.len()) as u64,
+        options.scorer.as_str(),
+        "{pos}/{len} sample passes, {per_sec}",
+        options.progress,
     );
-    bar.set_message(options.scorer.as_str());
     // Scores go to the file as soon as each group is done: the host holds one tensor at a time.
     let specs = net
         .params
@@ -655,7 +649,7 @@ pub fn locate(
         .map_err(fail)?;
         write_seconds += write_start.elapsed().as_secs_f64();
     }
-    bar.finish_and_clear();
+    led_io::progress::finish(&bar);
     let write_start = Instant::now();
     tch::no_grad(|| -> Result<()> {
         // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.

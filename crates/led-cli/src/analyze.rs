@@ -72,16 +72,26 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
         e.1 += s.overlap;
         e.2.iter_mut().zip(&s.tasks).for_each(|(k, t)| *k += t.kept);
     }
+    // One column per model, named by its directory.
+    let heads: Vec<String> = plan
+        .models
+        .iter()
+        .map(|m| {
+            let name = m.path.file_name().unwrap_or(m.path.as_os_str());
+            format!("kept {}", name.to_string_lossy())
+        })
+        .collect();
+    let widths: Vec<usize> = heads.iter().map(|h| h.chars().count().max(12)).collect();
     print!("  {:>8} {:>12}", "kind", "overlap");
-    for i in 0..plan.models.len() {
-        print!(" {:>12}", format!("kept #{i}"));
+    for (h, w) in heads.iter().zip(&widths) {
+        print!(" {h:>w$}");
     }
     println!();
     let pct = |x: usize, n: usize| format!("{:.2} %", 100.0 * x as f64 / n.max(1) as f64);
     for (kind, (n, overlap, kept)) in &kinds {
         print!("  {:>8} {:>12}", kind.as_str(), pct(*overlap, *n));
-        for k in kept {
-            print!(" {:>12}", pct(*k, *n));
+        for (k, w) in kept.iter().zip(&widths) {
+            print!(" {:>w$}", pct(*k, *n));
         }
         println!();
     }

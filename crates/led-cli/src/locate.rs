@@ -61,7 +61,6 @@ pub struct Args {
 
 #[cfg(feature = "attribution")]
 pub fn run(args: &Args) -> Result<()> {
-    use std::io::IsTerminal;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -99,7 +98,7 @@ pub fn run(args: &Args) -> Result<()> {
         seed: args.seed,
         device,
         overwrite: args.force,
-        progress: std::io::stderr().is_terminal(),
+        progress: true,
         interrupt: Some(interrupt),
         max_memory: args
             .max_memory
@@ -107,6 +106,19 @@ pub fn run(args: &Args) -> Result<()> {
             .map(led_io::parse_size)
             .transpose()?,
     };
+    if !args.chat_template
+        && scorer != Scorer::Random
+        && led_attribution::ChatTemplate::from_model_dir(&args.model).is_ok()
+    {
+        eprintln!(
+            "note: {} has a chat template and prompts are scored as raw text. For a chat model, \
+             pass --chat-template: prompts are then rendered as a conversation and each answer is \
+             the assistant turn up to its end-of-turn token, as the model was trained (raw and \
+             chat-template scores select quite different weights). Use the same choice for the \
+             base and every fine-tune (docs/getting-started.md).",
+            args.model.display()
+        );
+    }
     println!("{}", led_attribution::Runtime::detect());
     let report = led_attribution::locate(&args.model, args.data.as_deref(), &args.out, &options)?;
     if report.reused {

@@ -1,7 +1,6 @@
 //! `led merge CONFIG OUT`: plan (checking everything), then merge with a progress bar.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Result;
@@ -47,7 +46,7 @@ pub fn run(
         force,
         threads,
         max_shard_size,
-        progress: std::io::stderr().is_terminal(),
+        progress: true,
         ..RunOptions::default()
     };
     let report = led_merge::run(&plan, out, &options)?;
@@ -111,9 +110,7 @@ pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_mask::TensorS
 /// `location:` entries: compute (or reuse) their score checkpoints in `OUT.scores/`.
 #[cfg(feature = "attribution")]
 fn locate_missing_scores(config: &mut MergeConfig, out: &Path) -> Result<()> {
-    for (path, reused) in
-        led_merging::resolve_locations(config, out, std::io::stderr().is_terminal())?
-    {
+    for (path, reused) in led_merging::resolve_locations(config, out, true)? {
         println!(
             "scores {}: {}",
             path.display(),

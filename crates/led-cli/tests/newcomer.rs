@@ -216,6 +216,20 @@ fn the_dry_run_checks_what_the_run_checks() {
         assert_eq!(r.status.code(), Some(1), "{err}");
         assert!(err.contains("already exists (pass --force"), "{err}");
     }
+    // Without a terminal, progress comes as lines (first and final state here: a short run).
+    let run = led()
+        .arg("merge")
+        .arg(&cfg)
+        .arg(&out)
+        .arg("--force")
+        .output()
+        .unwrap();
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(
+        err.contains("merging: (0 %)") && err.contains("merging: (100 %)"),
+        "{err}"
+    );
     // Every subcommand's help has examples.
     for sub in ["merge", "analyze", "inspect", "demo", "locate"] {
         let help = text(&led().args([sub, "--help"]).output().unwrap().stdout);
@@ -260,4 +274,76 @@ fn located_score_files_are_checked_by_their_weights_fingerprint() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&weights, std::fs::read(&weights).unwrap()).unwrap();
     refused(&ok, &out, &["models[0].scores.model", "the weights differ"]);
+}
+
+/// The demo's task-arithmetic config with `extra` top-level YAML.
+fn ta_config(d: &Path, name: &str, extra: &str) -> std::path::PathBuf {
+    let yaml = format!(
+        "merge_method: task_arithmetic\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0}}\n{extra}",
+        d.join("base").display(),
+        d.join("math").display(),
+    );
+    let path = d.join("configs").join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn no_output_transformers_cannot_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let out = dir.path().join("merged");
+    // mergekit's `union` vocabulary is refused by name, not taken as a path.
+    let union = ta_config(&d, "union.yaml", "tokenizer_source: union\n");
+    refused(&union, &out, &["tokenizer_source", "`union`"]);
+    // A path that is not a model directory.
+    let nowhere = ta_config(&d, "nowhere.yaml", "tokenizer_source: /nonexistent/tok\n");
+    refused(
+        &nowhere,
+        &out,
+        &[
+            "tokenizer_source",
+            "/nonexistent/tok",
+            "not a model directory",
+        ],
+    );
+    // A donor whose vocabulary differs from the merged embedding's rows (512).
+    let donor = dir.path().join("donor");
+    std::fs::create_dir(&donor).unwrap();
+    let config = std::fs::read_to_string(d.join("math/config.json")).unwrap();
+    std::fs::write(
+        donor.join("config.json"),
+        config.replace("\"vocab_size\": 512", "\"vocab_size\": 514"),
+    )
+    .unwrap();
+    let wider = ta_config(
+        &d,
+        "wider.yaml",
+        &format!("tokenizer_source: {}\n", donor.display()),
+    );
+    refused(&wider, &out, &["vocab_size 514", "512 rows"]);
+    // A base whose config.json disagrees with its own tensors: the merge is checked as a
+    // loader would before it is moved into place, and nothing is written.
+    let base_config = d.join("base/config.json");
+    let base_text = std::fs::read_to_string(&base_config).unwrap();
+    std::fs::write(
+        &base_config,
+        base_text.replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5"),
+    )
+    .unwrap();
+    let ok = ta_config(&d, "ta.yaml", "");
+    let r = merge(&ok, &out, false);
+    let err = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("would not load") && err.contains("num_hidden_layers is 5"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporary output left behind: {left:?}");
 }

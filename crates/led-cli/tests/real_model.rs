@@ -43,6 +43,21 @@ fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
          {\"prompt\": \"What is 2 + 3?\", \"answer\": \"2 + 3 = 5.\"}\n",
     )
     .unwrap();
+    // Without --chat-template, a chat model gets a note saying what the flag changes.
+    let raw = led()
+        .args(["locate", "--samples", "1", "--device", "cpu", "--model"])
+        .arg(&base)
+        .arg("--data")
+        .arg(d.join("data.jsonl"))
+        .arg("--out")
+        .arg(d.join("raw.safetensors"))
+        .output()
+        .unwrap();
+    let note = String::from_utf8_lossy(&raw.stderr);
+    assert!(
+        raw.status.success() && note.contains("pass --chat-template"),
+        "{note}"
+    );
     for (name, model) in [("base", &base), ("ft", &ft)] {
         run(led()
             .args([

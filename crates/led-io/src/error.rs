@@ -245,6 +245,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A written model directory that transformers would not load as it is (checked before it
+    /// is moved into place, so nothing is written).
+    #[error("{path}: the output would not load as a Hugging Face model: {}", problems.join("; "))]
+    NotLoadable {
+        /// The output.
+        path: PathBuf,
+        /// Every inconsistency found.
+        problems: Vec<String>,
+    },
     /// Score-checkpoint metadata that is missing or malformed.
     #[error("{path}: score metadata: {reason}")]
     ScoreMetadata {

@@ -64,3 +64,145 @@ pub fn copy_model_files(donor: &Path, dest: &Path, dtype: Option<Dtype>) -> Resu
     }
     Ok(copied)
 }
+
+/// Problems that would stop transformers from loading the model directory `dir` whose tensors
+/// are `tensors` (name, shape), from its `config.json` and `tokenizer.json`: the embedding's
+/// and `lm_head`'s rows against `vocab_size`, an untied config without `lm_head.weight`, the
+/// decoder layers present against `num_hidden_layers`, and token ids beyond the vocabulary.
+/// Nothing is checked without a `config.json` (not a transformers model directory).
+pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<Vec<String>> {
+    let config_path = dir.join(CONFIG_FILE);
+    if !config_path.is_file() {
+        return Ok(Vec::new());
+    }
+    let json = |path: &Path| -> Result<Value> {
+        let text = fs::read(path).at(path)?;
+        serde_json::from_slice(&text).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            reason: format!("not valid JSON: {e}"),
+        })
+    };
+    let config = json(&config_path)?;
+    let mut problems = Vec::new();
+    let number = |key: &str| config.get(key).and_then(Value::as_u64);
+    let rows = |suffix: &str| {
+        tensors
+            .iter()
+            .find(|(n, _)| n.ends_with(suffix))
+            .and_then(|(n, s)| s.first().map(|r| (*n, *r as u64)))
+    };
+    let vocab = number("vocab_size");
+    if let Some(vocab) = vocab {
+        for suffix in ["embed_tokens.weight", "lm_head.weight"] {
+            if let Some((name, r)) = rows(suffix)
+                && r != vocab
+            {
+                problems.push(format!(
+                    "{name} has {r} rows but config.json's vocab_size is {vocab}"
+                ));
+            }
+        }
+    }
+    if config.get("tie_word_embeddings") == Some(&Value::Bool(false))
+        && rows("embed_tokens.weight").is_some()
+        && rows("lm_head.weight").is_none()
+    {
+        problems.push(
+            "config.json says tie_word_embeddings: false but there is no lm_head.weight".into(),
+        );
+    }
+    let layers: std::collections::BTreeSet<u64> = tensors
+        .iter()
+        .filter_map(|(n, _)| {
+            n.strip_prefix("model.layers.")?
+                .split('.')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    if let (Some(n), Some(last)) = (number("num_hidden_layers"), layers.last())
+        && (*last + 1 != n || layers.len() as u64 != n)
+    {
+        problems.push(format!(
+            "config.json's num_hidden_layers is {n} but the tensors hold {} layer(s) (0..={last})",
+            layers.len()
+        ));
+    }
+    let tokenizer_path = dir.join("tokenizer.json");
+    if let (Some(vocab), true) = (vocab, tokenizer_path.is_file()) {
+        let tok = json(&tokenizer_path)?;
+        let ids = |v: Option<&Value>| -> Option<u64> {
+            match v? {
+                Value::Object(m) => m.values().filter_map(Value::as_u64).max(),
+                // Unigram: a list of [piece, score]; ids are positions.
+                Value::Array(a) => (a.len() as u64).checked_sub(1),
+                _ => None,
+            }
+        };
+        let model_max = ids(tok.get("model").and_then(|m| m.get("vocab")));
+        let added_max = tok
+            .get("added_tokens")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().filter_map(|t| t.get("id")?.as_u64()).max());
+        if let Some(max) = model_max.max(added_max)
+            && max >= vocab
+        {
+            problems.push(format!(
+                "tokenizer.json has token id {max} but config.json's vocab_size is {vocab}"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model directory with `config` and `tokenizer.json` holding ids up to `max_id`.
+    fn dir_with(config: &str, max_id: u64) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(CONFIG_FILE), config).unwrap();
+        let tok = format!(
+            r#"{{"model": {{"type": "WordLevel", "vocab": {{"a": 0, "b": 1}}}}, "added_tokens": [{{"id": {max_id}, "content": "<x>"}}]}}"#
+        );
+        fs::write(d.path().join("tokenizer.json"), tok).unwrap();
+        d
+    }
+
+    #[test]
+    fn loadability_is_checked_against_config_and_tokenizer() {
+        let config = r#"{"vocab_size": 64, "tie_word_embeddings": false, "num_hidden_layers": 2}"#;
+        let (embed, head, layer) = ([64usize, 8], [64usize, 8], [8usize, 8]);
+        let good: Vec<(&str, &[usize])> = vec![
+            ("model.embed_tokens.weight", &embed),
+            ("model.layers.0.mlp.up_proj.weight", &layer),
+            ("model.layers.1.mlp.up_proj.weight", &layer),
+            ("lm_head.weight", &head),
+        ];
+        let d = dir_with(config, 63);
+        assert!(loadability_problems(d.path(), &good).unwrap().is_empty());
+        // Rows against vocab_size, a missing untied head, a layer too many, a token id too large.
+        let wide = [66usize, 8];
+        let bad: Vec<(&str, &[usize])> = vec![
+            ("model.embed_tokens.weight", &wide),
+            ("model.layers.0.mlp.up_proj.weight", &layer),
+            ("model.layers.1.mlp.up_proj.weight", &layer),
+            ("model.layers.2.mlp.up_proj.weight", &layer),
+        ];
+        let d = dir_with(config, 64);
+        assert_eq!(
+            loadability_problems(d.path(), &bad).unwrap(),
+            [
+                "model.embed_tokens.weight has 66 rows but config.json's vocab_size is 64",
+                "config.json says tie_word_embeddings: false but there is no lm_head.weight",
+                "config.json's num_hidden_layers is 2 but the tensors hold 3 layer(s) (0..=2)",
+                "tokenizer.json has token id 64 but config.json's vocab_size is 64",
+            ]
+        );
+        // Without config.json: not a transformers directory, nothing to check.
+        let bare = tempfile::tempdir().unwrap();
+        assert!(loadability_problems(bare.path(), &bad).unwrap().is_empty());
+    }
+}

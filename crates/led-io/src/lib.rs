@@ -40,13 +40,14 @@ mod error;
 mod files;
 mod header;
 pub mod meta;
+pub mod progress;
 mod reader;
 mod size;
 mod writer;
 
 pub use dtype::{Dtype, decode_f32, encode_f32};
 pub use error::{Error, Result};
-pub use files::{CONFIG_FILE, MODEL_SIDE_FILES, copy_model_files};
+pub use files::{CONFIG_FILE, MODEL_SIDE_FILES, copy_model_files, loadability_problems};
 pub use meta::{ScoreMetadata, weights_fingerprint};
 pub use reader::{Checkpoint, TensorInfo, validate_safetensors};
 pub use size::parse_size;

@@ -478,6 +478,30 @@ impl CheckpointWriter {
         crate::files::copy_model_files(donor, &self.temp, dtype)
     }
 
+    /// For a directory target: fail with [`Error::NotLoadable`] if its `config.json` and
+    /// `tokenizer.json` (as added so far) and the declared tensors would not load in
+    /// transformers ([`crate::loadability_problems`]). Call it before [`Self::finish`]:
+    /// on failure nothing is moved into place.
+    pub fn check_loadable(&self) -> Result<()> {
+        if self.single_file {
+            return Ok(());
+        }
+        let tensors: Vec<(&str, &[usize])> = self
+            .slots
+            .iter()
+            .map(|s| (s.spec.name.as_str(), s.spec.shape.as_slice()))
+            .collect();
+        let problems = crate::files::loadability_problems(&self.temp, &tensors)?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::NotLoadable {
+                path: self.target.clone(),
+                problems,
+            })
+        }
+    }
+
     /// Check every declared tensor was written in full, flush to disk, write the index, and
     /// move the result into place.
     pub fn finish(mut self) -> Result<Written> {

@@ -1,4 +1,4 @@
-//! Merge (spec §4): θ = θ_b + Σ λ_i (m_i ⊙ τ_i), straight from dense masks, without
+//! Merge (docs/how-led-works.md, "4. Merge"): θ = θ_b + Σ λ_i (m_i ⊙ τ_i), straight from dense masks, without
 //! materialising f32 masks or task vectors.
 
 use rayon::prelude::*;

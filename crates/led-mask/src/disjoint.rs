@@ -1,4 +1,4 @@
-//! Disjoint (spec §3): every element elected by two or more tasks is removed from all of them.
+//! Disjoint (docs/how-led-works.md, "3. Disjoint"): every element elected by two or more tasks is removed from all of them.
 
 use crate::dense::DenseMask;
 

@@ -1,4 +1,4 @@
-//! Elect (spec §2): per tensor, the top-r sets under the base's and the fine-tuned model's
+//! Elect (docs/how-led-works.md, "2. Elect"): per tensor, the top-r sets under the base's and the fine-tuned model's
 //! scores, combined by an election pattern.
 
 use std::fmt;

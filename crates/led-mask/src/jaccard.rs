@@ -1,4 +1,4 @@
-//! Overlap analysis (spec §7, the paper's Fig. 4): Jaccard indices of top-r sets per tensor,
+//! Overlap analysis (the paper's Fig. 4; docs/cli.md, `led analyze`): Jaccard indices of top-r sets per tensor,
 //! pooled by layer index and tensor kind from Hugging Face tensor names.
 
 use std::collections::BTreeMap;

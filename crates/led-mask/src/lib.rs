@@ -3,7 +3,7 @@
 //! Where it sits: Locate → **Elect → Disjoint** → Merge. Given per-element importance scores
 //! of the base and of each fine-tuned model (from Locate), this crate selects each tensor's
 //! top-r sets in O(n), combines them by an election pattern, removes weights elected by more
-//! than one task, and applies the masked task vectors. Semantics: `spec/led-merging.md` §2–§5
+//! than one task, and applies the masked task vectors. Semantics: docs/how-led-works.md, sections 2–4
 //! and §7, implemented as written. No libtorch.
 //!
 //! Two mask representations, each where it wins (see `docs/PERFORMANCE.md`):

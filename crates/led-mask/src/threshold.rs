@@ -1,5 +1,5 @@
 //! Top-r threshold selection in O(n): a two-pass radix (histogram) select on the scores' bits,
-//! never a sort (spec §2).
+//! never a sort (docs/how-led-works.md, "2. Elect").
 
 use rayon::prelude::*;
 
@@ -129,7 +129,7 @@ fn count_members(scores: &[f32], t: f32) -> usize {
     scores.par_iter().filter(|&&s| s >= t && s > 0.0).count()
 }
 
-/// Select tensor `tensor`'s top-r threshold over `scores` (spec §2). Errors for an empty
+/// Select tensor `tensor`'s top-r threshold over `scores` (docs/how-led-works.md, "2. Elect"). Errors for an empty
 /// tensor, r outside (0, 1], and NaN or infinite scores.
 ///
 /// ```
@@ -182,7 +182,7 @@ pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Thre
     })
 }
 
-/// Top-r threshold selection over a score tensor too large to hold at once (spec §2, the same
+/// Top-r threshold selection over a score tensor too large to hold at once (docs/how-led-works.md, "2. Elect"; the same
 /// result as [`select_threshold`]): the caller feeds every score, in chunks of any size and in
 /// any order, once per pass, while [`StreamingThreshold::needs_pass`] says so (two passes, a
 /// third when the threshold is not positive).

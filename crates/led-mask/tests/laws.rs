@@ -1,4 +1,4 @@
-//! Property tests: the laws of the mask algebra (DESIGN.md, Testing).
+//! Property tests: the laws of the mask algebra (docs/RELIABILITY.md).
 
 use led_mask::bitvec::prelude::{BitVec, Lsb0};
 use led_mask::{

@@ -121,9 +121,31 @@ pub fn heatmap_svg(table: &JaccardTable, title: &str) -> String {
             }
         }
     }
+    // Colour scale: Jaccard 1 (top) to 0 (bottom), right of the cells.
+    let x = left + cell * kinds.len() as f64 + 24.0;
+    let step = (cell * layers.len().max(2) as f64 / SCALE_STEPS as f64).min(12.0);
+    s += &format!("<text x=\"{x}\" y=\"{}\">Jaccard</text>\n", top - 8.0);
+    for i in 0..SCALE_STEPS {
+        let j = 1.0 - i as f64 / (SCALE_STEPS - 1) as f64;
+        let shade = shade(j);
+        let y = top + step * i as f64;
+        s += &format!(
+            "<rect x=\"{x}\" y=\"{y}\" width=\"14\" height=\"{step}\" fill=\"rgb(255,{shade},{shade})\" stroke=\"#ccc\"/>\n"
+        );
+        if i == 0 || i == SCALE_STEPS - 1 || i == SCALE_STEPS / 2 {
+            s += &format!(
+                "<text x=\"{}\" y=\"{}\">{j:.1}</text>\n",
+                x + 18.0,
+                y + step / 2.0 + 4.0
+            );
+        }
+    }
     s += "</svg>\n";
     s
 }
+
+/// Steps of the heat maps' colour scale (0, 0.1, …, 1).
+const SCALE_STEPS: usize = 11;
 
 /// Cell colour from white (Jaccard 0) to deep red (1): the green and blue level.
 fn shade(j: f64) -> u8 {
@@ -197,8 +219,21 @@ pub fn heatmap_png(table: &JaccardTable, title: &str) -> Vec<u8> {
     let kinds: Vec<_> = table.by_kind().into_keys().collect();
     let layers: Vec<_> = table.by_layer().into_keys().collect();
     let (cell, left, top) = (64, 88, 48);
-    let width = (left + cell * kinds.len() + 16).max(16 + 8 * title.chars().count());
-    let mut c = Canvas::new(width, top + cell / 2 * layers.len() + 16);
+    // Room on the right for the colour scale (a strip of 16 px and its labels).
+    let scale_x = left + cell * kinds.len() + 16;
+    let width = (scale_x + 16 + 8 + 24 + 8).max(16 + 8 * title.chars().count());
+    let step = 10;
+    let height = (top + cell / 2 * layers.len()).max(top + step * SCALE_STEPS) + 16;
+    let mut c = Canvas::new(width, height);
+    for i in 0..SCALE_STEPS {
+        let j = 1.0 - i as f64 / (SCALE_STEPS - 1) as f64;
+        let s = shade(j);
+        let y = top + step * i;
+        c.rect(scale_x, y, 16, step, [255, s, s]);
+        if i == 0 || i == SCALE_STEPS - 1 {
+            c.text(scale_x + 16 + 8, y + step / 2 - 4, &format!("{j:.0}"));
+        }
+    }
     c.text(8, 8, title);
     for (i, k) in kinds.iter().enumerate() {
         let name = k.as_str();
@@ -288,8 +323,10 @@ mod tests {
         t.add("model.embed_tokens.weight", 4, 4);
         let svg = heatmap_svg(&t, "safety <> math");
         assert!(svg.starts_with("<svg") && svg.contains("safety &lt;&gt; math"));
+        // The colour scale: 11 steps from 1 (deep red) to 0 (white), labelled.
+        assert!(svg.contains(">Jaccard<") && svg.contains(">1.0<") && svg.contains(">0.0<"));
         // 3 rows (model, layer 0, layer 1) × 3 kinds, 3 filled.
-        assert_eq!(svg.matches("<rect x=").count(), 9);
+        assert_eq!(svg.matches("<rect x=").count(), 9 + SCALE_STEPS);
         assert!(
             svg.contains("layer 0 q: 0.500")
                 && svg.contains("model embed: 1.000")
@@ -312,7 +349,9 @@ mod tests {
             .flat_map(|y| (0..info.width as usize).map(move |x| (x, y)))
             .filter(|&(x, y)| px(x, y) == [255, 0, 0])
             .count();
-        // One cell's inside (62 × 30) less the black digits printed on it.
+        // One cell's inside (62 × 30) less the black digits printed on it, plus the colour
+        // scale's top step (16 × 10, Jaccard 1).
+        let red = red - 16 * 10;
         assert!(red > 1500 && red < 62 * 30, "{red}");
     }
 }

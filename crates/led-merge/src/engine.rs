@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use led_io::{Checkpoint, CheckpointWriter, TensorSpec, WriterOptions, Written, meta};
 use rayon::prelude::*;
 
@@ -24,7 +24,7 @@ pub struct RunOptions {
     pub threads: usize,
     /// Shard budget in bytes.
     pub max_shard_size: u64,
-    /// Show a progress bar on stderr.
+    /// Progress on stderr: a bar on a terminal, else a line every 5 s (`led_io::progress`).
     pub progress: bool,
     /// Tensors larger than this many elements are merged in parts where the method allows
     /// (see [`DEFAULT_CHUNK_ELEMENTS`]).
@@ -67,7 +67,7 @@ fn rows_of(shape: &[usize]) -> (usize, usize) {
 }
 
 /// Read rows `rows` of `name` from `ckpt` as f32, aligned to the reference's `shape`
-/// (vocabulary rule, spec §4): rows the input lacks come from `fill` (the base's values for
+/// (vocabulary rule, docs/merging.md, "What the engine checks"): rows the input lacks come from `fill` (the base's values for
 /// the same rows), or are zeros for scores; extra rows are never read.
 fn read_rows(
     ckpt: &Checkpoint,
@@ -636,19 +636,12 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         },
     )?;
     let seed = plan.config.random_seed.unwrap_or(0);
-    let bar = if options.progress {
-        ProgressBar::new(plan.output_bytes())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:>8} [{bar:40}] {binary_bytes}/{binary_total_bytes} {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    let bar = led_io::progress::bar(
+        plan.output_bytes(),
+        "merging",
+        "{binary_bytes}/{binary_total_bytes}, {binary_bytes_per_sec}",
+        options.progress,
     );
-    bar.set_message("merging");
     let notes = Mutex::new(Vec::new());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.threads)
@@ -675,7 +668,7 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
             .try_for_each(|t| merge_one(t))?;
         whole.iter().try_for_each(|t| merge_one(t))
     })?;
-    bar.finish_and_clear();
+    led_io::progress::finish(&bar);
     let out_dtype = plan
         .tensors
         .iter()
@@ -683,6 +676,8 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         .map(|t| t.dtype);
     writer.copy_model_files(&plan.donor, out_dtype)?;
     writer.add_file("README.md", model_card(plan, &yaml).as_bytes())?;
+    // A model transformers cannot load is never moved into place.
+    writer.check_loadable()?;
     let written = writer.finish()?;
     let mut warnings = plan.warnings.clone();
     let mut led = BTreeMap::new();

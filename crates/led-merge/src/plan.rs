@@ -97,6 +97,57 @@ fn config_err(path: &Path, key: impl Into<String>, reason: impl Into<String>) ->
     }
 }
 
+/// Where the output's config.json and tokenizer come from (`tokenizer_source`), checked: a
+/// model directory with a config.json whose vocabulary fits the merged embedding's rows (led
+/// does not resize embeddings: mergekit's `union` is refused).
+fn donor_of(path: &Path, source: Option<&str>, reference: &Input) -> Result<PathBuf> {
+    let key = "tokenizer_source";
+    let donor = match source {
+        None | Some("base") => return Ok(reference.path.clone()),
+        Some("union") => {
+            return Err(config_err(
+                path,
+                key,
+                "`union` (a vocabulary merged from every model, with new embedding rows) is not supported: use `base` or the directory of a model whose vocabulary is the base's",
+            ));
+        }
+        Some(other) => PathBuf::from(other),
+    };
+    let config = donor.join(led_io::CONFIG_FILE);
+    let text = std::fs::read(&config).map_err(|e| {
+        config_err(
+            path,
+            key,
+            format!(
+                "{}: not a model directory with a config.json ({e}); expected `base` or a model directory",
+                donor.display()
+            ),
+        )
+    })?;
+    let vocab = serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("vocab_size")?.as_u64());
+    let rows = reference
+        .ckpt
+        .tensors()
+        .iter()
+        .find(|t| t.name.ends_with("embed_tokens.weight"))
+        .and_then(|t| t.shape.first().copied());
+    if let (Some(vocab), Some(rows)) = (vocab, rows)
+        && vocab != rows as u64
+    {
+        return Err(config_err(
+            path,
+            key,
+            format!(
+                "{} has vocab_size {vocab} but the merged embedding has {rows} rows (the base's): led does not resize embeddings; use `base` or a model with the base's vocabulary",
+                donor.display()
+            ),
+        ));
+    }
+    Ok(donor)
+}
+
 fn parse_dtype(path: &Path, key: &str, text: &str) -> Result<Dtype> {
     match Dtype::parse(text) {
         Some(d) if d.writable_from_f32() => Ok(d),
@@ -108,7 +159,7 @@ fn parse_dtype(path: &Path, key: &str, text: &str) -> Result<Dtype> {
     }
 }
 
-/// Whether a tensor's vocabulary rows (first dimension) may differ between models (spec §4).
+/// Whether a tensor's vocabulary rows (first dimension) may differ between models (docs/merging.md, "What the engine checks").
 pub fn is_vocab_tensor(name: &str) -> bool {
     name.contains("embed_tokens") || name.starts_with("lm_head") || name.contains(".lm_head")
 }
@@ -250,11 +301,30 @@ impl MergePlan {
             _ => None,
         };
 
+        // A path that does not exist names its key, and where a relative one was looked for.
+        let open = |key: String, p: &Path| -> Result<Checkpoint> {
+            Checkpoint::open(p).map_err(|e| match e {
+                led_io::Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
+                    let hint = if p.is_relative() {
+                        format!(
+                            " (relative paths in a config resolve from the current directory, {}, not from the config's folder)",
+                            std::env::current_dir()
+                                .map(|d| d.display().to_string())
+                                .unwrap_or_else(|_| "?".into())
+                        )
+                    } else {
+                        String::new()
+                    };
+                    config_err(path, key, format!("{}: {error}{hint}", p.display()))
+                }
+                e => e.into(),
+            })
+        };
         let base = match &base_path {
             Some(p) => Some(Input {
                 index: None,
                 path: p.clone(),
-                ckpt: Checkpoint::open(p)?,
+                ckpt: open("base_model".into(), p)?,
                 scores: None,
                 parameters: Parameters::new(),
             }),
@@ -263,13 +333,16 @@ impl MergePlan {
         let mut models = Vec::with_capacity(model_entries.len());
         for (i, entry) in model_entries {
             let scores = match &entry.scores {
-                Some(s) => Some((Checkpoint::open(&s.model)?, Checkpoint::open(&s.base)?)),
+                Some(s) => Some((
+                    open(format!("models[{i}].scores.model"), &s.model)?,
+                    open(format!("models[{i}].scores.base"), &s.base)?,
+                )),
                 None => None,
             };
             models.push(Input {
                 index: Some(i),
                 path: entry.model.clone(),
-                ckpt: Checkpoint::open(&entry.model)?,
+                ckpt: open(format!("models[{i}].model"), &entry.model)?,
                 scores,
                 parameters: entry.parameters.clone(),
             });
@@ -288,10 +361,7 @@ impl MergePlan {
         if !problems.is_empty() {
             return Err(Error::Incompatible { problems });
         }
-        let donor = match config.tokenizer_source.as_deref() {
-            None | Some("base") => reference.path.clone(),
-            Some(other) => PathBuf::from(other),
-        };
+        let donor = donor_of(path, config.tokenizer_source.as_deref(), reference)?;
         let config_path = config_path.to_path_buf();
         Ok(MergePlan {
             config,
