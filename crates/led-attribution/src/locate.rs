@@ -73,6 +73,10 @@ pub struct LocateOptions {
     pub progress: bool,
     /// Set to stop early (Ctrl-C): the run fails and leaves no score file.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Score only shard `I` of `N` (`Some((I, N))`): the I-th of N contiguous, disjoint blocks of
+    /// the selected samples, into a partial score file that `led scores sum`
+    /// ([`crate::shards::sum`]) combines with the others into what one run writes.
+    pub shard: Option<(usize, usize)>,
     /// Device memory budget in bytes: parameters are scored in layer groups that fit it
     /// (several passes over the samples). `None`: on CUDA, 90 % of the device's free memory as
     /// CUDA reports it; on the CPU, one pass with every gradient.
@@ -158,6 +162,9 @@ pub fn request(
     }
     // How scores are computed, versioned: a score file from an earlier rule is not reused.
     opts.insert("rules".into(), SCORING_RULES.into());
+    if let Some((i, n)) = options.shard {
+        opts.insert(crate::shards::SHARD_OPTION.into(), format!("{i}/{n}"));
+    }
     // Where and in which precision: rounding differs between modes (random scores do not).
     if options.scorer != Scorer::Random {
         opts.insert(
@@ -489,6 +496,11 @@ pub fn locate(
         data_opts.subset_seed = Some(options.seed);
     }
     let (samples, data_report) = load_samples(data, &tokenizer, &data_opts)?;
+    let samples = match options.shard {
+        Some((i, n)) => crate::shards::block(&samples, i, n)
+            .map_err(|why| Error::Data(data.to_path_buf(), why))?,
+        None => samples,
+    };
     let device = options.device.resolve()?;
     let kind = crate::compute_kind(device);
     // On CUDA without a budget: 90 % of the device's free memory before the weights are loaded,
@@ -550,12 +562,20 @@ pub fn locate(
         options.progress,
     );
     // Scores go to the file as soon as each group is done: the host holds one tensor at a time.
+    // A Wanda shard keeps its sums of squares instead of scores (summed, then finalised, by
+    // `led scores sum`).
+    let partial_wanda = wanda && options.shard.is_some();
     let specs = net
         .params
         .iter()
         .map(|(n, t)| {
             let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-            TensorSpec::new(n, Dtype::F32, shape)
+            if partial_wanda && !grad_names.contains(n) {
+                let last = shape.last().copied().unwrap_or(1);
+                TensorSpec::new(crate::shards::sumsq_name(n), Dtype::F32, vec![last])
+            } else {
+                TensorSpec::new(n, Dtype::F32, shape)
+            }
         })
         .collect();
     let writer = score_writer(out, &record, options.overwrite, specs)?;
@@ -660,6 +680,11 @@ pub fn locate(
                     format!("no score for tensor {name:?}: it saw no input"),
                 )
             })?;
+            if partial_wanda {
+                let values = to_f32_vec(sumsq).map_err(torch_err(&net.path, name))?;
+                write_score(&writer, out, &crate::shards::sumsq_name(name), &values)?;
+                continue;
+            }
             // One f32 tensor, worked in place: the plan's temporary.
             let s = w
                 .f_to_kind(Kind::Float)

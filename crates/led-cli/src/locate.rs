@@ -7,7 +7,7 @@ use anyhow::Result;
 /// Arguments of `led locate`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  led locate --model models/instruct --data safety.jsonl --out scores/instruct-safety.safetensors\n  led locate --model models/base --data gsm8k.jsonl --out scores/base-gsm8k.safetensors --samples 64 --device cuda"
+    after_help = "Examples:\n  led locate --model models/instruct --data safety.jsonl --out scores/instruct-safety.safetensors\n  led locate --model models/base --data gsm8k.jsonl --out scores/base-gsm8k.safetensors --samples 64 --device cuda\n  led locate --model models/base --data gsm8k.jsonl --out parts/base-gsm8k.1.safetensors --shard 1/4   # then: led scores sum"
 )]
 pub struct Args {
     /// Model directory (config.json, tokenizer.json, safetensors).
@@ -52,6 +52,11 @@ pub struct Args {
     /// Replace an existing score file whose metadata differs.
     #[arg(long)]
     pub force: bool,
+    /// Score only shard I of N (e.g. 0/4): the I-th of N contiguous blocks of the selected
+    /// samples, into a partial score file; `led scores sum` combines the N parts into what one
+    /// run writes (docs/scale-out.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// Device memory budget (e.g. 40GB): score layer groups in separate passes to fit it.
     /// Default on CUDA: 90% of the device's free memory as CUDA reports it (groups only when
     /// one pass with every gradient would not fit); on the CPU: one pass.
@@ -76,6 +81,14 @@ pub fn run(args: &Args) -> Result<()> {
         )
     })?;
     anyhow::ensure!(args.samples > 0, "--samples must be positive");
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|s| {
+            led_attribution::shards::parse(s)
+                .ok_or_else(|| anyhow::anyhow!("--shard {s:?}: expected I/N with 0 <= I < N"))
+        })
+        .transpose()?;
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     // Ctrl-C stops between samples; the unfinished score file is never created.
@@ -100,6 +113,7 @@ pub fn run(args: &Args) -> Result<()> {
         overwrite: args.force,
         progress: true,
         interrupt: Some(interrupt),
+        shard,
         max_memory: args
             .max_memory
             .as_deref()

@@ -10,6 +10,7 @@ mod demo;
 mod inspect;
 mod locate;
 mod merge;
+mod scores;
 #[cfg(feature = "attribution")]
 mod trained_demo;
 
@@ -63,6 +64,9 @@ enum Command {
     },
     /// Score every weight of a model on a task dataset (LED's Locate step) into a score file.
     Locate(locate::Args),
+    /// Work on score files: `led scores sum` combines the shards of a `led locate --shard` run.
+    #[command(subcommand)]
+    Scores(scores::Command),
     /// Merge models as a mergekit-style YAML config says (led, ties, task_arithmetic, ...).
     #[command(
         after_help = "Relative paths in the config resolve from the current directory (as in mergekit).\n\nExamples:\n  led merge merge.yaml merged/ --dry-run\n  led -v merge merge.yaml merged/ --dry-run   # one line per tensor\n  led merge merge.yaml merged/ --threads 4 --max-shard-size 2GB\n  led merge merge.yaml merged/ --force        # replace merged/"
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             out,
         } => analyze::run(&scores, config.as_deref(), top, out.as_deref()),
         Command::Locate(args) => locate::run(&args),
+        Command::Scores(command) => scores::run(&command),
         Command::Merge {
             config,
             out,
