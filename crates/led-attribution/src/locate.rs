@@ -219,7 +219,7 @@ pub fn random_scores(seed: u64, name: &str, n: usize) -> Vec<f32> {
 }
 
 /// A writer of the score file `out`: one f32 tensor per spec, in any order.
-fn score_writer(
+pub(crate) fn score_writer(
     out: &Path,
     record: &ScoreMetadata,
     overwrite: bool,
@@ -237,7 +237,7 @@ fn score_writer(
 }
 
 /// Write one tensor's scores, refusing non-finite values.
-fn write_score(writer: &CheckpointWriter, out: &Path, name: &str, values: &[f32]) -> Result<()> {
+pub(crate) fn write_score(writer: &CheckpointWriter, out: &Path, name: &str, values: &[f32]) -> Result<()> {
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::Model(
             out.to_path_buf(),

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use led_io::{Checkpoint, CheckpointWriter, Dtype, ScoreMetadata, TensorSpec, WriterOptions};
+use led_io::{Checkpoint, Dtype, ScoreMetadata, TensorSpec};
 
 use crate::{Error, Result};
 
@@ -173,15 +173,7 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
             Ok(TensorSpec::new(name, Dtype::F32, shape))
         })
         .collect::<Result<Vec<_>>>()?;
-    let writer = CheckpointWriter::create_file(
-        out,
-        specs,
-        WriterOptions {
-            overwrite,
-            metadata: record.to_map(),
-            ..Default::default()
-        },
-    )?;
+    let writer = crate::locate::score_writer(out, &record, overwrite, specs)?;
     for n in &names {
         let mut total = parts[0].1.read_f32(n)?;
         for (_, c) in &parts[1..] {
@@ -207,7 +199,7 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
             }
             _ => total,
         };
-        writer.write_f32(&name, &values)?;
+        crate::locate::write_score(&writer, out, &name, &values)?;
     }
     writer.finish()?;
     Ok(SumReport {
