@@ -18,6 +18,7 @@ pub mod config;
 pub mod data;
 pub mod locate;
 pub mod model;
+pub mod placement;
 pub mod shards;
 pub mod train;
 

@@ -73,6 +73,9 @@ pub struct LocateOptions {
     pub progress: bool,
     /// Set to stop early (Ctrl-C): the run fails and leaves no score file.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Further devices: with any, the model's layers are placed over `device` and these in
+    /// contiguous ranges sized from each device's memory ([`crate::placement`]), in one pass.
+    pub more_devices: Vec<DeviceChoice>,
     /// Score only shard `I` of `N` (`Some((I, N))`): the I-th of N contiguous, disjoint blocks of
     /// the selected samples, into a partial score file that `led scores sum`
     /// ([`crate::shards::sum`]) combines with the others into what one run writes.
@@ -167,10 +170,11 @@ pub fn request(
     }
     // Where and in which precision: rounding differs between modes (random scores do not).
     if options.scorer != Scorer::Random {
-        opts.insert(
-            "compute".into(),
-            crate::compute_mode(options.device.resolve()?).into(),
-        );
+        let device = devices(options)?
+            .into_iter()
+            .find(|d| d.is_cuda())
+            .unwrap_or(tch::Device::Cpu);
+        opts.insert("compute".into(), crate::compute_mode(device).into());
     }
     // The same path and config can hold new weights (a model trained again): fingerprint them.
     opts.insert(
@@ -237,7 +241,12 @@ pub(crate) fn score_writer(
 }
 
 /// Write one tensor's scores, refusing non-finite values.
-pub(crate) fn write_score(writer: &CheckpointWriter, out: &Path, name: &str, values: &[f32]) -> Result<()> {
+pub(crate) fn write_score(
+    writer: &CheckpointWriter,
+    out: &Path,
+    name: &str,
+    values: &[f32],
+) -> Result<()> {
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::Model(
             out.to_path_buf(),
@@ -368,22 +377,12 @@ impl MemoryPlan {
         let fixed = weights + activations + temporary;
         let available = budget.saturating_sub(fixed);
         // Units: the embedding, each decoder layer, and the final norm with the head.
-        let unit_of = |n: &str| -> usize {
-            if n.contains("embed_tokens") {
-                0
-            } else if let Some(rest) = n.strip_prefix("model.layers.") {
-                1 + rest
-                    .split('.')
-                    .next()
-                    .and_then(|l| l.parse::<usize>().ok())
-                    .unwrap_or(0)
-            } else {
-                usize::MAX
-            }
-        };
         let mut units: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for n in grad_names {
-            units.entry(unit_of(n)).or_default().push(n.clone());
+            units
+                .entry(crate::placement::unit_of(n, config.num_layers))
+                .or_default()
+                .push(n.clone());
         }
         let mut used = 0u64;
         for names in units.into_values() {
@@ -405,6 +404,38 @@ impl MemoryPlan {
             plan.groups.last_mut().expect("pushed").extend(names);
         }
         Ok(plan)
+    }
+}
+
+/// Every device of a run: `device`, then `more_devices`.
+fn devices(options: &LocateOptions) -> Result<Vec<tch::Device>> {
+    std::iter::once(options.device)
+        .chain(options.more_devices.iter().copied())
+        .map(DeviceChoice::resolve)
+        .collect()
+}
+
+/// Memory budget of `device` in bytes: `max_memory`, else 90 % of its free memory (CUDA's
+/// count for a GPU, `MemAvailable` for the CPU). `None` for the CPU when it cannot be read.
+fn budget_of(device: tch::Device, max_memory: Option<u64>) -> Result<Option<u64>> {
+    if let Some(b) = max_memory {
+        return Ok(Some(b));
+    }
+    match device {
+        tch::Device::Cuda(n) => {
+            let (free, _) = cuda_memory(n).map_err(|why| {
+                Error::Device(
+                    format!("cuda:{n}"),
+                    format!("cannot read its free memory ({why}): pass --max-memory"),
+                )
+            })?;
+            Ok(Some(free / 10 * 9))
+        }
+        _ => Ok(std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 10 * 9)
+        })),
     }
 }
 
@@ -461,6 +492,12 @@ pub fn locate(
         }
     }
     let started = Instant::now();
+    if options.scorer == Scorer::Random && options.shard.is_some() {
+        return Err(Error::Data(
+            out.to_path_buf(),
+            "--shard splits samples; the random scorer uses none: run it once".into(),
+        ));
+    }
     if options.scorer == Scorer::Random {
         let ckpt = Checkpoint::open(model)?;
         let floats: Vec<_> = ckpt
@@ -501,25 +538,47 @@ pub fn locate(
             .map_err(|why| Error::Data(data.to_path_buf(), why))?,
         None => samples,
     };
-    let device = options.device.resolve()?;
-    let kind = crate::compute_kind(device);
+    let all_devices = devices(options)?;
+    let device = all_devices[0];
+    let kind = crate::compute_kind(
+        all_devices
+            .iter()
+            .copied()
+            .find(|d| d.is_cuda())
+            .unwrap_or(device),
+    );
     // On CUDA without a budget: 90 % of the device's free memory before the weights are loaded,
     // so that layer groups kick in only when one pass with every gradient would not fit.
     let budget = match (options.max_memory, device) {
-        (Some(b), _) => Some(b),
-        (None, tch::Device::Cuda(n)) => {
-            let (free, _) = cuda_memory(n).map_err(|why| {
-                Error::Device(
-                    format!("cuda:{n}"),
-                    format!("cannot read its free memory ({why}): pass --max-memory"),
-                )
-            })?;
-            Some(free / 10 * 9)
+        (None, tch::Device::Cpu) => None,
+        _ => budget_of(device, options.max_memory)?,
+    };
+    // Several devices: contiguous layer ranges sized from each one's budget, one pass.
+    let placement = if all_devices.len() > 1 {
+        let config = crate::ModelConfig::from_dir(model)?;
+        let b: u64 = if kind == Kind::Float { 4 } else { 2 };
+        let mut costs = vec![0u64; config.num_layers + 2];
+        for (name, shape) in Model::parameter_shapes(&config) {
+            let numel: i64 = shape.iter().product();
+            costs[crate::placement::unit_of(&name, config.num_layers)] +=
+                numel as u64 * (2 * b + 4);
         }
-        (None, _) => None,
+        let budgets = all_devices
+            .iter()
+            .map(|&d| Ok(budget_of(d, options.max_memory)?.unwrap_or(u64::MAX / 64)))
+            .collect::<Result<Vec<_>>>()?;
+        let p = crate::placement::Placement::new(&all_devices, &budgets, &costs)
+            .map_err(|why| Error::Model(model.to_path_buf(), why))?;
+        tracing::info!("placement: {}", p.describe());
+        Some((p, config.num_layers))
+    } else {
+        None
     };
     let load_start = Instant::now();
-    let net = Model::load(model, device, kind)?;
+    let net = match &placement {
+        Some((p, layers)) => Model::load_placed(model, kind, |n| p.device_of(n, *layers))?,
+        None => Model::load(model, device, kind)?,
+    };
     let load_seconds = load_start.elapsed().as_secs_f64();
     let wanda = options.scorer == Scorer::Wanda;
     // SNIP needs every gradient; Wanda only the embedding's and the biases' (scored by SNIP).
@@ -545,7 +604,8 @@ pub fn locate(
         kind,
         &grad_names,
         (longest, longest_answer),
-        budget,
+        // Over several devices the placement sized the run: one pass.
+        if placement.is_some() { None } else { budget },
     )
     .map_err(|why| Error::Model(net.path.clone(), why))?;
     let planned_peak = plan.peak();
@@ -583,8 +643,10 @@ pub fn locate(
     let (mut scoring_seconds, mut write_seconds) = (0f64, 0f64);
     // CUDA runs asynchronously: a timer stops after the device's queued work has finished.
     let finished = || {
-        if let tch::Device::Cuda(n) = device {
-            tch::Cuda::synchronize(n as i64);
+        for d in &all_devices {
+            if let tch::Device::Cuda(n) = d {
+                tch::Cuda::synchronize(*n as i64);
+            }
         }
         Instant::now()
     };
@@ -602,7 +664,7 @@ pub fn locate(
         let mut acc = Vec::with_capacity(inputs.len());
         for (p, name) in inputs.iter().zip(group) {
             acc.push(
-                Tensor::f_zeros(p.size(), (Kind::Float, device))
+                Tensor::f_zeros(p.size(), (Kind::Float, p.device()))
                     .map_err(torch_err(&net.path, name))
                     .map_err(fail)?,
             );
@@ -709,7 +771,10 @@ pub fn locate(
         load_seconds,
         write_seconds,
         data: data_report,
-        device: format!("{device:?}"),
+        device: match &placement {
+            Some((p, _)) => p.describe(),
+            None => format!("{device:?}"),
+        },
         groups: groups.len(),
         planned_peak,
         budget,

@@ -33,6 +33,7 @@ impl Activations {
             return Ok(());
         };
         let x2 = x.detach().f_to_kind(Kind::Float)?;
+        let mask = mask.f_to_device(x2.device())?;
         let sq = x2
             .f_mul(&x2)?
             .f_mul(&mask.f_unsqueeze(-1)?)?
@@ -58,10 +59,14 @@ pub struct Model {
     pub params: BTreeMap<String, Tensor>,
     /// Where it was loaded from.
     pub path: PathBuf,
-    /// Device.
+    /// The embedding's device (where a forward pass starts).
     pub device: Device,
     /// Weight dtype.
     pub kind: Kind,
+    /// Each decoder layer's device (all `device` unless placed over several).
+    pub layer_devices: Vec<Device>,
+    /// The final norm's and the head's device.
+    pub head_device: Device,
     inv_freq: Tensor,
 }
 
@@ -129,6 +134,13 @@ fn rotate_half(x: &Tensor) -> Result<Tensor, TchError> {
 impl Model {
     /// Load the model at `dir` (config.json + safetensors) onto `device` in `kind` (f32 or bf16).
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        Self::load_placed(dir, kind, |_| device)
+    }
+
+    /// Load the model at `dir` in `kind` with each parameter on `device_of(name)`: contiguous
+    /// layer ranges over several devices ([`crate::placement`]); activations move between them
+    /// in the forward pass.
+    pub fn load_placed(dir: &Path, kind: Kind, device_of: impl Fn(&str) -> Device) -> Result<Self> {
         let config = ModelConfig::from_dir(dir)?;
         let ckpt = Checkpoint::open(dir)?;
         let mut names = vec!["model.embed_tokens.weight".to_owned()];
@@ -147,7 +159,7 @@ impl Model {
                     format!("tensor {name:?} is missing (config.json says it should exist)"),
                 ));
             }
-            let t = load_tensor(&ckpt, name, device, kind)?;
+            let t = load_tensor(&ckpt, name, device_of(name), kind)?;
             params.insert(name.clone(), t);
         }
         if let Some(extra) = ckpt
@@ -163,6 +175,11 @@ impl Model {
                 ),
             ));
         }
+        let device = device_of("model.embed_tokens.weight");
+        let layer_devices = (0..config.num_layers)
+            .map(|l| device_of(&format!("model.layers.{l}.input_layernorm.weight")))
+            .collect();
+        let head_device = device_of("model.norm.weight");
         let inv = Tensor::from_slice(&inv_freq(&config)).to_device(device);
         Ok(Model {
             config,
@@ -170,6 +187,8 @@ impl Model {
             path: dir.to_path_buf(),
             device,
             kind,
+            layer_devices,
+            head_device,
             inv_freq: inv,
         })
     }
@@ -183,12 +202,15 @@ impl Model {
         path: PathBuf,
     ) -> Self {
         let inv = Tensor::from_slice(&inv_freq(&config)).to_device(device);
+        let layer_devices = vec![device; config.num_layers];
         Model {
             config,
             params,
             path,
             device,
             kind,
+            layer_devices,
+            head_device: device,
             inv_freq: inv,
         }
     }
@@ -313,15 +335,27 @@ impl Model {
             let sin = emb.f_sin()?.f_to_kind(self.kind)?.f_unsqueeze(1)?;
             Ok((x, cos, sin))
         })();
-        let (mut x, cos, sin) = rope.map_err(self.torch(embed))?;
+        let (mut x, mut cos, mut sin) = rope.map_err(self.torch(embed))?;
         for l in 0..c.num_layers {
             let p = format!("model.layers.{l}");
+            // Across devices: the hidden state (and RoPE's tables) move with the layers.
+            let dev = self.layer_devices[l];
+            if x.device() != dev {
+                (|| -> Result<(), TchError> {
+                    x = x.f_to_device(dev)?;
+                    cos = cos.f_to_device(dev)?;
+                    sin = sin.f_to_device(dev)?;
+                    Ok(())
+                })()
+                .map_err(self.torch(&p))?;
+            }
             x = self
                 .layer(&p, &x, &cos, &sin, acts)
                 .map_err(self.torch(&p))?;
         }
-        self.rms_norm(&x, "model.norm.weight", acts)
-            .map_err(self.torch("model.norm.weight"))
+        let norm = "model.norm.weight";
+        let x = x.f_to_device(self.head_device).map_err(self.torch(norm))?;
+        self.rms_norm(&x, norm, acts).map_err(self.torch(norm))
     }
 
     /// One decoder layer.
@@ -431,7 +465,7 @@ impl Model {
             let pred = x
                 .f_narrow(0, prompt_len as i64 - 1, n)?
                 .f_linear(self.p(&head.weight), None::<Tensor>)?;
-            let target = Tensor::f_from_slice(&ids[prompt_len..])?.f_to_device(self.device)?;
+            let target = Tensor::f_from_slice(&ids[prompt_len..])?.f_to_device(self.head_device)?;
             pred.f_log_softmax(-1, Kind::Float)?.f_nll_loss(
                 &target,
                 None::<Tensor>,

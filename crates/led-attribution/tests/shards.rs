@@ -1,5 +1,6 @@
-//! Sample shards summed equal one run (SNIP and Wanda), and `sum` refuses what is not every
-//! shard of one request, naming the shard.
+//! Scale-out of Locate: sample shards summed equal one run (SNIP and Wanda), and `sum` refuses
+//! what is not every shard of one request, naming the shard; a model placed over several
+//! devices gives the scores of one device.
 
 mod common;
 
@@ -110,4 +111,53 @@ fn shards_summed_equal_one_run() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("is empty: use at most 3 shards"), "{err}");
+}
+
+#[test]
+fn layers_over_several_devices_give_the_scores_of_one() {
+    let refs = tempfile::tempdir().unwrap();
+    common::reference("make_reference.py", &[refs.path()]);
+    let root = refs.path();
+    for case in ["llama_gqa", "llama3_tied"] {
+        let dir = root.join(case);
+        let data = dir.join("data.jsonl");
+        for scorer in [Scorer::Snip, Scorer::Wanda] {
+            let one = LocateOptions {
+                scorer,
+                data: DataOptions {
+                    samples: 3,
+                    ..Default::default()
+                },
+                device: DeviceChoice::Cpu,
+                ..Default::default()
+            };
+            let tag = format!("{case}-{}", scorer.as_str());
+            let a = root.join(format!("{tag}-one.safetensors"));
+            locate(&dir, Some(&data), &a, &one).unwrap();
+            // Three CPU "devices" with equal memory: embedding + layer 0 | layer 1 | head.
+            let three = LocateOptions {
+                more_devices: vec![DeviceChoice::Cpu, DeviceChoice::Cpu],
+                ..one.clone()
+            };
+            let b = root.join(format!("{tag}-three.safetensors"));
+            let report = locate(&dir, Some(&data), &b, &three).unwrap();
+            assert_eq!(
+                report.device.matches("Cpu:").count(),
+                3,
+                "{}",
+                report.device
+            );
+            let (a, b) = (Checkpoint::open(&a).unwrap(), Checkpoint::open(&b).unwrap());
+            for t in a.tensors() {
+                let want = a.read_f32(&t.name).unwrap();
+                let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = max_abs_diff(&b.read_f32(&t.name).unwrap(), &want);
+                assert!(
+                    d <= 1e-6 * scale.max(1e-12),
+                    "{tag}: {} differs by {d} over three devices",
+                    t.name
+                );
+            }
+        }
+    }
 }

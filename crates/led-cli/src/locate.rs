@@ -31,7 +31,8 @@ pub struct Args {
     /// Use a seeded random subset instead of the first records.
     #[arg(long)]
     pub subset: bool,
-    /// auto, cpu, cuda or cuda:N.
+    /// auto, cpu, cuda or cuda:N; or a list (cuda:0,cuda:1 or cuda:0,cpu) over which the
+    /// model's layers are placed in contiguous ranges sized from each device's memory.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Prompt field name (default: prompt or question).
@@ -74,12 +75,20 @@ pub fn run(args: &Args) -> Result<()> {
     let scorer = Scorer::parse(&args.scorer).ok_or_else(|| {
         anyhow::anyhow!("--scorer {:?}: expected snip, wanda or random", args.scorer)
     })?;
-    let device = DeviceChoice::parse(&args.device).ok_or_else(|| {
-        anyhow::anyhow!(
-            "--device {:?}: expected auto, cpu, cuda or cuda:N",
-            args.device
-        )
-    })?;
+    // One device, or a list over which the model's layers are placed (`cuda:0,cuda:1,cpu`).
+    let mut devices = args
+        .device
+        .split(',')
+        .map(|d| {
+            DeviceChoice::parse(d.trim()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--device {:?}: expected auto, cpu, cuda or cuda:N, or a comma-separated list of them",
+                    args.device
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let device = devices.remove(0);
     anyhow::ensure!(args.samples > 0, "--samples must be positive");
     let shard = args
         .shard
@@ -114,6 +123,7 @@ pub fn run(args: &Args) -> Result<()> {
         progress: true,
         interrupt: Some(interrupt),
         shard,
+        more_devices: devices,
         max_memory: args
             .max_memory
             .as_deref()

@@ -269,6 +269,32 @@ fn located_score_files_are_checked_by_their_weights_fingerprint() {
         &out,
         &["the weights differ", "It was computed on models[1]"],
     );
+    // `led scores sum` takes shards only; the random scorer cannot be sharded.
+    let r = led()
+        .args(["scores", "sum", "--out"])
+        .arg(dir.path().join("sum.safetensors"))
+        .arg(d.join("scores/safety.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        text(&r.stderr).contains("not a shard"),
+        "{}",
+        text(&r.stderr)
+    );
+    let r = led()
+        .args(["locate", "--scorer", "random", "--shard", "0/2", "--model"])
+        .arg(d.join("safety"))
+        .arg("--out")
+        .arg(dir.path().join("part.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        text(&r.stderr).contains("random scorer uses none"),
+        "{}",
+        text(&r.stderr)
+    );
     // The safety model rewritten after it was scored: its old scores no longer answer for it.
     let weights = d.join("safety/model-00001-of-00005.safetensors");
     std::thread::sleep(std::time::Duration::from_millis(20));
