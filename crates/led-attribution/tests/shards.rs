@@ -9,6 +9,19 @@ use common::max_abs_diff;
 use led_attribution::{DataOptions, DeviceChoice, LocateOptions, Scorer, locate, shards};
 use led_io::{Checkpoint, ScoreMetadata};
 
+/// The reference data's three samples, on the CPU (f32).
+fn three_samples_on_cpu(scorer: Scorer) -> LocateOptions {
+    LocateOptions {
+        scorer,
+        data: DataOptions {
+            samples: 3,
+            ..Default::default()
+        },
+        device: DeviceChoice::Cpu,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn shards_summed_equal_one_run() {
     let refs = tempfile::tempdir().unwrap();
@@ -18,15 +31,7 @@ fn shards_summed_equal_one_run() {
         let dir = root.join(case);
         let data = dir.join("data.jsonl");
         for scorer in [Scorer::Snip, Scorer::Wanda] {
-            let options = LocateOptions {
-                scorer,
-                data: DataOptions {
-                    samples: 3,
-                    ..Default::default()
-                },
-                device: DeviceChoice::Cpu,
-                ..Default::default()
-            };
+            let options = three_samples_on_cpu(scorer);
             let tag = format!("{case}-{}", scorer.as_str());
             let whole = root.join(format!("{tag}.safetensors"));
             locate(&dir, Some(&data), &whole, &options).unwrap();
@@ -122,15 +127,7 @@ fn layers_over_several_devices_give_the_scores_of_one() {
         let dir = root.join(case);
         let data = dir.join("data.jsonl");
         for scorer in [Scorer::Snip, Scorer::Wanda] {
-            let one = LocateOptions {
-                scorer,
-                data: DataOptions {
-                    samples: 3,
-                    ..Default::default()
-                },
-                device: DeviceChoice::Cpu,
-                ..Default::default()
-            };
+            let one = three_samples_on_cpu(scorer);
             let tag = format!("{case}-{}", scorer.as_str());
             let a = root.join(format!("{tag}-one.safetensors"));
             locate(&dir, Some(&data), &a, &one).unwrap();
