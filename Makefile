@@ -91,7 +91,7 @@ demo: venv
 	$(CARGO) run --release -p led-cli --all-features --bin led -- demo
 
 test: venv smollm2
-	LED_SMOLLM2=$(SMOLLM2) $(CARGO) test $(FEATURES) --no-fail-fast
+	LED_REQUIRE_PEERS=1 LED_SMOLLM2=$(SMOLLM2) $(CARGO) test $(FEATURES) --no-fail-fast
 
 clippy: venv
 	$(CARGO) clippy $(FEATURES) --all-targets -- -D warnings

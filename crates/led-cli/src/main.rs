@@ -68,27 +68,7 @@ enum Command {
     #[command(subcommand)]
     Scores(scores::Command),
     /// Merge models as a mergekit-style YAML config says (led, ties, task_arithmetic, ...).
-    #[command(
-        after_help = "Relative paths in the config resolve from the current directory (as in mergekit).\n\nExamples:\n  led merge merge.yaml merged/ --dry-run\n  led -v merge merge.yaml merged/ --dry-run   # one line per tensor\n  led merge merge.yaml merged/ --threads 4 --max-shard-size 2GB\n  led merge merge.yaml merged/ --force        # replace merged/"
-    )]
-    Merge {
-        /// The YAML config.
-        config: PathBuf,
-        /// Output model directory.
-        out: PathBuf,
-        /// Replace OUT if it exists.
-        #[arg(long)]
-        force: bool,
-        /// Tensors merged at once (0 = one per core); memory grows with it.
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Check everything and print the plan; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Largest output shard, e.g. 5GB or 500MiB.
-        #[arg(long, default_value = "5GB")]
-        max_shard_size: String,
-    },
+    Merge(merge::Args),
     /// Run the embedded end-to-end demo on generated models (nothing is downloaded).
     #[command(after_help = "Examples:\n  led demo\n  led demo --synthetic --out /tmp/demo")]
     Demo {
@@ -136,22 +116,7 @@ fn main() -> ExitCode {
         } => analyze::run(&scores, config.as_deref(), top, out.as_deref()),
         Command::Locate(args) => locate::run(&args),
         Command::Scores(command) => scores::run(&command),
-        Command::Merge {
-            config,
-            out,
-            force,
-            threads,
-            dry_run,
-            max_shard_size,
-        } => merge::run(
-            &config,
-            &out,
-            force,
-            threads,
-            dry_run,
-            &max_shard_size,
-            cli.verbose > 0,
-        ),
+        Command::Merge(args) => merge::run(&args, cli.verbose > 0),
         Command::Demo {
             out,
             force,

@@ -1,36 +1,54 @@
 //! `led merge CONFIG OUT`: plan (checking everything), then merge with a progress bar.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use bytesize::ByteSize;
 use led_merge::{MergeConfig, MergePlan, MergeReport, RunOptions};
 
-pub fn run(
-    config: &Path,
-    out: &Path,
-    force: bool,
-    threads: usize,
-    dry_run: bool,
-    max_shard_size: &str,
-    verbose: bool,
-) -> Result<()> {
-    let max_shard_size = led_io::parse_size(max_shard_size)?;
+/// Arguments of `led merge`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Relative paths in the config resolve from the current directory (as in mergekit).\n\nExamples:\n  led merge merge.yaml merged/ --dry-run\n  led -v merge merge.yaml merged/ --dry-run   # one line per tensor\n  led merge merge.yaml merged/ --threads 4 --max-shard-size 2GB\n  led merge merge.yaml merged/ --force        # replace merged/"
+)]
+pub struct Args {
+    /// The YAML config.
+    pub config: PathBuf,
+    /// Output model directory.
+    pub out: PathBuf,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Tensors merged at once (0 = one per core); memory grows with it.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Check everything and print the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Largest output shard, e.g. 5GB or 500MiB.
+    #[arg(long, default_value = "5GB")]
+    pub max_shard_size: String,
+}
+
+/// `led merge`; `verbose` (`-v`) lists every tensor in the dry run's plan.
+pub fn run(args: &Args, verbose: bool) -> Result<()> {
+    let (config, out) = (args.config.as_path(), args.out.as_path());
+    let max_shard_size = led_io::parse_size(&args.max_shard_size)?;
     let mut parsed = MergeConfig::from_file(config)?;
     // The output's existence is checked first, in the dry run too: it is what the run checks
     // before writing anything.
-    if out.exists() && !force {
+    if out.exists() && !args.force {
         return Err(led_io::Error::TargetExists {
             path: out.to_path_buf(),
         }
         .into());
     }
-    if !dry_run {
+    if !args.dry_run {
         locate_missing_scores(&mut parsed, out)?;
     }
     let plan = MergePlan::new(parsed, config)?;
-    if dry_run {
+    if args.dry_run {
         print!("{}", plan.describe(verbose));
         println!(
             "(dry run: every check of the run passed; nothing written; would write {})",
@@ -43,8 +61,8 @@ pub fn run(
     }
     let started = std::time::Instant::now();
     let options = RunOptions {
-        force,
-        threads,
+        force: args.force,
+        threads: args.threads,
         max_shard_size,
         progress: true,
         ..RunOptions::default()

@@ -4,23 +4,32 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use led_io::{Checkpoint, Dtype};
 use led_merge::{MergeConfig, MergePlan, RunOptions, run};
 
-fn mergekit() -> PathBuf {
+/// mergekit's command, or `None` (the test is skipped, saying so) when the project's virtualenv
+/// is absent: a plain `cargo test` runs without Python. `make test` sets `LED_REQUIRE_PEERS=1`,
+/// which turns a missing mergekit into a failure, so CI never skips it.
+fn mergekit() -> Option<PathBuf> {
     let venv = std::env::var_os("LED_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
     let exe = venv.join("bin/mergekit-yaml");
-    assert!(
-        exe.exists(),
+    if exe.exists() {
+        return Some(exe);
+    }
+    let why = format!(
         "{} not found: run the tests with `make test`, which installs mergekit into the project's virtualenv (or set LED_VENV)",
         exe.display()
     );
-    exe
+    assert!(std::env::var_os("LED_REQUIRE_PEERS").is_none(), "{why}");
+    // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+    let _ = writeln!(std::io::stderr(), "SKIPPED mergekit parity: {why}");
+    None
 }
 
 fn compare(ours: &Path, theirs: &Path, method: &str) {
@@ -73,7 +82,9 @@ fn compare(ours: &Path, theirs: &Path, method: &str) {
 
 #[test]
 fn same_output_as_mergekit() {
-    let exe = mergekit();
+    let Some(exe) = mergekit() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let model = |name: &str, seed: u64, scale: f32| {
