@@ -53,8 +53,8 @@ pub struct Conditional {
     /// Substring of the tensor name.
     #[serde(default)]
     pub filter: Option<String>,
-    /// The value.
-    pub value: Scalar,
+    /// The value (a scalar or a gradient).
+    pub value: Setting,
 }
 
 /// A parameter setting: a scalar, or mergekit's `[{filter, value}]` list where the first
@@ -64,26 +64,70 @@ pub struct Conditional {
 pub enum Setting {
     /// The same value for every tensor.
     Scalar(Scalar),
+    /// mergekit's gradient `[0, 0.5, 1]`: numbers interpolated linearly over the decoder layers
+    /// (layer l of L at t = l / (L − 1); other tensors at t = 0), booleans and strings picked
+    /// at index ⌊t·(n − 1)⌋.
+    Gradient(Vec<Scalar>),
     /// Per-tensor values chosen by name.
     Conditional(Vec<Conditional>),
 }
 
+/// Where tensor `name` sits for a gradient over a model of `layers` decoder layers, as mergekit
+/// computes it: `l / (layers − 1)` for layer l (1 for a one-layer model), 0 for every tensor
+/// outside the layers.
+pub fn layer_t(name: &str, layers: usize) -> f64 {
+    let layer = name
+        .strip_prefix("model.layers.")
+        .and_then(|r| r.split('.').next())
+        .and_then(|l| l.parse::<usize>().ok());
+    match layer {
+        Some(_) if layers <= 1 => 1.0,
+        Some(l) => l as f64 / (layers - 1) as f64,
+        None => 0.0,
+    }
+}
+
 impl Setting {
-    /// The value for tensor `name`, if any entry applies.
-    pub fn resolve(&self, name: &str) -> Option<&Scalar> {
+    /// The value for tensor `name` at gradient position `t` ([`layer_t`]), if any entry applies.
+    pub fn resolve(&self, name: &str, t: f64) -> Option<Scalar> {
         match self {
-            Setting::Scalar(s) => Some(s),
+            Setting::Scalar(s) => Some(s.clone()),
+            Setting::Gradient(list) => {
+                let numbers: Option<Vec<f64>> = list
+                    .iter()
+                    .map(|v| match v {
+                        Scalar::Number(n) => Some(*n),
+                        _ => None,
+                    })
+                    .collect();
+                let last = list.len().checked_sub(1)?;
+                let scaled = t * last as f64;
+                match numbers {
+                    Some(v) => {
+                        let i0 = (scaled.floor() as usize).min(last);
+                        let i1 = (i0 + 1).min(last);
+                        let frac = scaled - i0 as f64;
+                        Some(Scalar::Number((1.0 - frac) * v[i0] + frac * v[i1]))
+                    }
+                    None => list.get((scaled as usize).min(last)).cloned(),
+                }
+            }
             Setting::Conditional(list) => list
                 .iter()
-                .find(|c| c.filter.as_deref().is_none_or(|f| name.contains(f)))
-                .map(|c| &c.value),
+                .find(|c| {
+                    c.filter
+                        .as_deref()
+                        .is_none_or(|f| f == "*" || name.contains(f))
+                })
+                .and_then(|c| c.value.resolve(name, t)),
         }
     }
 
     fn scalars(&self) -> Vec<&Scalar> {
         match self {
             Setting::Scalar(s) => vec![s],
-            Setting::Conditional(list) => list.iter().map(|c| &c.value).collect(),
+            Setting::Gradient(list) => list.iter().collect(),
+            Setting::Conditional(list) => list.iter().flat_map(|c| c.value.scalars()).collect(),
         }
     }
 }
@@ -258,12 +302,12 @@ mod tests {
         assert_eq!(c.models.len(), 2);
         let density = &c.models[0].parameters["density"];
         assert_eq!(
-            density.resolve("model.layers.0.mlp.up_proj.weight"),
-            Some(&Scalar::Number(0.3))
+            density.resolve("model.layers.0.mlp.up_proj.weight", 0.0),
+            Some(Scalar::Number(0.3))
         );
         assert_eq!(
-            density.resolve("model.layers.0.self_attn.q_proj.weight"),
-            Some(&Scalar::Number(0.7))
+            density.resolve("model.layers.0.self_attn.q_proj.weight", 0.0),
+            Some(Scalar::Number(0.7))
         );
         assert_eq!(
             c.parameters["normalize"],
@@ -271,6 +315,54 @@ mod tests {
         );
         let back = parse(&c.to_yaml()).unwrap();
         assert_eq!(back, c);
+    }
+
+    /// mergekit's gradients, worked by hand: layer l of 4 sits at t = l/3.
+    #[test]
+    fn gradients_interpolate_over_layers() {
+        let c = parse(
+            "merge_method: slerp
+base_model: ./b
+models:
+  - model: ./a
+parameters:
+  t: [0, 0.5, 1]
+  weight: [{filter: mlp, value: [1.0, 0.0]}, {value: 0.2}]
+  flag: [true, false]
+",
+        )
+        .unwrap();
+        let at = |key: &str, name: &str| c.parameters[key].resolve(name, layer_t(name, 4));
+        let n = |x: f64| Some(Scalar::Number(x));
+        assert_eq!(at("t", "model.embed_tokens.weight"), n(0.0));
+        // t = 1/3: scaled 2/3 between 0 and 0.5 → 1/3; t = 2/3: scaled 4/3 → 0.5 + 0.5/3.
+        let close = |v: Option<Scalar>, want: f64| match v {
+            Some(Scalar::Number(x)) => assert!((x - want).abs() < 1e-12, "{x} vs {want}"),
+            other => panic!("{other:?}"),
+        };
+        close(at("t", "model.layers.1.self_attn.q_proj.weight"), 1.0 / 3.0);
+        close(
+            at("t", "model.layers.2.self_attn.q_proj.weight"),
+            0.5 + 0.5 / 3.0,
+        );
+        assert_eq!(at("t", "model.layers.3.mlp.up_proj.weight"), n(1.0));
+        // A gradient inside a filter entry.
+        close(at("weight", "model.layers.1.mlp.up_proj.weight"), 2.0 / 3.0);
+        assert_eq!(
+            at("weight", "model.layers.1.self_attn.q_proj.weight"),
+            n(0.2)
+        );
+        // Booleans are picked, not interpolated: index floor(t · 1).
+        let flag = |name: &str| at("flag", name);
+        assert_eq!(
+            flag("model.layers.2.mlp.up_proj.weight"),
+            Some(Scalar::Bool(true))
+        );
+        assert_eq!(
+            flag("model.layers.3.mlp.up_proj.weight"),
+            Some(Scalar::Bool(false))
+        );
+        assert_eq!(layer_t("model.layers.0.mlp.up_proj.weight", 1), 1.0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::ops::{Chunking, ModelTensor, TensorJob, TensorNote, TopK};
-use crate::plan::{Action, MergePlan, TensorPlan, resolve};
+use crate::plan::{Action, MergePlan, TensorPlan};
 use crate::sparsify::select_over_parts;
 
 /// How to run a merge.
@@ -125,9 +125,9 @@ fn chunking_of(
     let params: Vec<_> = t
         .inputs
         .iter()
-        .map(|&k| resolve(&plan.models[k].parameters, &t.name))
+        .map(|&k| plan.model_params(k, &t.name))
         .collect();
-    let global = resolve(&plan.config.parameters, &t.name);
+    let global = plan.global_params(&t.name);
     let chunking = if rows_per_part(t, chunk_elements) < rows_of(&t.shape).0 && !t.inputs.is_empty()
     {
         match plan.method.chunking(&global, &params) {

@@ -78,6 +78,8 @@ pub struct MergePlan {
     pub warnings: Vec<String>,
     /// Score files checked against the weights (or path) of the model they are paired with.
     pub scores_checked: usize,
+    /// Decoder layers of the reference model: gradients are interpolated over them.
+    pub layers: usize,
 }
 
 impl std::fmt::Debug for MergePlan {
@@ -168,17 +170,39 @@ fn same_path(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
-/// Resolve `params` for tensor `name`.
-pub fn resolve(params: &Parameters, name: &str) -> Params {
+/// Resolve `params` for tensor `name` of a model with `layers` decoder layers (gradients are
+/// interpolated over them).
+pub fn resolve(params: &Parameters, name: &str, layers: usize) -> Params {
+    let t = crate::config::layer_t(name, layers);
     Params(
         params
             .iter()
-            .filter_map(|(k, s)| s.resolve(name).map(|v| (k.clone(), v.clone())))
+            .filter_map(|(k, s)| s.resolve(name, t).map(|v| (k.clone(), v)))
             .collect(),
     )
 }
 
 impl MergePlan {
+    /// Model `k`'s parameters for tensor `name`: its own, then the config's top-level
+    /// `parameters` for the per-model parameters it does not set (mergekit's precedence).
+    pub fn model_params(&self, k: usize, name: &str) -> Params {
+        let mut own = resolve(&self.models[k].parameters, name, self.layers);
+        let global = self.global_params(name);
+        for spec in self.method.model_params() {
+            if !own.0.contains_key(spec.name)
+                && let Some(v) = global.get(spec.name)
+            {
+                own.0.insert(spec.name.to_owned(), v.clone());
+            }
+        }
+        own
+    }
+
+    /// The config's top-level parameters for tensor `name`.
+    pub fn global_params(&self, name: &str) -> Params {
+        resolve(&self.config.parameters, name, self.layers)
+    }
+
     /// Check `config` (read from `config_path`) and open its inputs.
     pub fn new(config: MergeConfig, config_path: &Path) -> Result<Self> {
         let method = method(&config.merge_method).ok_or_else(|| {
@@ -215,11 +239,20 @@ impl MergePlan {
                 ),
             ));
         }
+        // Top-level `parameters` also give defaults for the per-model ones (as in mergekit).
+        let mut top_level: Vec<_> = method.global_params().to_vec();
+        top_level.extend(
+            method
+                .model_params()
+                .iter()
+                .filter(|p| !method.global_params().iter().any(|g| g.name == p.name))
+                .cloned(),
+        );
         check_parameters(
             path,
             "parameters",
             &config.parameters,
-            method.global_params(),
+            &top_level,
             method.name(),
         )?;
         for required in method.required_global_params() {
@@ -257,7 +290,9 @@ impl MergePlan {
                 method.name(),
             )?;
             for required in method.required_model_params() {
-                if !entry.parameters.contains_key(*required) {
+                if !entry.parameters.contains_key(*required)
+                    && !config.parameters.contains_key(*required)
+                {
                     return Err(config_err(
                         path,
                         format!("{at}.parameters.{required}"),
@@ -361,6 +396,18 @@ impl MergePlan {
         if !problems.is_empty() {
             return Err(Error::Incompatible { problems });
         }
+        let layers = tensors
+            .iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix("model.layers.")?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .max()
+            .map_or(0, |l| l + 1);
         let donor = donor_of(path, config.tokenizer_source.as_deref(), reference)?;
         let config_path = config_path.to_path_buf();
         Ok(MergePlan {
@@ -373,6 +420,7 @@ impl MergePlan {
             donor,
             warnings,
             scores_checked,
+            layers,
         })
     }
 

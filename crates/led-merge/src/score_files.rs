@@ -178,10 +178,12 @@ fn wrong_model(
 
 /// Tensors merged without scores: an error listing them, or with `missing_scores` one warning.
 fn missing(models: &[Input], tensors: &[TensorPlan], global: &Parameters, f: &mut Findings) {
-    let fallback = global.get("missing_scores").map(|v| match v.resolve("") {
-        Some(Scalar::Text(t)) => t.clone(),
-        _ => "base".to_owned(),
-    });
+    let fallback = global
+        .get("missing_scores")
+        .map(|v| match v.resolve("", 0.0) {
+            Some(Scalar::Text(t)) => t.clone(),
+            _ => "base".to_owned(),
+        });
     for (k, m) in models.iter().enumerate() {
         let Some((ms, bs)) = &m.scores else { continue };
         for (ckpt, slot) in [(ms, "model"), (bs, "base")] {

@@ -122,6 +122,20 @@ fn same_output_as_mergekit() {
                 "merge_method: breadcrumbs\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 1.0, density: 0.8, gamma: 0.05}}\n  - model: {b}\n    parameters: {{weight: 0.5, density: 0.9, gamma: 0.1}}\ndtype: float32\n"
             ),
         ),
+        // mergekit's gradients (interpolated over the layers) and top-level parameters as
+        // per-model defaults.
+        (
+            "task_arithmetic_gradient",
+            format!(
+                "merge_method: task_arithmetic\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: [0.2, 1.0]}}\n  - model: {b}\n  - model: {c}\n    parameters: {{weight: [{{filter: mlp, value: [1.0, 0.0, 0.5]}}, {{value: 0.3}}]}}\nparameters: {{weight: 0.5}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "ties_global_density",
+            format!(
+                "merge_method: ties\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 1.0}}\n  - model: {b}\n    parameters: {{weight: 0.5, density: 0.9}}\nparameters: {{density: 0.5}}\ndtype: float32\n"
+            ),
+        ),
         (
             "model_stock",
             format!(
