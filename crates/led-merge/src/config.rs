@@ -212,10 +212,20 @@ impl MergeConfig {
         // YAML 1.2 booleans only: a model named `y` or `no` stays a string.
         let options = serde_saphyr::options! { strict_booleans: true };
         let value: serde_json::Value =
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| Error::Config {
-                path: path.into(),
-                key: "<yaml>".into(),
-                reason: e.to_string(),
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+                let reason = e.to_string();
+                Error::Config {
+                    path: path.into(),
+                    key: "<yaml>".into(),
+                    // In the user's words, not the parser's API.
+                    reason: if reason.contains("multiple YAML documents") {
+                        "several YAML documents (`---`, mergekit-multi): led merges one config \
+                         per file; split them and run `led merge` once per file, in order"
+                            .into()
+                    } else {
+                        reason
+                    },
+                }
             })?;
         serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
@@ -226,7 +236,16 @@ impl MergeConfig {
                 } else {
                     key
                 },
-                reason: e.into_inner().to_string(),
+                reason: {
+                    let reason = e.into_inner().to_string();
+                    if reason.contains("untagged enum Setting") {
+                        "expected a number, boolean or string, a gradient list `[0.2, 0.5, 1]`, \
+                         or a list of `{filter, value}` entries"
+                            .into()
+                    } else {
+                        reason
+                    }
+                },
             }
         })
     }

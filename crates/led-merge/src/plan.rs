@@ -10,6 +10,7 @@ use led_io::{Checkpoint, Dtype, TensorInfo};
 
 use crate::config::{MergeConfig, Parameters, check_parameters};
 use crate::error::{Error, Result};
+use crate::ops::method as method_of;
 use crate::ops::{METHODS, MergeMethod, Params, method};
 
 /// An opened input model.
@@ -273,6 +274,9 @@ impl MergePlan {
         }
         let base_path = config.base_model.clone();
         let mut model_entries = Vec::new();
+        // Per-model parameters this method ignores but another one uses (`density` given to
+        // `linear`): a warning, as in mergekit. A name no method knows stays an error (a typo).
+        let mut ignored = Vec::new();
         for (i, entry) in config.models.iter().enumerate() {
             let is_base = method.needs_base()
                 && base_path
@@ -282,10 +286,26 @@ impl MergePlan {
                 continue;
             }
             let at = format!("models[{i}]");
+            let mut own = entry.parameters.clone();
+            own.retain(|name, _| {
+                let known_here = method.model_params().iter().any(|p| p.name == name);
+                let known_elsewhere = METHODS
+                    .iter()
+                    .filter_map(|m| method_of(m))
+                    .any(|m| m.model_params().iter().any(|p| p.name == name));
+                if !known_here && known_elsewhere {
+                    ignored.push(format!(
+                        "{}: {at}.parameters.{name} is ignored by {}",
+                        path.display(),
+                        method.name()
+                    ));
+                }
+                known_here || !known_elsewhere
+            });
             check_parameters(
                 path,
                 &format!("{at}.parameters"),
-                &entry.parameters,
+                &own,
                 method.model_params(),
                 method.name(),
             )?;
@@ -340,7 +360,21 @@ impl MergePlan {
         let open = |key: String, p: &Path| -> Result<Checkpoint> {
             Checkpoint::open(p).map_err(|e| match e {
                 led_io::Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
-                    let hint = if p.is_relative() {
+                    let text = p.to_string_lossy();
+                    let hint = if text.contains('+') {
+                        " (`model+lora`, an adapter applied before merging, is not supported: \
+                         merge the adapter into the model first, e.g. with peft's \
+                         merge_and_unload, and give that directory)"
+                            .to_owned()
+                    } else if p.is_relative()
+                        && !text.starts_with('.')
+                        && text.matches('/').count() == 1
+                    {
+                        format!(
+                            " (led reads local directories, not Hugging Face Hub ids: download it first, e.g. `huggingface-cli download {text} --local-dir models/{}`)",
+                            text.rsplit('/').next().unwrap_or(&text)
+                        )
+                    } else if p.is_relative() {
                         format!(
                             " (relative paths in a config resolve from the current directory, {}, not from the config's folder)",
                             std::env::current_dir()
@@ -385,6 +419,7 @@ impl MergePlan {
 
         let reference = base.as_ref().unwrap_or(&models[0]);
         let (tensors, mut warnings, mut problems) = plan_tensors(reference, &models, out_dtype);
+        warnings.extend(ignored);
         let mut scores_checked = 0;
         if method.needs_scores() {
             let found =
