@@ -425,6 +425,22 @@ fn mergekit_spellings_get_actionable_messages() {
             "{err}"
         );
     }
+    // DELLA's density ± epsilon outside (0, 1): refused by the dry run, as by the run.
+    let della = d.join("configs/della.yaml");
+    std::fs::write(
+        &della,
+        format!(
+            "merge_method: della\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1, density: 0.9, epsilon: 0.15}}\n",
+            d.join("base").display(),
+            d.join("math").display()
+        ),
+    )
+    .unwrap();
+    refused(
+        &della,
+        &out,
+        &["density − epsilon", "density 0.9, epsilon 0.15"],
+    );
     // `density` means nothing to linear: ignored with a warning, as mergekit does; a name no
     // method knows is still an error.
     let cfg = d.join("configs/ignored.yaml");

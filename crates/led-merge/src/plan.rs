@@ -183,20 +183,25 @@ pub fn resolve(params: &Parameters, name: &str, layers: usize) -> Params {
     )
 }
 
+/// `own` (a model's parameters for one tensor) completed with `global`'s values of the
+/// method's per-model parameters it does not set.
+fn with_defaults(method: &dyn MergeMethod, mut own: Params, global: &Params) -> Params {
+    for spec in method.model_params() {
+        if !own.0.contains_key(spec.name)
+            && let Some(v) = global.get(spec.name)
+        {
+            own.0.insert(spec.name.to_owned(), v.clone());
+        }
+    }
+    own
+}
+
 impl MergePlan {
     /// Model `k`'s parameters for tensor `name`: its own, then the config's top-level
     /// `parameters` for the per-model parameters it does not set (mergekit's precedence).
     pub fn model_params(&self, k: usize, name: &str) -> Params {
-        let mut own = resolve(&self.models[k].parameters, name, self.layers);
-        let global = self.global_params(name);
-        for spec in self.method.model_params() {
-            if !own.0.contains_key(spec.name)
-                && let Some(v) = global.get(spec.name)
-            {
-                own.0.insert(spec.name.to_owned(), v.clone());
-            }
-        }
-        own
+        let own = resolve(&self.models[k].parameters, name, self.layers);
+        with_defaults(&*self.method, own, &self.global_params(name))
     }
 
     /// The config's top-level parameters for tensor `name`.
@@ -428,9 +433,6 @@ impl MergePlan {
             warnings.extend(found.warnings);
             scores_checked = found.checked;
         }
-        if !problems.is_empty() {
-            return Err(Error::Incompatible { problems });
-        }
         let layers = tensors
             .iter()
             .filter_map(|t| {
@@ -443,6 +445,32 @@ impl MergePlan {
             })
             .max()
             .map_or(0, |l| l + 1);
+        // The method's own checks of every tensor's resolved parameters (DELLA's density ±
+        // epsilon, ...): what the merge would refuse, the plan refuses, once per problem.
+        let mut refused = std::collections::BTreeSet::new();
+        for t in tensors.iter().filter(|t| t.action == Action::Merge) {
+            let global = resolve(&config.parameters, &t.name, layers);
+            let params: Vec<Params> = t
+                .inputs
+                .iter()
+                .map(|&k| {
+                    with_defaults(
+                        &*method,
+                        resolve(&models[k].parameters, &t.name, layers),
+                        &global,
+                    )
+                })
+                .collect();
+            if let Err(why) = method.check_tensor(&global, &params) {
+                // Indices in the message are the tensor's inputs; name the config's entries.
+                if refused.insert(why.clone()) {
+                    problems.push(format!("tensor {:?}: {}: {why}", t.name, method.name()));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Incompatible { problems });
+        }
         let donor = donor_of(path, config.tokenizer_source.as_deref(), reference)?;
         let config_path = config_path.to_path_buf();
         Ok(MergePlan {

@@ -43,9 +43,36 @@ pub struct Family {
     pub(crate) global_params: &'static [ParamSpec],
 }
 
+/// DELLA's default `epsilon`.
+const EPSILON_DEFAULT: f64 = 0.15;
+
+/// DELLA's keep probabilities (density ± epsilon) must lie inside (0, 1).
+fn rank_sampling_bounds(model: usize, density: f64, eps: f64) -> Result<(), String> {
+    if density - eps > 0.0 && density + eps < 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "model {model}: needs 0 < density − epsilon and density + epsilon < 1 (density {density}, epsilon {eps})"
+        ))
+    }
+}
+
 impl MergeMethod for Family {
     fn name(&self) -> &'static str {
         self.name
+    }
+    fn check_tensor(&self, _global: &Params, models: &[Params]) -> Result<(), String> {
+        if !matches!(self.sparsify, Sparsify::RankSampling) {
+            return Ok(());
+        }
+        for (k, p) in models.iter().enumerate() {
+            rank_sampling_bounds(
+                k,
+                p.number_or("density", 1.0),
+                p.number_or("epsilon", EPSILON_DEFAULT),
+            )?;
+        }
+        Ok(())
     }
     fn model_params(&self) -> &'static [ParamSpec] {
         self.model_params
@@ -181,16 +208,9 @@ pub(crate) fn merge(
                 .map_err(|e| e.in_weights(family.name))?,
             },
             Sparsify::RankSampling => {
-                let eps = m.params.number_or("epsilon", 0.15);
-                if !(density - eps > 0.0 && density + eps < 1.0) {
-                    return Err(crate::Error::op(
-                        job.name,
-                        family.name,
-                        format!(
-                            "model {}: needs 0 < density − epsilon and density + epsilon < 1 (density {density}, epsilon {eps})",
-                            m.index
-                        ),
-                    ));
+                let eps = m.params.number_or("epsilon", EPSILON_DEFAULT);
+                if let Err(why) = rank_sampling_bounds(m.index, density, eps) {
+                    return Err(crate::Error::op(job.name, family.name, why));
                 }
                 // A 1-D tensor is one row.
                 let row = if job.shape.len() <= 1 {

@@ -314,6 +314,11 @@ pub trait MergeMethod: Send + Sync {
             Ok(())
         }
     }
+    /// Check one tensor's resolved (global, per-model) parameters before anything is merged,
+    /// so that the plan (and `--dry-run`) refuses what the merge would: returns why, per model.
+    fn check_tensor(&self, _global: &Params, _models: &[Params]) -> Result<(), String> {
+        Ok(())
+    }
     /// Whether models need score checkpoints (LED).
     fn needs_scores(&self) -> bool {
         false
