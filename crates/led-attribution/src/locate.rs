@@ -170,10 +170,7 @@ pub fn request(
     }
     // Where and in which precision: rounding differs between modes (random scores do not).
     if options.scorer != Scorer::Random {
-        let device = devices(options)?
-            .into_iter()
-            .find(|d| d.is_cuda())
-            .unwrap_or(tch::Device::Cpu);
+        let device = compute_device(&devices(options)?);
         opts.insert("compute".into(), crate::compute_mode(device).into());
     }
     // The same path and config can hold new weights (a model trained again): fingerprint them.
@@ -330,9 +327,7 @@ impl MemoryPlan {
     pub fn peak(&self) -> u64 {
         self.weights + self.activations + self.temporary + self.largest_group
     }
-}
 
-impl MemoryPlan {
     /// Plan a run over parameters `params` (name, element count) of a model with `config`,
     /// weights in `kind`, gradients needed for `grad_names`, samples of at most `max_tokens`
     /// tokens and `max_answer` answer tokens, under `budget` bytes (`None`: one group).
@@ -344,7 +339,7 @@ impl MemoryPlan {
         (max_tokens, max_answer): (usize, usize),
         budget: Option<u64>,
     ) -> std::result::Result<Self, String> {
-        let b: u64 = if kind == Kind::Float { 4 } else { 2 };
+        let b = element_bytes(kind);
         let numel: BTreeMap<&str, u64> = params.iter().map(|(n, e)| (n.as_str(), *e)).collect();
         let weights: u64 = numel.values().map(|e| e * b).sum();
         let (h, i) = (config.hidden_size as u64, config.intermediate_size as u64);
@@ -405,6 +400,21 @@ impl MemoryPlan {
         }
         Ok(plan)
     }
+}
+
+/// Bytes of one element in the compute dtype `kind` (f32 on the CPU, bf16 on CUDA).
+fn element_bytes(kind: Kind) -> u64 {
+    if kind == Kind::Float { 4 } else { 2 }
+}
+
+/// The device whose compute mode a run over `devices` has: the first GPU, else the first
+/// device (bf16 as soon as one device is a GPU; [`crate::compute_mode`]).
+fn compute_device(devices: &[tch::Device]) -> tch::Device {
+    devices
+        .iter()
+        .copied()
+        .find(|d| d.is_cuda())
+        .unwrap_or(devices[0])
 }
 
 /// Every device of a run: `device`, then `more_devices`.
@@ -540,13 +550,7 @@ pub fn locate(
     };
     let all_devices = devices(options)?;
     let device = all_devices[0];
-    let kind = crate::compute_kind(
-        all_devices
-            .iter()
-            .copied()
-            .find(|d| d.is_cuda())
-            .unwrap_or(device),
-    );
+    let kind = crate::compute_kind(compute_device(&all_devices));
     // On CUDA without a budget: 90 % of the device's free memory before the weights are loaded,
     // so that layer groups kick in only when one pass with every gradient would not fit.
     let budget = match (options.max_memory, device) {
@@ -556,7 +560,7 @@ pub fn locate(
     // Several devices: contiguous layer ranges sized from each one's budget, one pass.
     let placement = if all_devices.len() > 1 {
         let config = crate::ModelConfig::from_dir(model)?;
-        let b: u64 = if kind == Kind::Float { 4 } else { 2 };
+        let b = element_bytes(kind);
         let mut costs = vec![0u64; config.num_layers + 2];
         for (name, shape) in Model::parameter_shapes(&config) {
             let numel: i64 = shape.iter().product();

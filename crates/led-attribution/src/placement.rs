@@ -9,12 +9,8 @@ use tch::Device;
 pub(crate) fn unit_of(name: &str, layers: usize) -> usize {
     if name.contains("embed_tokens") {
         0
-    } else if let Some(rest) = name.strip_prefix("model.layers.") {
-        1 + rest
-            .split('.')
-            .next()
-            .and_then(|l| l.parse::<usize>().ok())
-            .unwrap_or(0)
+    } else if let Some((l, _)) = led_io::decoder_layer(name) {
+        1 + l
     } else {
         layers + 1
     }

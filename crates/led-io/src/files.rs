@@ -113,13 +113,7 @@ pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<
     }
     let layers: std::collections::BTreeSet<u64> = tensors
         .iter()
-        .filter_map(|(n, _)| {
-            n.strip_prefix("model.layers.")?
-                .split('.')
-                .next()?
-                .parse()
-                .ok()
-        })
+        .filter_map(|(n, _)| crate::decoder_layer(n).map(|(l, _)| l as u64))
         .collect();
     if let (Some(n), Some(last)) = (number("num_hidden_layers"), layers.last())
         && (*last + 1 != n || layers.len() as u64 != n)

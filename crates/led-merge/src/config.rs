@@ -76,11 +76,7 @@ pub enum Setting {
 /// computes it: `l / (layers − 1)` for layer l (1 for a one-layer model), 0 for every tensor
 /// outside the layers.
 pub fn layer_t(name: &str, layers: usize) -> f64 {
-    let layer = name
-        .strip_prefix("model.layers.")
-        .and_then(|r| r.split('.').next())
-        .and_then(|l| l.parse::<usize>().ok());
-    match layer {
+    match led_io::decoder_layer(name).map(|(l, _)| l) {
         Some(_) if layers <= 1 => 1.0,
         Some(l) => l as f64 / (layers - 1) as f64,
         None => 0.0,

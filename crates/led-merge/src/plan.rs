@@ -435,14 +435,7 @@ impl MergePlan {
         }
         let layers = tensors
             .iter()
-            .filter_map(|t| {
-                t.name
-                    .strip_prefix("model.layers.")?
-                    .split('.')
-                    .next()?
-                    .parse::<usize>()
-                    .ok()
-            })
+            .filter_map(|t| led_io::decoder_layer(&t.name).map(|(l, _)| l))
             .max()
             .map_or(0, |l| l + 1);
         // The method's own checks of every tensor's resolved parameters (DELLA's density ±

@@ -225,9 +225,8 @@ fn summarize(names: &[&str]) -> String {
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for n in names {
         let mut kind = *n;
-        if let Some(rest) = n.strip_prefix("model.layers.")
-            && let Some((l, k)) = rest.split_once('.')
-            && let Ok(l) = l.parse::<usize>()
+        if let Some((l, k)) = led_io::decoder_layer(n)
+            && !k.is_empty()
         {
             layers.insert(l);
             kind = k;
