@@ -10,8 +10,8 @@
 # file is reused for the same request and refused for another compute mode; a bad device index
 # is a clean error; scores compared with transformers' bf16 SNIP (relative L1 and top-10 %
 # overlap per tensor) and one pass with groups. Stage B, the same widths with 32 layers (8.0 B),
-# 128 samples of 256 tokens: SNIP in one pass with its peak GPU memory and tokens/s, against
-# transformers. Models live under $WORK (default /tmp/led-gpu-smoke) and are deleted after each
+# 128 samples of 256 tokens: SNIP in one pass with its peak GPU memory, tokens/s and time split,
+# against transformers; then SNIP in forced layer groups (--max-memory 45GB, 32 samples). Models live under $WORK (default /tmp/led-gpu-smoke) and are deleted after each
 # stage. Results: OUT_DIR/{log.txt,stage_a.json,stage_b.json}. Exit status: the number of failed
 # checks.
 set -uo pipefail
@@ -29,9 +29,9 @@ check() { # check NAME CONDITION-EXIT-STATUS
     if [[ $2 == 0 ]]; then echo "PASS $1"; else echo "FAIL $1"; failed=$((failed + 1)); fi
 }
 if [[ $tiny == --tiny ]]; then
-    device=cpu size=(--tiny --device cpu) layers_b=4 samples_a=8 samples_b=8 tokens=32 groups_budget=1750KB
+    device=cpu size=(--tiny --device cpu) layers_b=4 samples_a=8 samples_b=8 tokens=32 groups_budget=1750KB groups_budget_b=3MB
 else
-    device=cuda size=(--device cuda) layers_b=32 samples_a=64 samples_b=128 tokens=256 groups_budget=8GB
+    device=cuda size=(--device cuda) layers_b=32 samples_a=64 samples_b=128 tokens=256 groups_budget=8GB groups_budget_b=45GB
     nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv
 fi
 "$py" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
@@ -111,6 +111,16 @@ if (( SECONDS < ${STAGE_B_BEFORE:-240} )); then
     "$py" "$here/gpu_smoke.py" compare "$work/b" --samples "$samples_b" --device "$device" --out "$out/stage_b.json" \
         --snip "$work/b/snip.safetensors"
     check "B: scores match transformers" $?
+    # Forced layer groups on the full model (a quarter of the samples; the one-pass file is gone
+    # first: the disk holds the model and one 32 GB score file).
+    rm -f "$work/b/snip.safetensors"
+    if (( SECONDS < ${GROUPS_B_BEFORE:-330} )); then
+        peak_run "$work/b/groups.log" locate "$work/b" "$work/b/groups.safetensors" $((samples_b / 4)) \
+            --max-memory "$groups_budget_b"
+        rc=$?
+        ! grep -q " 1 parameter group(s)" "$work/b/groups.log"
+        check "B: led locate snip, forced layer groups (--max-memory $groups_budget_b)" $((rc || $?))
+    fi
     echo "stage B took $SECONDS s"
     rm -rf "$work/b"
 else
