@@ -12,15 +12,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = std::path::Path::new(&config);
     let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
-    print!("{}", plan.describe(true));
-    let report = run(
-        &plan,
-        out.as_ref(),
-        &RunOptions {
-            force: true,
-            ..Default::default()
-        },
-    )?;
+    let options = RunOptions {
+        force: true,
+        ..Default::default()
+    };
+    print!("{}", plan.describe(true, &options));
+    let report = run(&plan, out.as_ref(), &options)?;
     for (tensor, stats) in report.led.iter().take(5) {
         let kept: Vec<usize> = stats.tasks.iter().map(|t| t.kept).collect();
         println!(

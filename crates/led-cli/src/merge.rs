@@ -48,8 +48,15 @@ pub fn run(args: &Args, verbose: bool) -> Result<()> {
         locate_missing_scores(&mut parsed, out)?;
     }
     let plan = MergePlan::new(parsed, config)?;
+    let options = RunOptions {
+        force: args.force,
+        threads: args.threads,
+        max_shard_size,
+        progress: true,
+        ..RunOptions::default()
+    };
     if args.dry_run {
-        print!("{}", plan.describe(verbose));
+        print!("{}", plan.describe(verbose, &options));
         println!(
             "(dry run: every check of the run passed; nothing written; would write {})",
             out.display()
@@ -60,13 +67,6 @@ pub fn run(args: &Args, verbose: bool) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let started = std::time::Instant::now();
-    let options = RunOptions {
-        force: args.force,
-        threads: args.threads,
-        max_shard_size,
-        progress: true,
-        ..RunOptions::default()
-    };
     let report = led_merge::run(&plan, out, &options)?;
     print_report(&plan, &report);
     println!(

@@ -62,12 +62,21 @@ pub fn led_masks(
     led_masks_at(tensor, len, tasks, &thresholds, use_disjoint)
 }
 
-/// Each task's (base, fine-tuned) thresholds over whole score tensors of length `len`.
+/// A task's top-r thresholds over its two whole score tensors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskThresholds {
+    /// Over the base's scores.
+    pub base: Threshold,
+    /// Over the fine-tuned model's scores.
+    pub model: Threshold,
+}
+
+/// Each task's thresholds over whole score tensors of length `len`.
 pub fn task_thresholds(
     tensor: &str,
     len: usize,
     tasks: &[LedTask<'_>],
-) -> Result<Vec<(Threshold, Threshold)>> {
+) -> Result<Vec<TaskThresholds>> {
     tasks
         .iter()
         .enumerate()
@@ -78,10 +87,10 @@ pub fn task_thresholds(
             ] {
                 check_len(tensor, || format!("task {i}'s {what}"), len, got)?;
             }
-            Ok((
-                select_threshold(tensor, t.base_scores, t.ratio)?,
-                select_threshold(tensor, t.model_scores, t.ratio)?,
-            ))
+            Ok(TaskThresholds {
+                base: select_threshold(tensor, t.base_scores, t.ratio)?,
+                model: select_threshold(tensor, t.model_scores, t.ratio)?,
+            })
         })
         .collect()
 }
@@ -93,7 +102,7 @@ pub fn led_masks_at(
     tensor: &str,
     len: usize,
     tasks: &[LedTask<'_>],
-    thresholds: &[(Threshold, Threshold)],
+    thresholds: &[TaskThresholds],
     use_disjoint: bool,
 ) -> Result<(Vec<DenseMask>, TensorStats)> {
     check_len(
@@ -104,7 +113,7 @@ pub fn led_masks_at(
     )?;
     let mut elected_counts = Vec::with_capacity(tasks.len());
     let mut masks = Vec::with_capacity(tasks.len());
-    for (i, (t, &(base, model))) in tasks.iter().zip(thresholds).enumerate() {
+    for (i, (t, &TaskThresholds { base, model })) in tasks.iter().zip(thresholds).enumerate() {
         check_len(
             tensor,
             || format!("task {i}'s base scores"),
@@ -133,7 +142,7 @@ pub fn led_masks_at(
             .iter()
             .zip(elected_counts)
             .zip(&masks)
-            .map(|((&(base, model), elected), m)| {
+            .map(|((&TaskThresholds { base, model }, elected), m)| {
                 let kept = m.count();
                 TaskStats {
                     base,
@@ -179,7 +188,7 @@ pub fn led_tensor_at(
     tensor: &str,
     base: &[f32],
     tasks: &[LedTask<'_>],
-    thresholds: &[(Threshold, Threshold)],
+    thresholds: &[TaskThresholds],
     use_disjoint: bool,
     out: &mut [f32],
 ) -> Result<TensorStats> {

@@ -4,8 +4,8 @@
 use led_io::Checkpoint;
 use led_mask::{DenseMask, JaccardTable, StreamingThreshold, overlap_counts, top_set};
 
-use crate::engine::DEFAULT_CHUNK_ELEMENTS as PART;
 use crate::error::{Error, Result};
+use crate::options::DEFAULT_CHUNK_ELEMENTS as PART;
 
 /// Jaccard indices of the top-`ratio` sets of `a` and `b`, over the tensors both hold (with
 /// equal shapes; a shape mismatch is an error naming the tensor).

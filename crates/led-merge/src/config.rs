@@ -119,7 +119,7 @@ impl Setting {
         }
     }
 
-    fn scalars(&self) -> Vec<&Scalar> {
+    pub(crate) fn scalars(&self) -> Vec<&Scalar> {
         match self {
             Setting::Scalar(s) => vec![s],
             Setting::Gradient(list) => list.iter().collect(),
@@ -261,42 +261,6 @@ impl MergeConfig {
         serde_saphyr::to_string(self)
             .unwrap_or_else(|e| format!("# could not render config: {e}\n"))
     }
-}
-
-/// Check every scalar of `params` against what a method accepts; `at` is the key path prefix.
-pub(crate) fn check_parameters(
-    path: &Path,
-    at: &str,
-    params: &Parameters,
-    known: &[crate::ops::ParamSpec],
-    method: &str,
-) -> Result<()> {
-    for (name, setting) in params {
-        let key = format!("{at}.{name}");
-        let Some(spec) = known.iter().find(|p| p.name == name) else {
-            let names: Vec<&str> = known.iter().map(|p| p.name).collect();
-            return Err(Error::Config {
-                path: path.into(),
-                key,
-                reason: format!(
-                    "unknown parameter for {method} (known: {})",
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            });
-        };
-        for value in setting.scalars() {
-            (spec.check)(value).map_err(|reason| Error::Config {
-                path: path.into(),
-                key: key.clone(),
-                reason,
-            })?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! use led_merge::{MergeConfig, MergePlan, RunOptions, run};
 //! let path = std::path::Path::new("merge.yaml");
 //! let plan = MergePlan::new(MergeConfig::from_file(path)?, path)?; // checks everything first
-//! print!("{}", plan.describe(false));
+//! print!("{}", plan.describe(false, &RunOptions::default()));
 //! let report = run(&plan, "merged".as_ref(), &RunOptions::default())?;
 //! println!("wrote {} shard(s)", report.written.shards.len());
 //! # Ok::<(), led_merge::Error>(())
@@ -22,12 +22,15 @@ pub mod config;
 mod engine;
 mod error;
 pub mod ops;
+mod options;
+mod parts;
 mod plan;
 mod rng;
 mod score_files;
 mod sparsify;
 
 pub use config::MergeConfig;
-pub use engine::{DEFAULT_CHUNK_ELEMENTS, MergeReport, RunOptions, led_election, run};
+pub use engine::{MergeReport, led_election, run};
 pub use error::{Error, Result};
-pub use plan::{Action, Input, MergePlan, TensorPlan, is_vocab_tensor};
+pub use options::{DEFAULT_CHUNK_ELEMENTS, RunOptions};
+pub use plan::{Action, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};

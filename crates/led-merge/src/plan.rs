@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use bytesize::ByteSize;
 use led_io::{Checkpoint, Dtype, TensorInfo};
 
-use crate::config::{MergeConfig, Parameters, check_parameters};
+use crate::config::{MergeConfig, Parameters};
 use crate::error::{Error, Result};
+use crate::ops::check_parameters;
 use crate::ops::method as method_of;
-use crate::ops::{METHODS, MergeMethod, Params, method};
+use crate::ops::{MergeMethod, Params, TensorSetup, method, methods};
+use crate::options::RunOptions;
+use crate::parts::Layout;
 
 /// An opened input model.
 #[derive(Debug)]
@@ -22,10 +25,26 @@ pub struct Input {
     pub path: PathBuf,
     /// The opened checkpoint.
     pub ckpt: Checkpoint,
-    /// LED: (this model's scores, the base's scores on the same dataset).
-    pub scores: Option<(Checkpoint, Checkpoint)>,
+    /// LED: this model's score files.
+    pub scores: Option<ScoreFiles>,
     /// Per-model parameters.
     pub parameters: Parameters,
+}
+
+/// A task's two score checkpoints (LED).
+#[derive(Debug)]
+pub struct ScoreFiles {
+    /// The fine-tuned model's scores on the task's data.
+    pub model: Checkpoint,
+    /// The base's scores on the same data.
+    pub base: Checkpoint,
+}
+
+impl ScoreFiles {
+    /// Whether both files hold scores for `tensor`.
+    pub fn cover(&self, tensor: &str) -> bool {
+        self.model.contains(tensor) && self.base.contains(tensor)
+    }
 }
 
 /// What happens to one output tensor.
@@ -196,12 +215,59 @@ fn with_defaults(method: &dyn MergeMethod, mut own: Params, global: &Params) -> 
     own
 }
 
+/// A tensor's resolved parameters, as its method sees them.
+pub(crate) struct TensorParams {
+    /// Per model holding the tensor, in order.
+    pub models: Vec<Params>,
+    /// The global ones.
+    pub global: Params,
+    /// Whether every model holding it has scores for it.
+    pub scored: bool,
+}
+
+impl TensorParams {
+    /// What the method sees of tensor `t` before reading it.
+    pub(crate) fn setup<'a>(&'a self, t: &'a TensorPlan) -> TensorSetup<'a> {
+        TensorSetup {
+            name: &t.name,
+            shape: &t.shape,
+            global: &self.global,
+            models: &self.models,
+            scored: self.scored,
+        }
+    }
+}
+
 impl MergePlan {
     /// Model `k`'s parameters for tensor `name`: its own, then the config's top-level
     /// `parameters` for the per-model parameters it does not set (mergekit's precedence).
     pub fn model_params(&self, k: usize, name: &str) -> Params {
         let own = resolve(&self.models[k].parameters, name, self.layers);
         with_defaults(&*self.method, own, &self.global_params(name))
+    }
+
+    /// Tensor `t`'s parameters, resolved.
+    pub(crate) fn tensor_params(&self, t: &TensorPlan) -> TensorParams {
+        TensorParams {
+            models: t
+                .inputs
+                .iter()
+                .map(|&k| self.model_params(k, &t.name))
+                .collect(),
+            global: self.global_params(&t.name),
+            scored: t.inputs.iter().all(|&k| {
+                self.models[k]
+                    .scores
+                    .as_ref()
+                    .is_some_and(|s| s.cover(&t.name))
+            }),
+        }
+    }
+
+    /// How tensor `t` is merged with `options`' part size.
+    pub(crate) fn layout(&self, t: &TensorPlan, options: &RunOptions) -> Layout {
+        let params = self.tensor_params(t);
+        Layout::of(&*self.method, &params.setup(t), options.chunk_elements)
     }
 
     /// The config's top-level parameters for tensor `name`.
@@ -218,7 +284,7 @@ impl MergePlan {
                 format!(
                     "unknown method {:?} (known: {})",
                     config.merge_method,
-                    METHODS.join(", ")
+                    methods().join(", ")
                 ),
             )
         })?;
@@ -294,7 +360,7 @@ impl MergePlan {
             let mut own = entry.parameters.clone();
             own.retain(|name, _| {
                 let known_here = method.model_params().iter().any(|p| p.name == name);
-                let known_elsewhere = METHODS
+                let known_elsewhere = methods()
                     .iter()
                     .filter_map(|m| method_of(m))
                     .any(|m| m.model_params().iter().any(|p| p.name == name));
@@ -407,10 +473,10 @@ impl MergePlan {
         let mut models = Vec::with_capacity(model_entries.len());
         for (i, entry) in model_entries {
             let scores = match &entry.scores {
-                Some(s) => Some((
-                    open(format!("models[{i}].scores.model"), &s.model)?,
-                    open(format!("models[{i}].scores.base"), &s.base)?,
-                )),
+                Some(s) => Some(ScoreFiles {
+                    model: open(format!("models[{i}].scores.model"), &s.model)?,
+                    base: open(format!("models[{i}].scores.base"), &s.base)?,
+                }),
                 None => None,
             };
             models.push(Input {
@@ -490,7 +556,7 @@ impl MergePlan {
 
     /// The plan as text (`--dry-run`): inputs, a summary of what happens to the tensors,
     /// warnings and the checks done; with `per_tensor`, one line per tensor (dtype, shape, how).
-    pub fn describe(&self, per_tensor: bool) -> String {
+    pub fn describe(&self, per_tensor: bool, options: &RunOptions) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "method: {}", self.method.name());
         if let Some(b) = &self.base {
@@ -504,8 +570,7 @@ impl MergePlan {
                 m.index.unwrap_or(0)
             );
         }
-        let parts =
-            |t: &TensorPlan| crate::engine::parts_of(self, t, crate::DEFAULT_CHUNK_ELEMENTS);
+        let parts = |t: &TensorPlan| self.layout(t, options).parts.len();
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
         let (mut merged, mut in_parts, mut copied) = (0, 0, 0);
         for t in &self.tensors {
@@ -648,7 +713,11 @@ fn plan_tensors(
                 ));
                 continue;
             }
-            if let Some((ms, bs)) = &m.scores {
+            if let Some(ScoreFiles {
+                model: ms,
+                base: bs,
+            }) = &m.scores
+            {
                 for (ckpt, whose, shape) in [(ms, "model", &t.shape), (bs, "base", &info.shape)] {
                     match ckpt.get(name) {
                         Some(s) if &s.shape != shape => problems.push(format!(

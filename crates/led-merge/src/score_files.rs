@@ -16,7 +16,7 @@ use led_io::{Checkpoint, ScoreMetadata, meta::WEIGHTS_FINGERPRINT_OPTION, weight
 
 use crate::config::{Parameters, Scalar};
 use crate::error::Result;
-use crate::plan::{Action, Input, TensorPlan};
+use crate::plan::{Action, Input, ScoreFiles, TensorPlan};
 
 /// Problems (each an error) and warnings about the score files of `models`.
 #[derive(Debug, Default)]
@@ -62,7 +62,13 @@ pub(crate) fn check(
     };
     let mut roles: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for m in models {
-        let Some((ms, bs)) = &m.scores else { continue };
+        let Some(ScoreFiles {
+            model: ms,
+            base: bs,
+        }) = &m.scores
+        else {
+            continue;
+        };
         let at = role_of(m);
         let mut records = Vec::new();
         for (ckpt, slot, paired, paired_name) in [
@@ -185,7 +191,13 @@ fn missing(models: &[Input], tensors: &[TensorPlan], global: &Parameters, f: &mu
             _ => "base".to_owned(),
         });
     for (k, m) in models.iter().enumerate() {
-        let Some((ms, bs)) = &m.scores else { continue };
+        let Some(ScoreFiles {
+            model: ms,
+            base: bs,
+        }) = &m.scores
+        else {
+            continue;
+        };
         for (ckpt, slot) in [(ms, "model"), (bs, "base")] {
             let absent: Vec<&str> = tensors
                 .iter()

@@ -4,13 +4,8 @@
 use rand::RngExt;
 use rayon::prelude::*;
 
-use crate::ops::Band;
 use crate::rng::{BLOCK, StreamKey};
-
-/// k = floor(ρ · n) in f64, as mergekit's `int(density * numel)`.
-pub(crate) fn keep_count(density: f64, n: usize) -> usize {
-    ((density * n as f64).floor().max(0.0) as usize).min(n)
-}
+use led_mask::top_k;
 
 /// Keep exactly the k = floor(ρ n) largest |δ| (ties at the k-th value broken by lower flat
 /// index), zero the rest. Returns k.
@@ -19,7 +14,7 @@ pub(crate) fn magnitude_top_k(delta: &mut [f32], density: f64) -> usize {
     if density >= 1.0 {
         return n;
     }
-    let k = keep_count(density, n);
+    let k = top_k(density, n);
     if k == 0 {
         delta.iter_mut().for_each(|x| *x = 0.0);
         return 0;
@@ -60,8 +55,8 @@ pub(crate) fn count_ties(delta: impl Iterator<Item = f32>, t: f32) -> usize {
 /// Breadcrumbs' cuts for `n` elements: (n_bot, n_top) with n_top = floor(γ n), n_bot = n −
 /// floor(ρ n) − n_top, a negative n_bot moved into n_top.
 fn band_cuts(n: usize, density: f64, gamma: f64) -> (usize, usize) {
-    let target = keep_count(density, n);
-    let n_top = keep_count(gamma, n);
+    let target = top_k(density, n);
+    let n_top = top_k(gamma, n);
     match n.checked_sub(target + n_top) {
         Some(n_bot) => (n_bot, n_top),
         None => (0, n - target),
@@ -114,6 +109,17 @@ pub(crate) fn magnitude_outliers(delta: &mut [f32], density: f64, gamma: f64) {
     });
 }
 
+/// Breadcrumbs' kept band of magnitude ranks over a whole tensor, as one part of it sees it:
+/// an element is kept when it passes both cuts. Ties at a cut are ordered by index, as the
+/// whole path orders them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Band {
+    /// `(v, d)`: drop |δ| < v, and the first `d` elements of this part with |δ| = v.
+    pub lower: Option<(f32, usize)>,
+    /// `(v, c)`: drop |δ| > v, and every element of this part with |δ| = v after the first `c`.
+    pub upper: Option<(f32, usize)>,
+}
+
 /// Zero the elements of one part outside its [`Band`].
 pub(crate) fn keep_band(delta: &mut [f32], band: &Band) {
     use std::cmp::Ordering::{Equal, Greater, Less};
@@ -161,7 +167,7 @@ pub(crate) struct BandSelect {
 /// A selection fed a tensor's values part by part, in index order, pass after pass.
 pub(crate) trait Passes {
     /// Whether another pass over every part is needed.
-    fn needs_pass(&mut self) -> bool;
+    fn needs_pass(&self) -> bool;
     /// Feed the next part of the current pass.
     fn feed(&mut self, part: &[f32]) -> crate::Result<()>;
     /// End the current pass.
@@ -185,7 +191,7 @@ pub(crate) fn select_over_parts<S: Passes>(
 }
 
 impl Passes for led_mask::StreamingThreshold {
-    fn needs_pass(&mut self) -> bool {
+    fn needs_pass(&self) -> bool {
         led_mask::StreamingThreshold::needs_pass(self)
     }
     fn feed(&mut self, part: &[f32]) -> crate::Result<()> {
@@ -197,8 +203,11 @@ impl Passes for led_mask::StreamingThreshold {
 }
 
 impl Passes for BandSelect {
-    fn needs_pass(&mut self) -> bool {
-        self.selects().next().is_some()
+    fn needs_pass(&self) -> bool {
+        [&self.lower, &self.upper]
+            .into_iter()
+            .flatten()
+            .any(|(s, _)| s.needs_pass())
     }
     fn feed(&mut self, mags: &[f32]) -> crate::Result<()> {
         for s in self.selects() {

@@ -44,7 +44,10 @@ fn led_merge_from_score_files_end_to_end() {
         d,
     )
     .unwrap();
-    assert!(plan.describe(true).contains("led of 2 model(s)"));
+    assert!(
+        plan.describe(true, &RunOptions::default())
+            .contains("led of 2 model(s)")
+    );
     let out = d.join("merged");
     let report = run(&plan, &out, &RunOptions::default()).unwrap();
     assert_eq!(report.led.len(), 21);

@@ -2,7 +2,7 @@
 
 use led_merge::Error;
 use led_merge::config::Scalar;
-use led_merge::ops::{ModelTensor, Params, TensorJob, TensorNote, method};
+use led_merge::ops::{ModelTensor, Params, ScorePair, TensorJob, TensorNote, method};
 
 fn params(list: &[(&str, Scalar)]) -> Params {
     Params(
@@ -64,17 +64,13 @@ impl<'a> Case<'a> {
                     index: i,
                     values: v,
                     params: p,
-                    scores: self.scores[i],
-                    thresholds: None,
-                    top_k: None,
-                    l1_scale: None,
-                    band: None,
+                    scores: self.scores[i].map(|(model, base)| ScorePair { model, base }),
                 })
                 .collect(),
             global: &self.global,
             seed: self.seed,
             offset: 0,
-            stats: None,
+            streamed: None,
         };
         let mut out = vec![f32::NAN; self.shape.iter().product()];
         let notes = m.merge(&job, &mut out)?;

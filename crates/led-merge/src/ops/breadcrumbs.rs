@@ -1,13 +1,20 @@
 //! `breadcrumbs` / `breadcrumbs_ties` (Davari & Belilovsky 2024): drop the smallest and the
-//! largest task-vector entries, then sum or elect signs.
+//! largest task-vector entries, then sum or elect signs. A tensor merged in parts gets each
+//! model's two cuts of |δ| ranks from a stream over its parts, and, part by part in index
+//! order, its share of the ties at each cut.
 
-use super::generalized::{Family, Sparsify};
-use super::{DENSITY, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, WEIGHT};
+use super::generalized::{Family, Sparsifier};
+use super::stream::{PerModel, Selections, magnitudes};
+use super::{
+    DENSITY, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, TensorJob, TensorSetup, TensorStream, WEIGHT,
+};
+use crate::error::Result;
+use crate::sparsify::{Band, BandBudget, BandSelect, keep_band, magnitude_band};
 
 /// Model Breadcrumbs, summed.
 pub const BREADCRUMBS: Family = Family {
     name: "breadcrumbs",
-    sparsify: Sparsify::Outliers,
+    sparsify: &Outliers,
     consensus: false,
     default_normalize: false,
     model_params: &[WEIGHT, DENSITY, GAMMA],
@@ -20,3 +27,54 @@ pub const BREADCRUMBS_TIES: Family = Family {
     consensus: true,
     ..BREADCRUMBS
 };
+
+/// Drop both magnitude tails of each task vector.
+#[derive(Debug)]
+pub(crate) struct Outliers;
+
+fn cuts(p: &super::Params) -> (f64, f64) {
+    (
+        p.value(&DENSITY).unwrap_or(1.0),
+        p.value(&GAMMA).unwrap_or(0.0),
+    )
+}
+
+impl Sparsifier for Outliers {
+    fn chunking(&self, _t: &TensorSetup<'_>) -> super::Chunking {
+        super::Chunking::Streamed
+    }
+    fn stream(&self, t: &TensorSetup<'_>, method: &'static str) -> Result<Box<dyn TensorStream>> {
+        let selects = t
+            .models
+            .iter()
+            .map(|p| {
+                let (density, gamma) = cuts(p);
+                BandSelect::new(t.name, t.numel(), density, gamma).map(Some)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Box::new(Selections {
+            selects,
+            input: magnitudes,
+            finish: BandSelect::finish,
+            share: |budget: &mut BandBudget, part, j| budget.part(part.delta(j)),
+            method,
+            budgets: Vec::new(),
+        }))
+    }
+    fn apply(
+        &self,
+        job: &TensorJob<'_>,
+        j: usize,
+        delta: &mut [f32],
+        method: &'static str,
+    ) -> Result<Option<String>> {
+        match PerModel::<Band>::of(job, j) {
+            Some(band) => keep_band(delta, &band),
+            None => {
+                let (density, gamma) = cuts(job.models[j].params);
+                magnitude_band(job.name, delta, density, gamma).map_err(|e| e.in_weights(method))?
+            }
+        }
+        Ok(None)
+    }
+}

@@ -5,11 +5,14 @@
 //! `task_arithmetic`), `neg_prune` (default false: the authors' score convention, electing the
 //! lowest scores of every tensor but the embedding and lm_head; docs/how-led-works.md).
 
-use led_mask::{LedTask, Pattern, led_masks, led_masks_at, led_tensor, led_tensor_at};
+use led_mask::{
+    LedTask, Pattern, StreamingThreshold, TaskThresholds, led_masks, led_masks_at, led_tensor,
+    led_tensor_at,
+};
 
 use super::{
-    Chunking, MergeMethod, ParamSpec, Params, TensorJob, TensorNote, WEIGHT, boolean, pattern,
-    ratio,
+    Chunking, MergeMethod, ParamSpec, Params, Reads, Streamed, TensorJob, TensorNote, TensorSetup,
+    TensorStream, WEIGHT, boolean, pattern, ratio,
 };
 use crate::config::Scalar;
 use crate::error::{Error, Result};
@@ -18,31 +21,19 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct Led;
 
-const DENSITY: ParamSpec = ParamSpec {
-    name: "density",
-    check: ratio,
-};
-const ELECTION: ParamSpec = ParamSpec {
-    name: "election",
-    check: pattern,
-};
-const DISJOINT: ParamSpec = ParamSpec {
-    name: "disjoint",
-    check: boolean,
-};
-const NEG_PRUNE: ParamSpec = ParamSpec {
-    name: "neg_prune",
-    check: boolean,
-};
-const MISSING: ParamSpec = ParamSpec {
-    name: "missing_scores",
-    check: |v| match v {
-        Scalar::Text(s) if s == "base" || s == "task_arithmetic" => Ok(()),
-        other => Err(format!(
-            "expected \"base\" or \"task_arithmetic\", got {other}"
-        )),
-    },
-};
+/// λ_i: LED adds each masked task vector whole unless told otherwise.
+const LAMBDA_I: ParamSpec = WEIGHT.or(1.0);
+/// r_i, required.
+const DENSITY: ParamSpec = ParamSpec::new("density", ratio);
+const ELECTION: ParamSpec = ParamSpec::new("election", pattern);
+const DISJOINT: ParamSpec = ParamSpec::new("disjoint", boolean);
+const NEG_PRUNE: ParamSpec = ParamSpec::new("neg_prune", boolean);
+const MISSING: ParamSpec = ParamSpec::new("missing_scores", |v| match v {
+    Scalar::Text(s) if s == "base" || s == "task_arithmetic" => Ok(()),
+    other => Err(format!(
+        "expected \"base\" or \"task_arithmetic\", got {other}"
+    )),
+});
 
 fn pattern_of(v: Option<&Scalar>) -> Pattern {
     match v {
@@ -57,7 +48,7 @@ impl MergeMethod for Led {
         "led"
     }
     fn model_params(&self) -> &'static [ParamSpec] {
-        &[WEIGHT, DENSITY, ELECTION]
+        &[LAMBDA_I, DENSITY, ELECTION]
     }
     fn required_model_params(&self) -> &'static [&'static str] {
         &["density"]
@@ -68,9 +59,29 @@ impl MergeMethod for Led {
     fn needs_scores(&self) -> bool {
         true
     }
-    fn chunking(&self, _global: &Params, models: &[Params]) -> Chunking {
-        // Validated by the plan: every model has a density.
-        Chunking::Thresholds(models.iter().map(|p| p.number_or("density", 1.0)).collect())
+    fn chunking(&self, t: &TensorSetup<'_>) -> Chunking {
+        // Without scores the tensor falls back to a per-element rule (`missing_scores`).
+        if t.scored {
+            Chunking::Streamed
+        } else {
+            Chunking::Elementwise
+        }
+    }
+    fn stream(&self, t: &TensorSetup<'_>) -> Result<Box<dyn TensorStream>> {
+        let selects = t
+            .models
+            .iter()
+            .map(|p| {
+                // Validated by the plan: every model has a density.
+                let ratio = p.value(&DENSITY).unwrap_or(1.0);
+                let select = || StreamingThreshold::new(t.name, t.numel(), ratio);
+                Ok([select()?, select()?])
+            })
+            .collect::<Result<_>>()?;
+        Ok(Box::new(ThresholdStream {
+            selects,
+            done: Vec::new(),
+        }))
     }
     fn prepare_scores(&self, tensor: &str, global: &Params, scores: &mut [f32]) -> Result<()> {
         if elects_lowest(tensor, global) {
@@ -90,7 +101,7 @@ impl MergeMethod for Led {
             out.copy_from_slice(base);
             if fallback == "task_arithmetic" {
                 for m in &job.models {
-                    let w = m.params.number_or("weight", 1.0) as f32;
+                    let w = m.params.value(&LAMBDA_I).unwrap_or(1.0) as f32;
                     out.iter_mut()
                         .zip(m.values)
                         .zip(base)
@@ -101,9 +112,8 @@ impl MergeMethod for Led {
             // then warns once for all of them.
             return Ok(Vec::new());
         };
-        let given: Option<Vec<_>> = job.models.iter().map(|m| m.thresholds).collect();
-        let stats = match given {
-            Some(thresholds) => led_tensor_at(job.name, base, &tasks, &thresholds, disjoint, out),
+        let stats = match job.streamed::<Vec<TaskThresholds>>() {
+            Some(thresholds) => led_tensor_at(job.name, base, &tasks, thresholds, disjoint, out),
             None => led_tensor(job.name, base, &tasks, disjoint, out),
         }
         .map_err(Error::from)?;
@@ -119,9 +129,8 @@ impl Led {
             return Ok(Vec::new());
         };
         let len = tasks.first().map_or(0, |t| t.base_scores.len());
-        let given: Option<Vec<_>> = job.models.iter().map(|m| m.thresholds).collect();
-        let (_, stats) = match given {
-            Some(thresholds) => led_masks_at(job.name, len, &tasks, &thresholds, disjoint),
+        let (_, stats) = match job.streamed::<Vec<TaskThresholds>>() {
+            Some(thresholds) => led_masks_at(job.name, len, &tasks, thresholds, disjoint),
             None => led_masks(job.name, len, &tasks, disjoint),
         }
         .map_err(Error::from)?;
@@ -132,7 +141,7 @@ impl Led {
 /// Whether `neg_prune` applies to `tensor`: the authors' locate scripts negate the scores of
 /// Linear and norm weights, not those of the embedding and the output head.
 fn elects_lowest(tensor: &str, global: &Params) -> bool {
-    global.bool_or("neg_prune", false)
+    global.flag(&NEG_PRUNE, false)
         && !matches!(
             led_mask::classify(tensor).1,
             led_mask::TensorKind::Embed | led_mask::TensorKind::LmHead
@@ -150,14 +159,14 @@ fn tasks<'a>(job: &TensorJob<'a>) -> Result<Option<(Vec<LedTask<'a>>, bool)>> {
         .models
         .iter()
         .map(|m| {
-            let (model_scores, base_scores) = m.scores.expect("checked above");
-            let density = job.model_number(m, "density", "led")?;
+            let scores = m.scores.expect("checked above");
+            let density = job.model_number(m, DENSITY.name, "led")?;
             Ok(LedTask {
                 model: m.values,
-                base_scores,
-                model_scores,
+                base_scores: scores.base,
+                model_scores: scores.model,
                 ratio: density,
-                lambda: m.params.number_or("weight", 1.0) as f32,
+                lambda: m.params.value(&LAMBDA_I).unwrap_or(1.0) as f32,
                 pattern: m
                     .params
                     .get("election")
@@ -166,5 +175,58 @@ fn tasks<'a>(job: &TensorJob<'a>) -> Result<Option<(Vec<LedTask<'a>>, bool)>> {
             })
         })
         .collect::<Result<_>>()?;
-    Ok(Some((tasks, job.global.bool_or("disjoint", true))))
+    Ok(Some((tasks, job.global.flag(&DISJOINT, true))))
+}
+
+/// Each task's top-r thresholds over its two whole score tensors, selected over the parts;
+/// every part gets them all.
+struct ThresholdStream {
+    /// Per task: the selections over the base's and the model's scores.
+    selects: Vec<[StreamingThreshold; 2]>,
+    done: Vec<TaskThresholds>,
+}
+
+impl TensorStream for ThresholdStream {
+    fn reads(&self) -> Reads {
+        Reads::Scores
+    }
+    fn needs_round(&self) -> bool {
+        self.selects
+            .iter()
+            .flatten()
+            .any(StreamingThreshold::needs_pass)
+    }
+    fn feed(&mut self, part: &TensorJob<'_>) -> Result<()> {
+        for (select, m) in self.selects.iter_mut().zip(&part.models) {
+            let scores = m
+                .scores
+                .ok_or_else(|| Error::op(part.name, "led", "scores missing from a part"))?;
+            for (s, values) in select.iter_mut().zip([scores.base, scores.model]) {
+                if s.needs_pass() {
+                    s.feed(values)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn end_round(&mut self) -> Result<()> {
+        for s in self.selects.iter_mut().flatten() {
+            if s.needs_pass() {
+                s.end_pass()?;
+            }
+        }
+        if !self.needs_round() {
+            self.done = std::mem::take(&mut self.selects)
+                .into_iter()
+                .map(|[base, model]| TaskThresholds {
+                    base: base.finish(),
+                    model: model.finish(),
+                })
+                .collect();
+        }
+        Ok(())
+    }
+    fn hand_out(&mut self, _part: &TensorJob<'_>) -> Result<Streamed> {
+        Ok(Box::new(self.done.clone()))
+    }
 }

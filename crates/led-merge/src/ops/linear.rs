@@ -1,6 +1,8 @@
 //! `linear`: θ = Σ w_i θ_i / Σ w_i (a weighted average; no base needed).
 
-use super::{Chunking, MergeMethod, NORMALIZE, ParamSpec, Params, TensorJob, TensorNote, WEIGHT};
+use super::{
+    Chunking, MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote, TensorSetup, WEIGHT,
+};
 use crate::error::{Error, Result};
 
 /// Weighted average of the models (Wortsman et al. 2022, model soups).
@@ -23,7 +25,7 @@ impl MergeMethod for Linear {
     fn global_params(&self) -> &'static [ParamSpec] {
         &[NORMALIZE]
     }
-    fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
+    fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
         Chunking::Elementwise
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {

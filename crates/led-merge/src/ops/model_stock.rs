@@ -1,17 +1,17 @@
 //! `model_stock` (Jang et al. 2024): interpolate between the base and the models' mean by a
 //! ratio derived from the angle between task vectors.
 
-use super::{Chunking, MergeMethod, ParamSpec, Params, TensorJob, TensorNote, boolean};
+use super::{
+    Chunking, MergeMethod, ParamSpec, Sums, TensorJob, TensorNote, TensorSetup, TensorStream,
+    boolean,
+};
 use crate::error::{Error, Result};
 
 /// Model Stock.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelStock;
 
-const FILTER_WISE: ParamSpec = ParamSpec {
-    name: "filter_wise",
-    check: boolean,
-};
+const FILTER_WISE: ParamSpec = ParamSpec::new("filter_wise", boolean);
 
 /// Add the task vectors' squared norms (one per model) and pairwise dot products (i < j, in
 /// order) over elements `span` to `acc`, in f64.
@@ -76,16 +76,11 @@ impl MergeMethod for ModelStock {
             Ok(())
         }
     }
-    fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
-        Chunking::Statistics
+    fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
+        Chunking::Streamed
     }
-    fn accumulate(&self, job: &TensorJob<'_>, acc: &mut Vec<f64>) -> Result<()> {
-        let base = job.base("model_stock")?;
-        // Filter-wise ratios are per row, and rows are whole in every part.
-        if job.models.len() >= 2 && !filter_wise(job) {
-            sums(job, base, 0..base.len(), acc);
-        }
-        Ok(())
+    fn stream(&self, _t: &TensorSetup<'_>) -> Result<Box<dyn TensorStream>> {
+        Ok(Box::new(Sums::new(accumulate)))
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let base = job.base("model_stock")?;
@@ -102,7 +97,7 @@ impl MergeMethod for ModelStock {
         } else {
             base.len().max(1)
         };
-        let whole = match job.stats {
+        let whole = match job.streamed::<Vec<f64>>() {
             Some(s) if !filter_wise(job) => Some(ratio(job, s)?),
             _ => None,
         };
@@ -129,5 +124,15 @@ impl MergeMethod for ModelStock {
 
 /// Whether the ratio is taken per row of the last dimension.
 fn filter_wise(job: &TensorJob<'_>) -> bool {
-    job.global.bool_or("filter_wise", false) && job.shape.len() > 1
+    job.global.flag(&FILTER_WISE, false) && job.shape.len() > 1
+}
+
+/// The sums of [`sums`] over the whole job (none filter-wise: rows are whole in every part).
+fn accumulate(job: &TensorJob<'_>, acc: &mut Vec<f64>) -> Result<()> {
+    let base = job.base("model_stock")?;
+    // Filter-wise ratios are per row, and rows are whole in every part.
+    if job.models.len() >= 2 && !filter_wise(job) {
+        sums(job, base, 0..base.len(), acc);
+    }
+    Ok(())
 }

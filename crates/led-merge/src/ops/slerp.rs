@@ -1,16 +1,15 @@
 //! `slerp`: spherical interpolation between the base (t = 0) and one other model (t = 1).
 
-use super::{Chunking, MergeMethod, ParamSpec, Params, TensorJob, TensorNote, unit};
+use super::{
+    Chunking, MergeMethod, ParamSpec, Sums, TensorJob, TensorNote, TensorSetup, TensorStream, unit,
+};
 use crate::error::{Error, Result};
 
 /// Spherical linear interpolation.
 #[derive(Debug, Clone, Copy)]
 pub struct Slerp;
 
-const T: ParamSpec = ParamSpec {
-    name: "t",
-    check: unit,
-};
+const T: ParamSpec = ParamSpec::new("t", unit);
 
 impl MergeMethod for Slerp {
     fn name(&self) -> &'static str {
@@ -32,23 +31,11 @@ impl MergeMethod for Slerp {
             Err(format!("needs exactly one model besides the base, got {n}"))
         }
     }
-    fn chunking(&self, _global: &Params, _models: &[Params]) -> Chunking {
-        Chunking::Statistics
+    fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
+        Chunking::Streamed
     }
-    /// ‖a‖², ‖b‖² and a·b, in f64.
-    fn accumulate(&self, job: &TensorJob<'_>, acc: &mut Vec<f64>) -> Result<()> {
-        let a = job.base("slerp")?;
-        let [m] = job.models.as_slice() else {
-            return Ok(());
-        };
-        acc.resize(3, 0.0);
-        for (x, y) in a.iter().zip(m.values) {
-            let (x, y) = (f64::from(*x), f64::from(*y));
-            acc[0] += x * x;
-            acc[1] += y * y;
-            acc[2] += x * y;
-        }
-        Ok(())
+    fn stream(&self, _t: &TensorSetup<'_>) -> Result<Box<dyn TensorStream>> {
+        Ok(Box::new(Sums::new(accumulate)))
     }
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {
         let a = job.base("slerp")?;
@@ -63,14 +50,14 @@ impl MergeMethod for Slerp {
             .number("t")
             .ok_or_else(|| Error::op(job.name, "slerp", "no `t` for this tensor"))?;
         let mut whole = Vec::new();
-        let sums = match job.stats {
+        let sums = match job.streamed::<Vec<f64>>() {
             Some(s) => s,
             None => {
-                self.accumulate(job, &mut whole)?;
+                accumulate(job, &mut whole)?;
                 &whole
             }
         };
-        let &[aa, bb, ab] = sums else {
+        let &[aa, bb, ab] = sums.as_slice() else {
             return Err(Error::op(job.name, "slerp", "norms missing for this part"));
         };
         // Each vector is normalised unless its norm is (near) zero.
@@ -91,4 +78,20 @@ impl MergeMethod for Slerp {
         }
         Ok(Vec::new())
     }
+}
+
+/// ‖a‖², ‖b‖² and a·b, in f64.
+fn accumulate(job: &TensorJob<'_>, acc: &mut Vec<f64>) -> Result<()> {
+    let a = job.base("slerp")?;
+    let [m] = job.models.as_slice() else {
+        return Ok(());
+    };
+    acc.resize(3, 0.0);
+    for (x, y) in a.iter().zip(m.values) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        acc[0] += x * x;
+        acc[1] += y * y;
+        acc[2] += x * y;
+    }
+    Ok(())
 }
