@@ -19,6 +19,7 @@ pub mod data;
 pub mod locate;
 pub mod model;
 pub mod placement;
+mod score_file;
 pub mod shards;
 pub mod train;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use led_io::{Checkpoint, CheckpointWriter, Dtype, ScoreMetadata, TensorSpec, WriterOptions};
+use led_io::{Checkpoint, Dtype, ScoreMetadata, TensorSpec};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -15,6 +15,7 @@ use tch::{Kind, Tensor};
 
 use crate::data::{DataOptions, DataReport, load_samples, load_tokenizer};
 use crate::model::{Activations, Model};
+use crate::score_file::{score_writer, write_score};
 use crate::{DeviceChoice, Error, Result, to_f32_vec};
 
 /// The version of the scoring rules recorded in every score file (`led.scores.option.rules`):
@@ -217,40 +218,6 @@ pub fn random_scores(seed: u64, name: &str, n: usize) -> Vec<f32> {
     h.update(name.as_bytes());
     let mut rng = ChaCha8Rng::from_seed(h.finalize().into());
     (0..n).map(|_| rng.random::<f32>()).collect()
-}
-
-/// A writer of the score file `out`: one f32 tensor per spec, in any order.
-pub(crate) fn score_writer(
-    out: &Path,
-    record: &ScoreMetadata,
-    overwrite: bool,
-    specs: Vec<TensorSpec>,
-) -> Result<CheckpointWriter> {
-    Ok(CheckpointWriter::create_file(
-        out,
-        specs,
-        WriterOptions {
-            overwrite,
-            metadata: record.to_map(),
-            ..Default::default()
-        },
-    )?)
-}
-
-/// Write one tensor's scores, refusing non-finite values.
-pub(crate) fn write_score(
-    writer: &CheckpointWriter,
-    out: &Path,
-    name: &str,
-    values: &[f32],
-) -> Result<()> {
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Model(
-            out.to_path_buf(),
-            format!("score of tensor {name:?} is not finite at element {i}"),
-        ));
-    }
-    Ok(writer.write_f32(name, values)?)
 }
 
 fn torch_err(path: &Path, tensor: &str) -> impl Fn(tch::TchError) -> Error {

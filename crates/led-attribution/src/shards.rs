@@ -173,7 +173,7 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
             Ok(TensorSpec::new(name, Dtype::F32, shape))
         })
         .collect::<Result<Vec<_>>>()?;
-    let writer = crate::locate::score_writer(out, &record, overwrite, specs)?;
+    let writer = crate::score_file::score_writer(out, &record, overwrite, specs)?;
     for n in &names {
         let mut total = parts[0].1.read_f32(n)?;
         for (_, c) in &parts[1..] {
@@ -199,7 +199,7 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
             }
             _ => total,
         };
-        crate::locate::write_score(&writer, out, &name, &values)?;
+        crate::score_file::write_score(&writer, out, &name, &values)?;
     }
     writer.finish()?;
     Ok(SumReport {

@@ -21,6 +21,7 @@ pub mod analyze;
 pub mod config;
 mod engine;
 mod error;
+mod inputs;
 pub mod ops;
 mod options;
 mod parts;

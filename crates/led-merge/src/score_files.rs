@@ -16,7 +16,7 @@ use led_io::{Checkpoint, ScoreMetadata, meta::WEIGHTS_FINGERPRINT_OPTION, weight
 
 use crate::config::{Parameters, Scalar};
 use crate::error::Result;
-use crate::plan::{Action, Input, ScoreFiles, TensorPlan};
+use crate::inputs::{Action, Input, ScoreFiles, TensorPlan};
 
 /// Problems (each an error) and warnings about the score files of `models`.
 #[derive(Debug, Default)]
