@@ -145,7 +145,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     println!("merged: {merged:?}");
     // Parts of one row (4 elements): the stream counts over all four first; same result.
     let parts = RunOptions {
-        chunk_elements: 4,
+        chunk_elements: Some(4),
         ..RunOptions::default()
     };
     run(&plan, &d.join("in-parts"), &parts)?;

@@ -84,6 +84,12 @@ enum Command {
     },
 }
 
+/// mimalloc keeps the merge's per-part buffers for reuse instead of handing them back to the
+/// system after every part (glibc's malloc did: page faults were a third of a merge's time;
+/// docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Past a file-size limit (RLIMIT_FSIZE), get EFBIG from the write and fail cleanly (the
     // writer then removes its temporary output) instead of being killed by SIGXFSZ.

@@ -10,7 +10,7 @@ use led_merge::{MergeConfig, MergePlan, MergeReport, RunOptions};
 /// Arguments of `led merge`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Relative paths in the config resolve from the current directory (as in mergekit).\n\nExamples:\n  led merge merge.yaml merged/ --dry-run\n  led -v merge merge.yaml merged/ --dry-run   # one line per tensor\n  led merge merge.yaml merged/ --threads 4 --max-shard-size 2GB\n  led merge merge.yaml merged/ --force        # replace merged/"
+    after_help = "Relative paths in the config resolve from the current directory (as in mergekit).\n\nExamples:\n  led merge merge.yaml merged/ --dry-run\n  led -v merge merge.yaml merged/ --dry-run   # one line per tensor\n  led merge merge.yaml merged/ --threads 4 --max-memory 2GB --max-shard-size 2GB\n  led merge merge.yaml merged/ --force        # replace merged/"
 )]
 pub struct Args {
     /// The YAML config.
@@ -20,9 +20,14 @@ pub struct Args {
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Tensors merged at once (0 = one per core); memory grows with it.
+    /// Worker threads (0 = one per core); each holds one part of a tensor at a time.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Memory for the merge's buffers, e.g. 2GB: parts of large tensors are sized so that
+    /// every thread's part fits (default: a sixteenth of the machine's memory, at most 512 MiB;
+    /// `--dry-run` prints the plan).
+    #[arg(long)]
+    pub max_memory: Option<String>,
     /// Check everything and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -35,6 +40,11 @@ pub struct Args {
 pub fn run(args: &Args, verbose: bool) -> Result<()> {
     let (config, out) = (args.config.as_path(), args.out.as_path());
     let max_shard_size = led_io::parse_size(&args.max_shard_size)?;
+    let max_memory = args
+        .max_memory
+        .as_deref()
+        .map(led_io::parse_size)
+        .transpose()?;
     let mut parsed = MergeConfig::from_file(config)?;
     // The output's existence is checked first, in the dry run too: it is what the run checks
     // before writing anything.
@@ -53,6 +63,7 @@ pub fn run(args: &Args, verbose: bool) -> Result<()> {
         threads: args.threads,
         max_shard_size,
         progress: true,
+        max_memory,
         ..RunOptions::default()
     };
     if args.dry_run {

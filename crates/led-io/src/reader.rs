@@ -353,6 +353,7 @@ impl Checkpoint {
         // (safetensors, candle), we rely on nobody truncating the input file while we read it.
         let map = unsafe {
             MmapOptions::new()
+                .populate()
                 .offset(offset)
                 .len(len as usize)
                 .map(&shard.file)

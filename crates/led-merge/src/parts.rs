@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use crate::error::Result;
 use crate::ops::{Chunking, MergeMethod, TensorSetup, TensorStream};
+use crate::options::{BLOCK_ELEMENTS, RunOptions};
 
 /// Rows (first dimension; a scalar is one row) and elements per row of `shape`.
 pub(crate) fn rows_of(shape: &[usize]) -> (usize, usize) {
@@ -42,33 +43,41 @@ pub(crate) fn rows_per_part(shape: &[usize], chunk_elements: usize) -> usize {
     }
 }
 
-/// How one tensor is merged: its chunking and its parts (one when whole).
+/// How one tensor is merged: its chunking and its parts.
 pub(crate) struct Layout {
-    /// What the method allows (element by element when the tensor fits in one part).
+    /// What the method allows (element by element when no model holds the tensor).
     pub chunking: Chunking,
-    /// Row ranges, in order.
+    /// Row ranges, in order: blocks for an element-by-element method, else parts within the
+    /// memory budget (one when the tensor fits or the method needs it whole).
     pub parts: Vec<Range<usize>>,
+    /// Whether the parts may be merged in any order, at once (element by element).
+    pub parallel: bool,
+    /// Merged whole although larger than a part: run alone, after the others.
+    pub oversized: bool,
 }
 
 impl Layout {
-    /// Tensor `t`'s layout for `method` with parts of `chunk_elements`.
-    pub(crate) fn of(method: &dyn MergeMethod, t: &TensorSetup<'_>, chunk_elements: usize) -> Self {
-        let per = rows_per_part(t.shape, chunk_elements);
+    /// Tensor `t`'s layout for `method` with `options`' part size.
+    pub(crate) fn of(method: &dyn MergeMethod, t: &TensorSetup<'_>, options: &RunOptions) -> Self {
+        let part = options.part_elements(t.models.len() + 1);
         let rows = rows_of(t.shape).0;
-        let chunking = if per < rows && !t.models.is_empty() {
-            method.chunking(t)
-        } else {
+        let chunking = if t.models.is_empty() {
             Chunking::Elementwise
+        } else {
+            method.chunking(t)
         };
-        let parts = row_parts(
-            t.shape,
-            if chunking == Chunking::Whole {
-                rows
-            } else {
-                per
-            },
-        );
-        Layout { chunking, parts }
+        let per = rows_per_part(t.shape, part);
+        let (per_part, parallel) = match chunking {
+            Chunking::Elementwise => (rows_per_part(t.shape, part.min(BLOCK_ELEMENTS)), true),
+            Chunking::Whole => (rows, false),
+            Chunking::Streamed => (per, false),
+        };
+        Layout {
+            chunking,
+            parts: row_parts(t.shape, per_part),
+            parallel,
+            oversized: chunking == Chunking::Whole && per < rows,
+        }
     }
 
     /// The method's stream over this tensor's parts, when it is merged in parts and needs one.

@@ -206,7 +206,7 @@ impl MergePlan {
     /// How tensor `t` is merged with `options`' part size.
     pub(crate) fn layout(&self, t: &TensorPlan, options: &RunOptions) -> Layout {
         let params = self.tensor_params(t);
-        Layout::of(&*self.method, &params.setup(t), options.chunk_elements)
+        Layout::of(&*self.method, &params.setup(t), options)
     }
 
     /// The config's top-level parameters for tensor `name`.
@@ -509,19 +509,27 @@ impl MergePlan {
                 m.index.unwrap_or(0)
             );
         }
-        let parts = |t: &TensorPlan| self.layout(t, options).parts.len();
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
         let (mut merged, mut in_parts, mut copied) = (0, 0, 0);
+        // The largest part a thread holds outside the budget's parts (a tensor merged whole).
+        let mut largest_whole = 0;
         for t in &self.tensors {
             let what = match t.action {
                 Action::Merge => {
                     merged += 1;
-                    let how = match parts(t) {
-                        1 => String::new(),
-                        n => {
+                    let layout = self.layout(t, options);
+                    let row = crate::parts::rows_of(&t.shape).1;
+                    if !layout.parallel {
+                        let longest = layout.parts.iter().map(|r| r.len() * row).max();
+                        largest_whole = largest_whole.max(longest.unwrap_or(0));
+                    }
+                    // Blocks of an element-by-element method are an execution detail.
+                    let how = match layout.parts.len() {
+                        n if n > 1 && !layout.parallel => {
                             in_parts += 1;
                             format!(", in {n} parts")
                         }
+                        _ => String::new(),
                     };
                     format!("{} of {} model(s){how}", self.method.name(), t.inputs.len())
                 }
@@ -549,6 +557,11 @@ impl MergePlan {
             } else {
                 " (one line per tensor with -v)"
             }
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            options.describe_memory(self.models.len() + 1, largest_whole)
         );
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");

@@ -8,26 +8,31 @@ use crate::rng::{BLOCK, StreamKey};
 use led_mask::top_k;
 
 /// Keep exactly the k = floor(ρ n) largest |δ| (ties at the k-th value broken by lower flat
-/// index), zero the rest. Returns k.
-pub(crate) fn magnitude_top_k(delta: &mut [f32], density: f64) -> usize {
+/// index), zero the rest, in O(n): the k-th largest radix-selected as when a tensor is merged in
+/// parts. Returns k; an error if some |δ| is not finite.
+pub(crate) fn magnitude_top_k(
+    tensor: &str,
+    delta: &mut [f32],
+    density: f64,
+) -> crate::Result<usize> {
     let n = delta.len();
     if density >= 1.0 {
-        return n;
+        return Ok(n);
     }
     let k = top_k(density, n);
     if k == 0 {
         delta.iter_mut().for_each(|x| *x = 0.0);
-        return 0;
+        return Ok(0);
     }
-    let mut mags: Vec<f32> = delta.iter().map(|x| x.abs()).collect();
-    let (_, t, _) = mags.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    let t = *t;
-    let above = delta
-        .iter()
-        .filter(|x| x.abs().total_cmp(&t).is_gt())
-        .count();
-    keep_above(delta, t, k - above);
-    k
+    let mags: Vec<f32> = delta.par_iter().map(|x| x.abs()).collect();
+    let mut select = led_mask::StreamingThreshold::with_k(tensor, n, k)?;
+    while select.needs_pass() {
+        select.feed(&mags)?;
+        select.end_pass()?;
+    }
+    let (th, greater) = select.finish_with_greater();
+    keep_above(delta, th.value.unwrap_or(f32::INFINITY), k - greater);
+    Ok(k)
 }
 
 /// Keep the elements with |δ| > `t` and the first `ties` with |δ| = `t`; zero the rest.
@@ -454,24 +459,39 @@ pub(crate) fn sign_consensus(
     out_sum: &mut [f32],
     out_div: &mut [f32],
 ) {
+    // Spans of elements, each summed model after model in plain loops (the compiler vectorises
+    // them); per element the additions are in model order, as an element-by-element sum.
+    const SPAN: usize = 1 << 14;
     out_sum
-        .par_iter_mut()
-        .zip(out_div.par_iter_mut())
+        .par_chunks_mut(SPAN)
+        .zip(out_div.par_chunks_mut(SPAN))
         .enumerate()
-        .for_each(|(j, (sum, div))| {
-            let total: f32 = deltas.iter().map(|d| d[j]).sum();
-            let sign = if total >= 0.0 { 1.0f32 } else { -1.0 };
-            let (mut s, mut w) = (0.0f32, 0.0f32);
+        .for_each(|(c, (sum, div))| {
+            let span = c * SPAN..c * SPAN + sum.len();
+            // The elected sign: of Σ u_i (f32's `Sum` starts at −0.0; the sign test is the same).
+            sum.fill(-0.0);
+            for d in deltas {
+                sum.iter_mut()
+                    .zip(&d[span.clone()])
+                    .for_each(|(t, u)| *t += u);
+            }
+            let positive: Vec<bool> = sum.iter().map(|&t| t >= 0.0).collect();
+            sum.fill(0.0);
+            div.fill(0.0);
             for (d, &wt) in deltas.iter().zip(weights) {
-                let u = d[j];
-                // Pruned entries (sign 0) never agree.
-                if u != 0.0 && u.signum() == sign {
-                    s += u;
-                    w += wt;
+                for (((s, w), &u), &up) in sum
+                    .iter_mut()
+                    .zip(div.iter_mut())
+                    .zip(&d[span.clone()])
+                    .zip(&positive)
+                {
+                    // Pruned entries (sign 0) never agree.
+                    if u != 0.0 && (u > 0.0) == up {
+                        *s += u;
+                        *w += wt;
+                    }
                 }
             }
-            *sum = s;
-            *div = w;
         });
 }
 
@@ -521,14 +541,14 @@ mod tests {
     #[test]
     fn top_k_keeps_exactly_k_and_breaks_ties_by_index() {
         let mut d = vec![1.0, -3.0, 2.0, -2.0, 2.0, 0.5];
-        assert_eq!(magnitude_top_k(&mut d, 0.5), 3);
+        assert_eq!(magnitude_top_k("w", &mut d, 0.5).unwrap(), 3);
         // |−3| and two of the three |2|s: the lower indices 2 and 3.
         assert_eq!(d, [0.0, -3.0, 2.0, -2.0, 0.0, 0.0]);
         let mut d = vec![1.0, 2.0, 3.0];
-        assert_eq!(magnitude_top_k(&mut d, 0.2), 0);
+        assert_eq!(magnitude_top_k("w", &mut d, 0.2).unwrap(), 0);
         assert_eq!(d, [0.0; 3]);
         let mut d = vec![1.0, 2.0];
-        assert_eq!(magnitude_top_k(&mut d, 1.0), 2);
+        assert_eq!(magnitude_top_k("w", &mut d, 1.0).unwrap(), 2);
         assert_eq!(d, [1.0, 2.0]);
     }
 

@@ -430,7 +430,7 @@ fn output_is_atomic_and_never_overwritten_unasked() {
                 &p,
                 &target,
                 &RunOptions {
-                    chunk_elements,
+                    chunk_elements: Some(chunk_elements),
                     ..Default::default()
                 },
             )
@@ -576,7 +576,7 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
             &p,
             &parts,
             &RunOptions {
-                chunk_elements: 64,
+                chunk_elements: Some(64),
                 ..Default::default()
             },
         )
@@ -585,7 +585,7 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
         // The election alone, from the scores only, whole or in parts, says what the merge did.
         for chunk_elements in [usize::MAX, 64] {
             let opts = RunOptions {
-                chunk_elements,
+                chunk_elements: Some(chunk_elements),
                 ..Default::default()
             };
             match led_election(&p, &opts) {
@@ -766,7 +766,7 @@ fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
                 &p,
                 &out,
                 &RunOptions {
-                    chunk_elements,
+                    chunk_elements: Some(chunk_elements),
                     ..Default::default()
                 },
             )
@@ -777,7 +777,7 @@ fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
             assert_eq!(got.read_f32(names[0]).unwrap(), want_embedding, "{params}");
             // The election alone agrees with the merge.
             let opts = RunOptions {
-                chunk_elements,
+                chunk_elements: Some(chunk_elements),
                 ..Default::default()
             };
             assert_eq!(led_election(&p, &opts).unwrap(), report.led, "{params}");

@@ -15,7 +15,7 @@ use led_io::{CheckpointWriter, TensorSpec, WriterOptions, Written};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::ops::{Chunking, TensorNote};
+use crate::ops::TensorNote;
 use crate::options::RunOptions;
 use crate::parts::{row_parts, rows_of, rows_per_part};
 use crate::plan::{Action, MergePlan, TensorPlan};
@@ -32,26 +32,12 @@ pub struct MergeReport {
     pub led: BTreeMap<String, led_mask::TensorStats>,
 }
 
-/// Add one part's notes to a tensor's: LED statistics summed, each warning once.
-fn absorb(notes: &mut Vec<TensorNote>, part: Vec<TensorNote>) {
-    for note in part {
-        if let TensorNote::Led(s) = &note
-            && let Some(TensorNote::Led(acc)) =
-                notes.iter_mut().find(|n| matches!(n, TensorNote::Led(_)))
-        {
-            acc.add(s);
-        } else if !notes.contains(&note) {
-            notes.push(note);
-        }
-    }
-}
-
 /// Merge (or copy) tensor `t` into `writer`, advancing `bar` by the bytes of each part written.
 fn merge_tensor(
     plan: &MergePlan,
     t: &TensorPlan,
     writer: &CheckpointWriter,
-    chunk_elements: usize,
+    options: &RunOptions,
     bar: &ProgressBar,
 ) -> Result<Vec<TensorNote>> {
     let part_bytes =
@@ -59,7 +45,8 @@ fn merge_tensor(
     let reference = plan.base.as_ref().unwrap_or(&plan.models[0]);
     let row = rows_of(&t.shape).1;
     if t.action == Action::Copy {
-        for r in row_parts(&t.shape, rows_per_part(&t.shape, chunk_elements)) {
+        let per = rows_per_part(&t.shape, options.part_elements(plan.models.len() + 1));
+        for r in row_parts(&t.shape, per) {
             let bytes = reference
                 .ckpt
                 .read_bytes_range(&t.name, r.start * row..r.end * row)?;
@@ -68,8 +55,7 @@ fn merge_tensor(
         }
         return Ok(Vec::new());
     }
-    let mut notes = Vec::new();
-    for_each_part(plan, t, chunk_elements, true, |job, r| {
+    for_each_part(plan, t, options, true, |job, r| {
         let mut out = vec![0f32; r.len() * row];
         let part_notes = if job.models.is_empty() {
             // No model holds this tensor: keep the base's (or reference's) values.
@@ -92,10 +78,8 @@ fn merge_tensor(
         }
         writer.write_f32_chunk(&t.name, r.start * row, &out)?;
         bar.inc(part_bytes(&r));
-        absorb(&mut notes, part_notes);
-        Ok(())
-    })?;
-    Ok(notes)
+        Ok(part_notes)
+    })
 }
 
 /// LED's election for every merged tensor of `plan`, as [`run`] would report it in
@@ -122,10 +106,8 @@ pub fn led_election(
             .with_max_len(1)
             .filter(|t| t.action == Action::Merge && !t.inputs.is_empty())
             .try_for_each(|t| {
-                let mut notes = Vec::new();
-                for_each_part(plan, t, options.chunk_elements, false, |job, _| {
-                    absorb(&mut notes, crate::ops::Led::election(job)?);
-                    Ok(())
+                let notes = for_each_part(plan, t, options, false, |job, _| {
+                    crate::ops::Led::election(job)
                 })?;
                 for n in notes {
                     if let TensorNote::Led(s) = n {
@@ -172,12 +154,13 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))?;
     // Large tensors the method needs whole are merged one after another (each still parallel
     // inside), after the rest: threads never multiply the largest tensors' memory.
-    let (whole, rest): (Vec<&TensorPlan>, Vec<&TensorPlan>) = plan.tensors.iter().partition(|t| {
-        t.action == Action::Merge && plan.layout(t, options).chunking == Chunking::Whole
-    });
+    let (whole, rest): (Vec<&TensorPlan>, Vec<&TensorPlan>) = plan
+        .tensors
+        .iter()
+        .partition(|t| t.action == Action::Merge && plan.layout(t, options).oversized);
     let merge_one = |t: &TensorPlan| {
         tracing::debug!(tensor = %t.name, "merging");
-        let n = merge_tensor(plan, t, &writer, options.chunk_elements, &bar)?;
+        let n = merge_tensor(plan, t, &writer, options, &bar)?;
         notes
             .lock()
             .expect("not poisoned")

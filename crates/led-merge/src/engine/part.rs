@@ -6,9 +6,12 @@ use std::ops::Range;
 
 use led_io::Checkpoint;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
-use crate::ops::{ModelTensor, Params, Reads, ScorePair, TensorJob};
-use crate::parts::{part_shape, rows_of};
+use crate::ops::{ModelTensor, Params, Reads, ScorePair, TensorJob, TensorNote};
+use crate::options::RunOptions;
+use crate::parts::{Layout, part_shape, rows_of};
 use crate::plan::{Input, MergePlan, TensorParams, TensorPlan};
 
 /// Read rows `rows` of `name` from `ckpt` as f32, aligned to the reference's `shape`
@@ -169,25 +172,57 @@ impl Part {
     }
 }
 
+/// Add one part's notes to a tensor's: LED statistics summed, each warning once.
+fn absorb(notes: &mut Vec<TensorNote>, part: Vec<TensorNote>) {
+    for note in part {
+        if let TensorNote::Led(s) = &note
+            && let Some(TensorNote::Led(acc)) =
+                notes.iter_mut().find(|n| matches!(n, TensorNote::Led(_)))
+        {
+            acc.add(s);
+        } else if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+}
+
 /// Hand merged tensor `t` to `visit`, part by part (whole when it is small or the method needs
-/// it whole), as the job the method gets, with the part's rows. When the method streams over
-/// the parts, every round of its stream runs first, and each part gets what the stream hands
-/// it. Without `weights` only the scores are read (the job's weights are empty): enough for
-/// LED's election.
+/// it whole), as the job the method gets, with the part's rows; returns the notes of every
+/// part, in part order. Parts of an element-by-element method are visited in parallel. When
+/// the method streams over the parts, every round of its stream runs first, and each part gets
+/// what the stream hands it. Without `weights` only the scores are read (the job's weights
+/// are empty): enough for LED's election.
 pub(super) fn for_each_part(
     plan: &MergePlan,
     t: &TensorPlan,
-    chunk_elements: usize,
+    options: &RunOptions,
     weights: bool,
-    mut visit: impl FnMut(&TensorJob<'_>, Range<usize>) -> Result<()>,
-) -> Result<()> {
+    visit: impl Fn(&TensorJob<'_>, Range<usize>) -> Result<Vec<TensorNote>> + Sync,
+) -> Result<Vec<TensorNote>> {
     let seed = plan.config.random_seed.unwrap_or(0);
     let params = plan.tensor_params(t);
     let setup = params.setup(t);
-    let layout = crate::parts::Layout::of(&*plan.method, &setup, chunk_elements);
+    let layout = Layout::of(&*plan.method, &setup, options);
+    let wanted = Wanted {
+        weights,
+        scores: plan.method.needs_scores(),
+    };
+    let mut notes = Vec::new();
+    if layout.parallel {
+        let per_part = layout
+            .parts
+            .par_iter()
+            .map(|r| {
+                let part = Part::read(plan, t, &params.global, r.clone(), wanted)?;
+                visit(&part.job(plan, t, &params, seed), r.clone())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        per_part.into_iter().for_each(|n| absorb(&mut notes, n));
+        return Ok(notes);
+    }
     let mut stream = layout.stream(&*plan.method, &setup)?;
     if let Some(stream) = stream.as_mut() {
-        let wanted = match stream.reads() {
+        let reads = match stream.reads() {
             Reads::Weights => Wanted {
                 weights: true,
                 scores: false,
@@ -199,16 +234,12 @@ pub(super) fn for_each_part(
         };
         while stream.needs_round() {
             for r in &layout.parts {
-                let part = Part::read(plan, t, &params.global, r.clone(), wanted)?;
+                let part = Part::read(plan, t, &params.global, r.clone(), reads)?;
                 stream.feed(&part.job(plan, t, &params, seed))?;
             }
             stream.end_round()?;
         }
     }
-    let wanted = Wanted {
-        weights,
-        scores: plan.method.needs_scores(),
-    };
     for r in layout.parts {
         let part = Part::read(plan, t, &params.global, r.clone(), wanted)?;
         let job = part.job(plan, t, &params, seed);
@@ -220,7 +251,7 @@ pub(super) fn for_each_part(
             streamed: handed.as_deref(),
             ..job
         };
-        visit(&job, r)?;
+        absorb(&mut notes, visit(&job, r)?);
     }
-    Ok(())
+    Ok(notes)
 }

@@ -133,8 +133,17 @@ pub(crate) fn merge(
     } else {
         let total: f32 = weights.iter().sum();
         let divisor = if total.abs() < 1e-8 { 1.0 } else { total };
-        for (j, (o, &b)) in out.iter_mut().zip(base).enumerate() {
-            let s: f32 = deltas.iter().map(|d| d[j]).sum();
+        // Σ_i δ_i per element, model after model into the first task vector (f32's `Sum`
+        // starts at −0.0, and −0.0 + δ_0 = δ_0: the same bits as an element-by-element sum).
+        // No model: the base (b + λ·(−0.0) = b).
+        let Some((sum, rest)) = deltas.split_first_mut() else {
+            out.copy_from_slice(base);
+            return Ok(notes);
+        };
+        for d in rest.iter() {
+            sum.iter_mut().zip(d).for_each(|(s, x)| *s += x);
+        }
+        for ((o, &b), &s) in out.iter_mut().zip(base).zip(sum.iter()) {
             let mixed = if normalize { s / divisor } else { s };
             *o = b + lambda * mixed;
         }

@@ -84,7 +84,7 @@ impl Sparsifier for MagnitudeTopK {
         job: &TensorJob<'_>,
         j: usize,
         delta: &mut [f32],
-        _method: &'static str,
+        method: &'static str,
     ) -> Result<Option<String>> {
         let m = &job.models[j];
         let density = m.params.value(&DENSITY).unwrap_or(1.0);
@@ -93,7 +93,7 @@ impl Sparsifier for MagnitudeTopK {
                 keep_above(delta, top.threshold, top.ties);
                 top.k
             }
-            None => magnitude_top_k(delta, density),
+            None => magnitude_top_k(job.name, delta, density).map_err(|e| e.in_weights(method))?,
         };
         Ok((kept == 0 && !delta.is_empty()).then(|| {
             format!(
