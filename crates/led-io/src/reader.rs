@@ -410,9 +410,19 @@ impl Checkpoint {
 
     /// Read elements `range` (flat, row-major) of tensor `name` as `f32`.
     pub fn read_f32_range(&self, name: &str, range: Range<usize>) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; range.len()];
-        self.read_f32_range_into(name, range, &mut out)?;
-        Ok(out)
+        let info = self.info(name)?;
+        // Moderate lengths decode serially into a fresh vector (no zeroing pass); long ones in
+        // parallel.
+        if range.len() > 1 << 20 || !info.dtype.readable_as_f32() || range.start > range.end {
+            let mut out = vec![0.0; range.len()];
+            self.read_f32_range_into(name, range, &mut out)?;
+            return Ok(out);
+        }
+        self.check_range(info, &range)?;
+        Ok(match self.map_elements(info, &range)? {
+            Some(map) => crate::dtype::decode_f32_vec(info.dtype, &map).expect("readable"),
+            None => Vec::new(),
+        })
     }
 
     /// Read tensor `name` into `out` (length = numel) as `f32`.

@@ -88,29 +88,47 @@ fn non_finite(tensor: &str, scores: &[f32]) -> Error {
     }
 }
 
-/// A 65536-bucket histogram of one 16-bit digit of the keys, in parallel; `None` if any
-/// score is not finite (checked in the same pass).
-fn histogram(scores: &[f32], select: impl Fn(u32) -> Option<usize> + Sync) -> Option<Vec<u64>> {
-    scores
-        .par_chunks(CHUNK)
-        .map(|chunk| {
-            let mut h = vec![0u64; 1 << 16];
-            let mut bad = false;
-            for &s in chunk {
-                bad |= !s.is_finite();
-                if let Some(b) = select(key(s)) {
-                    h[b] += 1;
-                }
+/// Add to `hist` (65536 buckets) the counts of one 16-bit digit of the keys, in parallel for
+/// more than one chunk (one histogram per worker); `false` if any score is not finite (checked
+/// in the same pass; `hist` is then partly updated).
+fn histogram(
+    scores: &[f32],
+    hist: &mut [u64],
+    select: impl Fn(u32) -> Option<usize> + Sync,
+) -> bool {
+    let count = |h: &mut [u64], chunk: &[f32]| {
+        let mut bad = false;
+        for &s in chunk {
+            bad |= !s.is_finite();
+            if let Some(b) = select(key(s)) {
+                h[b] += 1;
             }
-            (!bad).then_some(h)
-        })
+        }
+        !bad
+    };
+    if scores.len() <= CHUNK {
+        return count(hist, scores);
+    }
+    let counted = scores
+        .par_chunks(CHUNK)
+        .try_fold(
+            || vec![0u64; 1 << 16],
+            |mut h, chunk| count(&mut h, chunk).then_some(h),
+        )
         .try_reduce(
             || vec![0u64; 1 << 16],
             |mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                 Some(a)
             },
-        )
+        );
+    match counted {
+        Some(h) => {
+            hist.iter_mut().zip(&h).for_each(|(x, y)| *x += y);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Walk buckets from the top until `k` elements are covered; returns (bucket, count above it).
@@ -150,8 +168,10 @@ pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Thre
     if n <= SMALL {
         return select_small(tensor, scores, k);
     }
-    let hi = histogram(scores, |key| Some((key >> 16) as usize))
-        .ok_or_else(|| non_finite(tensor, scores))?;
+    let mut hi = vec![0u64; 1 << 16];
+    if !histogram(scores, &mut hi, |key| Some((key >> 16) as usize)) {
+        return Err(non_finite(tensor, scores));
+    }
     if k == 0 {
         return Ok(Threshold {
             len: n,
@@ -161,10 +181,10 @@ pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Thre
         });
     }
     let (bucket, above) = find_bucket(&hi, k as u64);
-    let lo = histogram(scores, |key| {
+    let mut lo = vec![0u64; 1 << 16];
+    histogram(scores, &mut lo, |key| {
         ((key >> 16) as usize == bucket).then_some((key & 0xFFFF) as usize)
-    })
-    .expect("finite: checked by the first pass");
+    });
     let (low, _) = find_bucket(&lo, k as u64 - above);
     let t = unkey(((bucket as u32) << 16) | low as u32);
     // Members are the keys ≥ key(t) when t > 0 (then `s > 0` adds nothing), which the two
@@ -279,13 +299,12 @@ impl StreamingThreshold {
                 got: self.fed,
             });
         }
-        let add = |hist: &mut Vec<u64>, h: Vec<u64>| {
-            hist.iter_mut().zip(&h).for_each(|(x, y)| *x += y);
-        };
         match self.stage {
-            Stage::High => match histogram(chunk, |key| Some((key >> 16) as usize)) {
-                Some(h) => add(&mut self.hist, h),
-                None => {
+            // After non-finite scores the pass fails at its end: the histogram no longer matters.
+            Stage::High => match histogram(chunk, &mut self.hist, |key| Some((key >> 16) as usize))
+            {
+                true => {}
+                false => {
                     let count = chunk.par_iter().filter(|s| !s.is_finite()).count();
                     let first = chunk.iter().position(|s| !s.is_finite()).unwrap_or(0);
                     let (c, f) = self.bad.get_or_insert((0, start + first));
@@ -294,11 +313,10 @@ impl StreamingThreshold {
                 }
             },
             Stage::Low { bucket, .. } => {
-                let h = histogram(chunk, |key| {
+                // Finite: checked by the first pass.
+                histogram(chunk, &mut self.hist, |key| {
                     ((key >> 16) as usize == bucket).then_some((key & 0xFFFF) as usize)
-                })
-                .expect("finite: checked by the first pass");
-                add(&mut self.hist, h);
+                });
             }
             Stage::Members {
                 t,

@@ -70,7 +70,8 @@ impl Layout {
         let (per_part, parallel) = match chunking {
             Chunking::Elementwise => (rows_per_part(t.shape, part.min(BLOCK_ELEMENTS)), true),
             Chunking::Whole => (rows, false),
-            Chunking::Streamed => (per, false),
+            Chunking::Streamed => (rows_per_part(t.shape, part.min(BLOCK_ELEMENTS)), false),
+            Chunking::StreamedIfLarge => (per, false),
         };
         Layout {
             chunking,
@@ -87,7 +88,9 @@ impl Layout {
         t: &TensorSetup<'_>,
     ) -> Result<Option<Box<dyn TensorStream>>> {
         match self.chunking {
-            Chunking::Streamed if self.parts.len() > 1 => method.stream(t).map(Some),
+            Chunking::Streamed | Chunking::StreamedIfLarge if self.parts.len() > 1 => {
+                method.stream(t).map(Some)
+            }
             _ => Ok(None),
         }
     }

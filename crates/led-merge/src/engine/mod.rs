@@ -66,7 +66,11 @@ fn merge_tensor(
         } else {
             plan.method.merge(job, &mut out)?
         };
-        if let Some(bad) = out.iter().position(|x| !x.is_finite()) {
+        let finite = out.iter().fold(true, |ok, x| ok & x.is_finite());
+        if let Some(bad) = (!finite)
+            .then(|| out.iter().position(|x| !x.is_finite()))
+            .flatten()
+        {
             return Err(Error::op(
                 &t.name,
                 plan.method.name(),

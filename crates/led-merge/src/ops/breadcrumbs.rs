@@ -59,6 +59,7 @@ impl Sparsifier for Outliers {
             share: |budget: &mut BandBudget, part, j| budget.part(part.delta(j)),
             method,
             budgets: Vec::new(),
+            scratch: Vec::new(),
         }))
     }
     fn apply(

@@ -69,7 +69,7 @@ pub(crate) fn needs_l1(t: &TensorSetup<'_>) -> bool {
 impl Sparsifier for RandomDrop {
     fn chunking(&self, t: &TensorSetup<'_>) -> Chunking {
         if needs_l1(t) {
-            Chunking::Streamed
+            Chunking::StreamedIfLarge
         } else {
             Chunking::Elementwise
         }

@@ -82,7 +82,7 @@ impl Sparsifier for RankSampling {
             // A 1-D tensor is one row.
             Chunking::Whole
         } else if needs_l1(t) {
-            Chunking::Streamed
+            Chunking::StreamedIfLarge
         } else {
             Chunking::Elementwise
         }

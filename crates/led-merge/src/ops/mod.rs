@@ -89,8 +89,13 @@ pub enum Chunking {
     Elementwise,
     /// Element by element once something over the whole tensor is known (a top-k threshold,
     /// a norm): the engine runs the method's [`MergeMethod::stream`] over every part first, then
-    /// hands each part what the stream gives it, in [`TensorJob::streamed`].
+    /// hands each part what the stream gives it, in [`TensorJob::streamed`]. Every tensor is
+    /// streamed, in cache-sized blocks: for a stream as cheap as a re-read (a selection).
     Streamed,
+    /// As [`Chunking::Streamed`], but only for a tensor larger than a part; smaller ones are
+    /// merged whole: for a stream that repeats costly work (DARE's random drops) or whose whole
+    /// path is one pass anyway (sums).
+    StreamedIfLarge,
 }
 
 /// What a method computes over a whole tensor before a tensor merged in parts is merged: the
@@ -142,7 +147,7 @@ pub struct TensorJob<'a> {
     /// Flat index of this job's first element in the tensor: 0 for a whole tensor, the part's
     /// start when merged in parts (random streams are keyed by element position).
     pub offset: usize,
-    /// [`Chunking::Streamed`] in parts only: what the method's stream handed this part.
+    /// A streamed tensor's part only: what the method's stream handed this part.
     pub streamed: Option<&'a (dyn std::any::Any + Send + Sync)>,
 }
 
@@ -235,7 +240,7 @@ pub trait MergeMethod: Send + Sync {
     fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
         Chunking::Whole
     }
-    /// [`Chunking::Streamed`] only: a stream over tensor `t`'s parts, whose results the merge
+    /// [`Chunking::Streamed`] and [`Chunking::StreamedIfLarge`] only: a stream over tensor `t`'s parts, whose results the merge
     /// of each part gets in [`TensorJob::streamed`].
     fn stream(&self, t: &TensorSetup<'_>) -> Result<Box<dyn TensorStream>> {
         Err(Error::op(

@@ -77,7 +77,7 @@ impl MergeMethod for ModelStock {
         }
     }
     fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
-        Chunking::Streamed
+        Chunking::StreamedIfLarge
     }
     fn stream(&self, _t: &TensorSetup<'_>) -> Result<Box<dyn TensorStream>> {
         Ok(Box::new(Sums::new(accumulate)))

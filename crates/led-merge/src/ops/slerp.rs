@@ -32,7 +32,7 @@ impl MergeMethod for Slerp {
         }
     }
     fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
-        Chunking::Streamed
+        Chunking::StreamedIfLarge
     }
     fn stream(&self, _t: &TensorSetup<'_>) -> Result<Box<dyn TensorStream>> {
         Ok(Box::new(Sums::new(accumulate)))

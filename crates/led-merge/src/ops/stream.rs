@@ -53,8 +53,8 @@ impl TensorStream for Sums {
 pub(crate) struct Selections<S, B, P> {
     /// Per model holding the tensor, in order.
     pub selects: Vec<Option<S>>,
-    /// What a part gives model `j`'s selection.
-    pub input: fn(&TensorJob<'_>, usize) -> Vec<f32>,
+    /// What a part gives model `j`'s selection, written into the buffer (reused).
+    pub input: fn(&TensorJob<'_>, usize, &mut Vec<f32>),
     /// A selection's answer as a budget to share out.
     pub finish: fn(S) -> B,
     /// Model `j`'s share of its budget for a part.
@@ -63,6 +63,8 @@ pub(crate) struct Selections<S, B, P> {
     pub method: &'static str,
     /// Per model, once selected.
     pub budgets: Vec<Option<B>>,
+    /// The input's buffer.
+    pub scratch: Vec<f32>,
 }
 
 /// What a part gets from [`Selections`]: per model holding the tensor, its share.
@@ -82,7 +84,8 @@ impl<S: Passes + Send, B: Send, P: Send + Sync + 'static> TensorStream for Selec
     fn feed(&mut self, part: &TensorJob<'_>) -> Result<()> {
         for (j, s) in self.selects.iter_mut().enumerate() {
             if let Some(s) = s.as_mut().filter(|s| s.needs_pass()) {
-                s.feed(&(self.input)(part, j))
+                (self.input)(part, j, &mut self.scratch);
+                s.feed(&self.scratch)
                     .map_err(|e| e.in_weights(self.method))?;
             }
         }
@@ -115,6 +118,14 @@ impl<S: Passes + Send, B: Send, P: Send + Sync + 'static> TensorStream for Selec
 }
 
 /// |θ_j − θ_b| of a part: what magnitude selections rank.
-pub(crate) fn magnitudes(job: &TensorJob<'_>, j: usize) -> Vec<f32> {
-    job.delta(j).map(f32::abs).collect()
+pub(crate) fn magnitudes(job: &TensorJob<'_>, j: usize, out: &mut Vec<f32>) {
+    out.clear();
+    let base = job.base.unwrap_or(&[]);
+    out.extend(
+        job.models[j]
+            .values
+            .iter()
+            .zip(base)
+            .map(|(v, b)| (v - b).abs()),
+    );
 }

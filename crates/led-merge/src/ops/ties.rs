@@ -77,6 +77,7 @@ impl Sparsifier for MagnitudeTopK {
             },
             method,
             budgets: Vec::new(),
+            scratch: Vec::new(),
         }))
     }
     fn apply(
