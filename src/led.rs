@@ -44,13 +44,48 @@ pub enum Scores {
     },
 }
 
+/// One task of an LED merge: a fine-tuned model, where its scores come from, its mask ratio r
+/// (`density`, required) and its scale λ (`weight`, default 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    model: PathBuf,
+    scores: Scores,
+    weight: Option<f32>,
+    density: Option<f64>,
+}
+
+impl Task {
+    /// The fine-tuned `model` with its `scores`.
+    pub fn new(model: impl Into<PathBuf>, scores: Scores) -> Self {
+        Task {
+            model: model.into(),
+            scores,
+            weight: None,
+            density: None,
+        }
+    }
+
+    /// λ: the scale of this task's masked task vector (default 1).
+    pub fn weight(mut self, lambda: f32) -> Self {
+        self.weight = Some(lambda);
+        self
+    }
+
+    /// r: the share of each tensor's weights elected by both the base's and this model's scores.
+    pub fn density(mut self, r: f64) -> Self {
+        self.density = Some(r);
+        self
+    }
+}
+
 /// An LED-Merging run, built in a few calls.
 ///
 /// ```no_run
-/// use led_merging::{LedMerge, Scores};
+/// use led_merging::{LedMerge, Scores, Task};
+/// let files = |model: &str, base: &str| Scores::Files { model: model.into(), base: base.into() };
 /// let report = LedMerge::new("models/llama-3-8b")
-///     .task("models/instruct", 1.0, 0.1, Scores::Files { model: "s/instruct.safetensors".into(), base: "s/base-safety.safetensors".into() })
-///     .task("models/math", 1.0, 0.4, Scores::Files { model: "s/math.safetensors".into(), base: "s/base-math.safetensors".into() })
+///     .task(Task::new("models/instruct", files("s/instruct.safetensors", "s/base-safety.safetensors")).density(0.1))
+///     .task(Task::new("models/math", files("s/math.safetensors", "s/base-math.safetensors")).density(0.4))
 ///     .run("merged")?;
 /// println!("{} tensors merged", report.led.len());
 /// # Ok::<(), led_merging::Error>(())
@@ -58,7 +93,7 @@ pub enum Scores {
 #[derive(Debug, Clone)]
 pub struct LedMerge {
     base: PathBuf,
-    tasks: Vec<(PathBuf, f32, f64, Scores)>,
+    tasks: Vec<Task>,
     election: Pattern,
     disjoint: bool,
     out_dtype: Option<Dtype>,
@@ -78,15 +113,9 @@ impl LedMerge {
         }
     }
 
-    /// Add a task: fine-tuned `model`, scale λ = `weight`, mask ratio r = `density`.
-    pub fn task(
-        mut self,
-        model: impl Into<PathBuf>,
-        weight: f32,
-        density: f64,
-        scores: Scores,
-    ) -> Self {
-        self.tasks.push((model.into(), weight, density, scores));
+    /// Add a task.
+    pub fn task(mut self, task: Task) -> Self {
+        self.tasks.push(task);
         self
     }
 
@@ -120,11 +149,15 @@ impl LedMerge {
         let models = self
             .tasks
             .iter()
-            .map(|(model, weight, density, scores)| {
+            .map(|task| {
                 let mut parameters = BTreeMap::new();
-                parameters.insert("weight".to_string(), num(f64::from(*weight)));
-                parameters.insert("density".to_string(), num(*density));
-                let (scores, location) = match scores {
+                if let Some(w) = task.weight {
+                    parameters.insert("weight".to_string(), num(f64::from(w)));
+                }
+                if let Some(r) = task.density {
+                    parameters.insert("density".to_string(), num(r));
+                }
+                let (scores, location) = match &task.scores {
                     Scores::Files { model, base } => (
                         Some(ScorePaths {
                             model: model.clone(),
@@ -142,7 +175,7 @@ impl LedMerge {
                     ),
                 };
                 ModelEntry {
-                    model: model.clone(),
+                    model: task.model.clone(),
                     parameters,
                     scores,
                     location,

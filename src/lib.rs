@@ -35,12 +35,18 @@ mod led;
 
 #[cfg(feature = "attribution")]
 pub use led::resolve_locations;
-pub use led::{Error, LedMerge, Scores};
+pub use led::{Error, LedMerge, Scores, Task};
 #[cfg(feature = "attribution")]
 pub use led_attribution as attribution;
 pub use led_io as io;
 pub use led_mask as mask;
 pub use led_merge as merge;
+
+/// What a merge needs, in one `use led_merging::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Error, LedMerge, Scores, Task};
+    pub use led_merge::{MergeConfig, MergePlan, MergeReport, RunOptions, run};
+}
 
 // The README's Rust examples are compiled and run as doc tests.
 #[cfg(doctest)]

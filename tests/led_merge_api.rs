@@ -4,7 +4,7 @@ use std::path::Path;
 
 use led_merging::io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
 use led_merging::merge::{MergeConfig, MergePlan, RunOptions, run};
-use led_merging::{LedMerge, Scores};
+use led_merging::{LedMerge, Scores, Task};
 
 fn write(path: &Path, file: bool, seed: u32) {
     let specs = vec![
@@ -47,8 +47,12 @@ fn builder_equals_yaml() {
         base: d.join(format!("{b}.safetensors")),
     };
     let merge = LedMerge::new(d.join("base"))
-        .task(d.join("a"), 1.0, 0.3, files("sa", "sba"))
-        .task(d.join("b"), 0.5, 0.6, files("sb", "sbb"));
+        .task(Task::new(d.join("a"), files("sa", "sba")).density(0.3))
+        .task(
+            Task::new(d.join("b"), files("sb", "sbb"))
+                .weight(0.5)
+                .density(0.6),
+        );
     let report = merge.run(d.join("api")).unwrap();
     assert_eq!(report.led.len(), 2);
 

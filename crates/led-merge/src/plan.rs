@@ -217,14 +217,16 @@ impl MergePlan {
     /// Check `config` (read from `config_path`) and open its inputs.
     pub fn new(config: MergeConfig, config_path: &Path) -> Result<Self> {
         let method = method(&config.merge_method).ok_or_else(|| {
+            let name = &config.merge_method;
+            let what = if crate::ops::NOT_IMPLEMENTED.contains(&name.as_str()) {
+                format!("{name:?} is a mergekit method led-merging does not implement")
+            } else {
+                format!("unknown method {name:?}")
+            };
             config_err(
                 config_path,
                 "merge_method",
-                format!(
-                    "unknown method {:?} (known: {})",
-                    config.merge_method,
-                    methods().join(", ")
-                ),
+                format!("{what} (implemented: {})", methods().join(", ")),
             )
         })?;
         Self::with_method(config, config_path, method)

@@ -274,6 +274,18 @@ fn config_errors_name_the_key() {
             "expected {key} in: {msg}"
         );
     }
+    // A mergekit method we do not implement is named as such, not as unknown.
+    let err = plan(
+        &format!("merge_method: sce\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
+        d,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("\"sce\" is a mergekit method led-merging does not implement")
+            && err.contains("nearswap"),
+        "{err}"
+    );
     let err = plan(&format!("merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.2}}\n    location: {{data: safety.jsonl}}\n"), d).unwrap_err();
     assert!(
         matches!(err, Error::Unsupported(_)) && err.to_string().contains("location"),

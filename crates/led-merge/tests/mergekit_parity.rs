@@ -148,6 +148,12 @@ fn same_output_as_mergekit() {
                 "merge_method: slerp\nbase_model: {base}\nmodels:\n  - model: {base}\n  - model: {b}\nparameters:\n  t: [{{filter: self_attn, value: 0.3}}, {{filter: mlp, value: 0.8}}, {{value: 0.5}}]\ndtype: float32\n"
             ),
         ),
+        (
+            "nearswap",
+            format!(
+                "merge_method: nearswap\nbase_model: {base}\nmodels:\n  - model: {base}\n  - model: {b}\nparameters: {{t: 0.02}}\ndtype: float32\n"
+            ),
+        ),
     ];
     // One mergekit process per method, all started at once.
     let handles: Vec<_> = configs

@@ -10,6 +10,7 @@ mod generalized;
 mod led;
 mod linear;
 mod model_stock;
+mod nearswap;
 mod params;
 mod slerp;
 mod stream;
@@ -23,6 +24,7 @@ pub use generalized::{Family, Sparsifier};
 pub use led::Led;
 pub use linear::Linear;
 pub use model_stock::ModelStock;
+pub use nearswap::NearSwap;
 pub(crate) use params::check_parameters;
 pub use params::{
     DENSITY, EPSILON, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, ParamSpec, Params, RESCALE, WEIGHT,
@@ -273,6 +275,19 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(DELLA_LINEAR),
     || Box::new(ModelStock),
     || Box::new(Slerp),
+    || Box::new(NearSwap),
+];
+
+/// mergekit methods led-merging does not implement: refused by name.
+pub const NOT_IMPLEMENTED: &[&str] = &[
+    "nuslerp",
+    "multislerp",
+    "karcher",
+    "arcee_fusion",
+    "sce",
+    "passthrough",
+    "ram",
+    "ramplus_tl",
 ];
 
 /// The built-in method called `name`.
