@@ -192,6 +192,16 @@ impl TensorJob<'_> {
     }
 }
 
+/// [`MergeMethod::check_model_count`] of the methods that pair the base with exactly one model
+/// (`slerp`, `nearswap`).
+pub fn exactly_one_model(n: usize) -> Result<(), String> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(format!("needs exactly one model besides the base, got {n}"))
+    }
+}
+
 /// Something a method wants the report to say about one tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorNote {

@@ -25,11 +25,7 @@ impl MergeMethod for NearSwap {
         &["t"]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(format!("needs exactly one model besides the base, got {n}"))
-        }
+        super::exactly_one_model(n)
     }
     fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
         Chunking::Elementwise
