@@ -3,7 +3,7 @@
 //! Where it sits: Locate → Elect → Disjoint → **Merge**. This crate runs LED-Merging (with
 //! `led-mask` doing Elect and Disjoint per tensor) and the classic baselines (`linear`,
 //! `task_arithmetic`, `ties`, `dare_linear`, `dare_ties`, `breadcrumbs`, `breadcrumbs_ties`,
-//! `della`, `della_linear`, `model_stock`, `slerp`, `nearswap`) from mergekit-style YAML, over sharded
+//! `della`, `della_linear`, `model_stock`, `slerp`, `nearswap`, `sce`) from mergekit-style YAML, over sharded
 //! Hugging Face checkpoints, one tensor at a time: memory is bounded by the largest tensor times
 //! the number of inputs (times the threads), never by model size. No libtorch.
 //!
@@ -33,5 +33,5 @@ mod sparsify;
 pub use config::MergeConfig;
 pub use engine::{MergeReport, led_election, run};
 pub use error::{Error, Result};
-pub use options::{DEFAULT_CHUNK_ELEMENTS, RunOptions};
+pub use options::{BLOCK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, RunOptions, default_max_memory};
 pub use plan::{Action, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};

@@ -154,6 +154,12 @@ fn same_output_as_mergekit() {
                 "merge_method: nearswap\nbase_model: {base}\nmodels:\n  - model: {base}\n  - model: {b}\nparameters: {{t: 0.02}}\ndtype: float32\n"
             ),
         ),
+        (
+            "sce",
+            format!(
+                "merge_method: sce\nbase_model: {base}\nmodels:\n  - model: {a}\n  - model: {b}\n  - model: {c}\nparameters: {{select_topk: 0.5}}\ndtype: float32\n"
+            ),
+        ),
     ];
     // One mergekit process per method, all started at once.
     let handles: Vec<_> = configs

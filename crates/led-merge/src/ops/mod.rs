@@ -12,6 +12,7 @@ mod linear;
 mod model_stock;
 mod nearswap;
 mod params;
+mod sce;
 mod slerp;
 mod stream;
 mod task_arithmetic;
@@ -30,6 +31,7 @@ pub use params::{
     DENSITY, EPSILON, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, ParamSpec, Params, RESCALE, WEIGHT,
     any_number, boolean, pattern, ratio, rescale, unit,
 };
+pub use sce::Sce;
 pub use slerp::Slerp;
 pub use stream::Sums;
 pub use task_arithmetic::TASK_ARITHMETIC;
@@ -286,6 +288,7 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(ModelStock),
     || Box::new(Slerp),
     || Box::new(NearSwap),
+    || Box::new(Sce),
 ];
 
 /// mergekit methods led-merging does not implement: refused by name.
@@ -294,7 +297,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "multislerp",
     "karcher",
     "arcee_fusion",
-    "sce",
     "passthrough",
     "ram",
     "ramplus_tl",
