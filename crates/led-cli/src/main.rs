@@ -1,18 +1,12 @@
 //! `led`: the LED-Merging command-line tool.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod analyze;
-mod demo;
-mod inspect;
-mod locate;
-mod merge;
-mod scores;
-#[cfg(feature = "attribution")]
-mod trained_demo;
+mod commands;
+
+use commands::{analyze, demo, inspect, locate, merge, scores};
 
 /// Merge fine-tuned LLMs without losing safety (LED-Merging: Locate, Elect, Disjoint).
 #[derive(Parser)]
@@ -31,37 +25,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Show the tensors, dtypes, shapes, sizes, shards and metadata of a checkpoint or score file.
-    #[command(
-        after_help = "Examples:\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
-    )]
-    Inspect {
-        /// A model directory or a .safetensors file.
-        path: PathBuf,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(inspect::Args),
     /// Jaccard overlap of the top-r sets of score checkpoints, per layer and tensor kind (paper Fig. 4).
-    #[command(
-        after_help = "Examples:\n  led analyze --scores safety=scores/safety.safetensors math=scores/math.safetensors --top 0.2 --out fig4/\n  led analyze --config led.yaml --out election/"
-    )]
-    Analyze {
-        /// Score checkpoints as NAME=PATH (two or more).
-        #[arg(long = "scores", required_unless_present = "config", num_args = 1..)]
-        scores: Vec<String>,
-        /// An LED merge config: report what its election keeps and what disjoint removes,
-        /// per model and tensor kind, from the score files alone (no weight read, nothing
-        /// merged).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The ratio r of the top sets compared.
-        #[arg(long, default_value_t = 0.2)]
-        top: f64,
-        /// Write a heat map (SVG and PNG) and JSON per pair here (and election.json with
-        /// --config).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Analyze(analyze::Args),
     /// Score every weight of a model on a task dataset (LED's Locate step) into a score file.
     Locate(locate::Args),
     /// Work on score files: `led scores sum` combines the shards of a `led locate --shard` run.
@@ -70,18 +36,7 @@ enum Command {
     /// Merge models as a mergekit-style YAML config says (led, ties, task_arithmetic, ...).
     Merge(merge::Args),
     /// Run the embedded end-to-end demo on generated models (nothing is downloaded).
-    #[command(after_help = "Examples:\n  led demo\n  led demo --synthetic --out /tmp/demo")]
-    Demo {
-        /// Where the demo writes its models and report.
-        #[arg(long, default_value = "out/demo")]
-        out: PathBuf,
-        /// Write into OUT even if it exists and was not made by the demo.
-        #[arg(long)]
-        force: bool,
-        /// The quick synthetic demo (random weights and scores) instead of the trained experiment.
-        #[arg(long)]
-        synthetic: bool,
-    },
+    Demo(demo::Args),
 }
 
 /// mimalloc keeps the merge's per-part buffers for reuse instead of handing them back to the
@@ -113,21 +68,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Inspect { path, json } => inspect::run(&path, json),
-        Command::Analyze {
-            scores,
-            config,
-            top,
-            out,
-        } => analyze::run(&scores, config.as_deref(), top, out.as_deref()),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Analyze(args) => analyze::run(&args),
         Command::Locate(args) => locate::run(&args),
         Command::Scores(command) => scores::run(&command),
         Command::Merge(args) => merge::run(&args, cli.verbose > 0),
-        Command::Demo {
-            out,
-            force,
-            synthetic,
-        } => demo::run(&out, force, synthetic),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

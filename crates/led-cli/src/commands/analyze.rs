@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use led_io::Checkpoint;
 use led_mask::{JaccardTable, TensorKind, classify};
-use led_merge::analyze::{heatmap_png, heatmap_svg, overlap_table};
+use led_merge::analyze::overlap_table;
+
+use super::plot::{heatmap_png, heatmap_svg};
 use led_merge::{MergeConfig, MergePlan, RunOptions};
 
 /// `NAME=PATH` pairs, at least two.
@@ -60,7 +62,7 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
     let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
     let stats = led_merge::led_election(&plan, &RunOptions::default())?;
     println!("Election of {}:", config.display());
-    crate::merge::print_election(&plan, &stats);
+    super::merge::print_election(&plan, &stats);
     // Per tensor kind: the share of each kind's weights each model keeps, and the share
     // elected by two or more models (removed when disjoint is on).
     let mut kinds: BTreeMap<TensorKind, (usize, usize, Vec<usize>)> = BTreeMap::new();
@@ -129,7 +131,36 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-pub fn run(scores: &[String], config: Option<&Path>, top: f64, out: Option<&Path>) -> Result<()> {
+/// Arguments of `led analyze`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  led analyze --scores safety=scores/safety.safetensors math=scores/math.safetensors --top 0.2 --out fig4/\n  led analyze --config led.yaml --out election/"
+)]
+pub struct Args {
+    /// Score checkpoints as NAME=PATH (two or more).
+    #[arg(long = "scores", required_unless_present = "config", num_args = 1..)]
+    pub scores: Vec<String>,
+    /// An LED merge config: report what its election keeps and what disjoint removes,
+    /// per model and tensor kind, from the score files alone (no weight read, nothing
+    /// merged).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The ratio r of the top sets compared.
+    #[arg(long, default_value_t = 0.2)]
+    pub top: f64,
+    /// Write a heat map (SVG and PNG) and JSON per pair here (and election.json with
+    /// --config).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let (scores, config, top, out) = (
+        args.scores.as_slice(),
+        args.config.as_deref(),
+        args.top,
+        args.out.as_deref(),
+    );
     if let Some(config) = config {
         election(config, out)?;
         if scores.is_empty() {

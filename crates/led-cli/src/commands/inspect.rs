@@ -1,6 +1,6 @@
 //! `led inspect`: what a checkpoint or score file holds, from its headers alone.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use bytesize::ByteSize;
@@ -10,7 +10,21 @@ use serde_json::json;
 /// Metadata values longer than this are shortened in the table (a merge's full YAML config).
 const MAX_SHOWN: usize = 120;
 
-pub fn run(path: &Path, as_json: bool) -> Result<()> {
+/// Arguments of `led inspect`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
+)]
+pub struct Args {
+    /// A model directory or a .safetensors file.
+    pub path: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let (path, as_json) = (args.path.as_path(), args.json);
     let ckpt = Checkpoint::open(path)?;
     let shards: std::collections::BTreeSet<_> =
         ckpt.tensors().iter().map(|t| t.shard.clone()).collect();

@@ -186,7 +186,23 @@ fn retained(base: &Path, tasks: &[&PathBuf], merged: &Path) -> Result<Vec<f64>> 
         .collect())
 }
 
-pub fn run(out: &Path, force: bool, synthetic: bool) -> Result<()> {
+/// Arguments of `led demo`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  led demo\n  led demo --synthetic --out /tmp/demo")]
+pub struct Args {
+    /// Where the demo writes its models and report.
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    /// Write into OUT even if it exists and was not made by the demo.
+    #[arg(long)]
+    pub force: bool,
+    /// The quick synthetic demo (random weights and scores) instead of the trained experiment.
+    #[arg(long)]
+    pub synthetic: bool,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let (out, force, synthetic) = (args.out.as_path(), args.force, args.synthetic);
     let started = Instant::now();
     // The demo replaces its own earlier output, and nothing else unless forced.
     let marker = out.join(DEMO_MARKER);
@@ -211,7 +227,7 @@ pub fn run(out: &Path, force: bool, synthetic: bool) -> Result<()> {
     #[cfg(feature = "attribution")]
     if !synthetic {
         println!("  {}", led_attribution::Runtime::detect());
-        return crate::trained_demo::run(out);
+        return super::trained_demo::run(out);
     }
     #[cfg(not(feature = "attribution"))]
     if !synthetic {
