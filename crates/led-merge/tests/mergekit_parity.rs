@@ -160,6 +160,24 @@ fn same_output_as_mergekit() {
                 "merge_method: sce\nbase_model: {base}\nmodels:\n  - model: {a}\n  - model: {b}\n  - model: {c}\nparameters: {{select_topk: 0.5}}\ndtype: float32\n"
             ),
         ),
+        (
+            "nuslerp",
+            format!(
+                "merge_method: nuslerp\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 0.3}}\n  - model: {b}\n    parameters: {{weight: 0.7}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "nuslerp_rows",
+            format!(
+                "merge_method: nuslerp\nmodels:\n  - model: {a}\n    parameters: {{weight: 0.6}}\n  - model: {c}\n    parameters: {{weight: 0.4}}\nparameters: {{nuslerp_flatten: false}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "nuslerp_columns",
+            format!(
+                "merge_method: nuslerp\nbase_model: {base}\nmodels:\n  - model: {b}\n    parameters: {{weight: 0.5}}\n  - model: {c}\n    parameters: {{weight: 0.5}}\nparameters: {{nuslerp_flatten: false, nuslerp_row_wise: true}}\ndtype: float32\n"
+            ),
+        ),
     ];
     // One mergekit process per method, all started at once.
     let handles: Vec<_> = configs

@@ -11,6 +11,7 @@ mod led;
 mod linear;
 mod model_stock;
 mod nearswap;
+mod nuslerp;
 mod params;
 mod sce;
 mod slerp;
@@ -26,6 +27,7 @@ pub use led::Led;
 pub use linear::Linear;
 pub use model_stock::ModelStock;
 pub use nearswap::NearSwap;
+pub use nuslerp::NuSlerp;
 pub(crate) use params::check_parameters;
 pub use params::{
     DENSITY, EPSILON, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, ParamSpec, Params, RESCALE, WEIGHT,
@@ -289,11 +291,11 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(Slerp),
     || Box::new(NearSwap),
     || Box::new(Sce),
+    || Box::new(NuSlerp),
 ];
 
 /// mergekit methods led-merging does not implement: refused by name.
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    "nuslerp",
     "multislerp",
     "karcher",
     "arcee_fusion",
