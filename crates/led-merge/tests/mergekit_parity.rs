@@ -178,6 +178,18 @@ fn same_output_as_mergekit() {
                 "merge_method: nuslerp\nbase_model: {base}\nmodels:\n  - model: {b}\n    parameters: {{weight: 0.5}}\n  - model: {c}\n    parameters: {{weight: 0.5}}\nparameters: {{nuslerp_flatten: false, nuslerp_row_wise: true}}\ndtype: float32\n"
             ),
         ),
+        (
+            "multislerp",
+            format!(
+                "merge_method: multislerp\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 0.5}}\n  - model: {b}\n    parameters: {{weight: 0.3}}\n  - model: {c}\n    parameters: {{weight: 0.2}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "multislerp_no_base",
+            format!(
+                "merge_method: multislerp\nmodels:\n  - model: {a}\n    parameters: {{weight: 1.0}}\n  - model: {c}\n    parameters: {{weight: 2.0}}\ndtype: float32\n"
+            ),
+        ),
     ];
     // One mergekit process per method, all started at once.
     let handles: Vec<_> = configs

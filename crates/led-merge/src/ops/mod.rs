@@ -10,6 +10,7 @@ mod generalized;
 mod led;
 mod linear;
 mod model_stock;
+mod multislerp;
 mod nearswap;
 mod nuslerp;
 mod params;
@@ -26,6 +27,7 @@ pub use generalized::{Family, Sparsifier};
 pub use led::Led;
 pub use linear::Linear;
 pub use model_stock::ModelStock;
+pub use multislerp::MultiSlerp;
 pub use nearswap::NearSwap;
 pub use nuslerp::NuSlerp;
 pub(crate) use params::check_parameters;
@@ -292,11 +294,11 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(NearSwap),
     || Box::new(Sce),
     || Box::new(NuSlerp),
+    || Box::new(MultiSlerp),
 ];
 
 /// mergekit methods led-merging does not implement: refused by name.
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    "multislerp",
     "karcher",
     "arcee_fusion",
     "passthrough",
