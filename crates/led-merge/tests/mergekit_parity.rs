@@ -190,6 +190,12 @@ fn same_output_as_mergekit() {
                 "merge_method: multislerp\nmodels:\n  - model: {a}\n    parameters: {{weight: 1.0}}\n  - model: {c}\n    parameters: {{weight: 2.0}}\ndtype: float32\n"
             ),
         ),
+        (
+            "arcee_fusion",
+            format!(
+                "merge_method: arcee_fusion\nbase_model: {base}\nmodels:\n  - model: {base}\n  - model: {b}\ndtype: float32\n"
+            ),
+        ),
     ];
     // One mergekit process per method, all started at once.
     let handles: Vec<_> = configs
@@ -222,5 +228,25 @@ fn same_output_as_mergekit() {
         let ours = d.join(format!("{method}-ours"));
         run(&plan, &ours, &RunOptions::default()).unwrap();
         compare(&ours, &theirs, method);
+        // A selection that moved nothing would agree trivially: arcee_fusion must move some.
+        if *method == "arcee_fusion" {
+            let (merged, base) = (
+                Checkpoint::open(&ours).unwrap(),
+                Checkpoint::open(d.join("base")).unwrap(),
+            );
+            let moved: usize = merged
+                .tensors()
+                .iter()
+                .map(|t| {
+                    let (m, b) = (
+                        merged.read_f32(&t.name).unwrap(),
+                        base.read_f32(&t.name).unwrap(),
+                    );
+                    m.iter().zip(&b).filter(|(x, y)| x != y).count()
+                })
+                .sum();
+            assert!(moved > 0, "arcee_fusion moved no weight");
+            println!("arcee_fusion: {moved} weights moved to the model's values");
+        }
     }
 }

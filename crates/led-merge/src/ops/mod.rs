@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 
+mod arcee_fusion;
 mod breadcrumbs;
 mod dare;
 mod della;
@@ -20,6 +21,7 @@ mod stream;
 mod task_arithmetic;
 mod ties;
 
+pub use arcee_fusion::ArceeFusion;
 pub use breadcrumbs::{BREADCRUMBS, BREADCRUMBS_TIES};
 pub use dare::{DARE_LINEAR, DARE_TIES};
 pub use della::{DELLA, DELLA_LINEAR};
@@ -295,16 +297,11 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(Sce),
     || Box::new(NuSlerp),
     || Box::new(MultiSlerp),
+    || Box::new(ArceeFusion),
 ];
 
 /// mergekit methods led-merging does not implement: refused by name.
-pub const NOT_IMPLEMENTED: &[&str] = &[
-    "karcher",
-    "arcee_fusion",
-    "passthrough",
-    "ram",
-    "ramplus_tl",
-];
+pub const NOT_IMPLEMENTED: &[&str] = &["karcher", "passthrough", "ram", "ramplus_tl"];
 
 /// The built-in method called `name`.
 pub fn method(name: &str) -> Option<Box<dyn MergeMethod>> {
