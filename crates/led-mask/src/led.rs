@@ -168,6 +168,15 @@ impl TensorStats {
             a.kept += b.kept;
         }
     }
+
+    /// The counts of several tensors (or parts) added up: elements, overlap and, per task,
+    /// elected, removed and kept (thresholds are the first's); `None` for none.
+    pub fn sum<'a>(stats: impl IntoIterator<Item = &'a TensorStats>) -> Option<TensorStats> {
+        let mut stats = stats.into_iter();
+        let mut total = stats.next()?.clone();
+        stats.for_each(|s| total.add(s));
+        Some(total)
+    }
 }
 
 /// LED-Merging for one tensor: θ = θ_b + Σ λ_i (m_i ⊙ τ_i) into `out`.

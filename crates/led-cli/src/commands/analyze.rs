@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use led_io::Checkpoint;
-use led_mask::{JaccardTable, TensorKind, classify};
+use led_mask::{JaccardTable, TensorKind, TensorStats, classify};
 use led_merge::analyze::overlap_table;
 
 use super::plot::{heatmap_png, heatmap_svg};
@@ -65,15 +65,14 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
     super::merge::print_election(&plan, &stats);
     // Per tensor kind: the share of each kind's weights each model keeps, and the share
     // elected by two or more models (removed when disjoint is on).
-    let mut kinds: BTreeMap<TensorKind, (usize, usize, Vec<usize>)> = BTreeMap::new();
+    let mut by_kind: BTreeMap<TensorKind, Vec<&TensorStats>> = BTreeMap::new();
     for (name, s) in &stats {
-        let e = kinds
-            .entry(classify(name).1)
-            .or_insert_with(|| (0, 0, vec![0; s.tasks.len()]));
-        e.0 += s.len;
-        e.1 += s.overlap;
-        e.2.iter_mut().zip(&s.tasks).for_each(|(k, t)| *k += t.kept);
+        by_kind.entry(classify(name).1).or_default().push(s);
     }
+    let kinds: BTreeMap<TensorKind, TensorStats> = by_kind
+        .into_iter()
+        .filter_map(|(kind, list)| TensorStats::sum(list).map(|total| (kind, total)))
+        .collect();
     // One column per model, named by its directory.
     let heads: Vec<String> = plan
         .models
@@ -90,10 +89,14 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
     }
     println!();
     let pct = |x: usize, n: usize| format!("{:.2} %", 100.0 * x as f64 / n.max(1) as f64);
-    for (kind, (n, overlap, kept)) in &kinds {
-        print!("  {:>8} {:>12}", kind.as_str(), pct(*overlap, *n));
-        for (k, w) in kept.iter().zip(&widths) {
-            print!(" {:>w$}", pct(*k, *n));
+    for (kind, total) in &kinds {
+        print!(
+            "  {:>8} {:>12}",
+            kind.as_str(),
+            pct(total.overlap, total.len)
+        );
+        for (t, w) in total.tasks.iter().zip(&widths) {
+            print!(" {:>w$}", pct(t.kept, total.len));
         }
         println!();
     }

@@ -356,14 +356,18 @@ pub fn run(args: &Args) -> Result<()> {
             t0.elapsed()
         );
         if *method == "led" {
-            let (mut e, mut k, mut n) = ([0usize; 2], [0usize; 2], 0usize);
-            for st in report.led.values() {
-                n += st.len;
-                for (i, t) in st.tasks.iter().enumerate() {
-                    e[i] += t.elected;
-                    k[i] += t.kept;
-                }
-            }
+            let total = led_mask::TensorStats::sum(report.led.values());
+            let n = total.as_ref().map_or(0, |t| t.len);
+            let count = |i: usize, kept: bool| {
+                total
+                    .as_ref()
+                    .and_then(|t| t.tasks.get(i))
+                    .map_or(0, |t| if kept { t.kept } else { t.elected })
+            };
+            let (e, k) = (
+                [count(0, false), count(1, false)],
+                [count(0, true), count(1, true)],
+            );
             let pct = |x: usize| 100.0 * x as f64 / n.max(1) as f64;
             println!(
                 "  led elected {:.1} % / {:.1} % of weights, kept {:.1} % / {:.1} % after disjoint (safety / math)",

@@ -105,33 +105,23 @@ pub fn print_report(plan: &MergePlan, report: &MergeReport) {
 /// LED's election per model: elected, removed by disjoint and kept, as shares of the weights
 /// of the tensors elected over.
 pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_mask::TensorStats>) {
-    if led.is_empty() {
+    let Some(total) = led_mask::TensorStats::sum(led.values()) else {
         return;
-    }
-    let tasks = plan.models.len();
-    let mut totals = vec![(0usize, 0usize, 0usize); tasks];
-    let mut elements = 0usize;
-    for stats in led.values() {
-        elements += stats.len;
-        for (t, s) in totals.iter_mut().zip(&stats.tasks) {
-            t.0 += s.elected;
-            t.1 += s.removed;
-            t.2 += s.kept;
-        }
-    }
+    };
+    let elements = total.len;
     println!("LED election over {elements} weights:");
     println!(
         "  {:40} {:>12} {:>12} {:>12}",
         "model", "elected", "disjoint −", "kept"
     );
-    for (m, (e, r, k)) in plan.models.iter().zip(totals) {
+    for (m, t) in plan.models.iter().zip(&total.tasks) {
         let pct = |x: usize| format!("{:.2} %", 100.0 * x as f64 / elements.max(1) as f64);
         println!(
             "  {:40} {:>12} {:>12} {:>12}",
             m.path.display().to_string(),
-            pct(e),
-            pct(r),
-            pct(k)
+            pct(t.elected),
+            pct(t.removed),
+            pct(t.kept)
         );
     }
 }
