@@ -8,7 +8,8 @@
 
 use bytesize::ByteSize;
 
-/// The part size used before budgets (32 Mi elements); kept for callers that set it.
+/// The part size `led analyze` reads score files in (32 Mi elements); merges size their parts
+/// from [`RunOptions::memory_budget`].
 pub const DEFAULT_CHUNK_ELEMENTS: usize = 1 << 25;
 
 /// Elements of the blocks element-by-element methods are merged in, in parallel: small enough

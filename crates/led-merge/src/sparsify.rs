@@ -25,14 +25,17 @@ pub(crate) fn magnitude_top_k(
         return Ok(0);
     }
     let mags: Vec<f32> = delta.par_iter().map(|x| x.abs()).collect();
-    let mut select = led_mask::StreamingThreshold::with_k(tensor, n, k)?;
-    while select.needs_pass() {
-        select.feed(&mags)?;
-        select.end_pass()?;
-    }
-    let (th, greater) = select.finish_with_greater();
-    keep_above(delta, th.value.unwrap_or(f32::INFINITY), k - greater);
+    let (t, ties) = top_k_cut(tensor, &mags, k)?;
+    keep_above(delta, t, ties);
     Ok(k)
+}
+
+/// The k-th largest of `values` (k ≥ 1) and how many elements equal to it belong to the top k:
+/// what [`keep_above`] keeps, ties by lowest index.
+pub(crate) fn top_k_cut(tensor: &str, values: &[f32], k: usize) -> crate::Result<(f32, usize)> {
+    let select = led_mask::StreamingThreshold::with_k(tensor, values.len(), k)?;
+    let (th, greater) = select_in_memory(select, values)?.finish_with_greater();
+    Ok((th.value.unwrap_or(f32::INFINITY), k - greater))
 }
 
 /// Keep the elements with |δ| > `t` and the first `ties` with |δ| = `t`; zero the rest.
@@ -80,11 +83,7 @@ pub(crate) fn magnitude_band(
         return Ok(());
     }
     let mags: Vec<f32> = delta.iter().map(|x| x.abs()).collect();
-    let mut select = BandSelect::new(tensor, delta.len(), density, gamma)?;
-    while select.needs_pass() {
-        select.feed(&mags)?;
-        select.end_pass()?;
-    }
+    let select = select_in_memory(BandSelect::new(tensor, delta.len(), density, gamma)?, &mags)?;
     let band = select.finish().part(mags.iter().copied());
     keep_band(delta, &band);
     Ok(())
@@ -190,6 +189,15 @@ pub(crate) fn select_over_parts<S: Passes>(
         for rows in parts {
             select.feed(&read(rows.clone())?)?;
         }
+        select.end_pass()?;
+    }
+    Ok(select)
+}
+
+/// [`select_over_parts`] for values held whole: every pass over `values` at once.
+pub(crate) fn select_in_memory<S: Passes>(mut select: S, values: &[f32]) -> crate::Result<S> {
+    while select.needs_pass() {
+        select.feed(values)?;
         select.end_pass()?;
     }
     Ok(select)

@@ -66,10 +66,9 @@ fn merge_tensor(
         } else {
             plan.method.merge(job, &mut out)?
         };
-        let finite = out.iter().fold(true, |ok, x| ok & x.is_finite());
-        if let Some(bad) = (!finite)
-            .then(|| out.iter().position(|x| !x.is_finite()))
-            .flatten()
+        // A fold without early exit vectorises; the position is searched for only on failure.
+        if !out.iter().fold(true, |ok, x| ok & x.is_finite())
+            && let Some(bad) = out.iter().position(|x| !x.is_finite())
         {
             return Err(Error::op(
                 &t.name,

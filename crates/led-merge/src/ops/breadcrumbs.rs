@@ -4,7 +4,7 @@
 //! order, its share of the ties at each cut.
 
 use super::generalized::{Family, Sparsifier};
-use super::stream::{PerModel, Selections, magnitudes};
+use super::stream::{PerModel, Selections};
 use super::{
     DENSITY, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, TensorJob, TensorSetup, TensorStream, WEIGHT,
 };
@@ -52,15 +52,12 @@ impl Sparsifier for Outliers {
                 BandSelect::new(t.name, t.numel(), density, gamma).map(Some)
             })
             .collect::<Result<_>>()?;
-        Ok(Box::new(Selections {
+        Ok(Box::new(Selections::new(
             selects,
-            input: magnitudes,
-            finish: BandSelect::finish,
-            share: |budget: &mut BandBudget, part, j| budget.part(part.delta(j)),
+            BandSelect::finish,
+            |budget: &mut BandBudget, part, j| budget.part(part.delta(j)),
             method,
-            budgets: Vec::new(),
-            scratch: Vec::new(),
-        }))
+        )))
     }
     fn apply(
         &self,

@@ -5,7 +5,7 @@
 
 use super::{INT8_MASK, MergeMethod, ParamSpec, TensorJob, TensorNote, unit};
 use crate::error::Result;
-use crate::sparsify::keep_above;
+use crate::sparsify::{keep_above, top_k_cut};
 
 /// SCE.
 #[derive(Debug, Clone, Copy)]
@@ -70,14 +70,9 @@ fn select(tensor: &str, tvs: &mut [Vec<f32>], density: f64) -> Result<()> {
         tvs.iter_mut().for_each(|t| t.fill(0.0));
         return Ok(());
     }
-    let mut select = led_mask::StreamingThreshold::with_k(tensor, len, k)?;
-    while select.needs_pass() {
-        select.feed(&var)?;
-        select.end_pass()?;
-    }
-    let (th, greater) = select.finish_with_greater();
     // The kept positions, as the variances that survive the cut.
-    keep_above(&mut var, th.value.unwrap_or(f32::INFINITY), k - greater);
+    let (t, ties) = top_k_cut(tensor, &var, k)?;
+    keep_above(&mut var, t, ties);
     for t in tvs.iter_mut() {
         t.iter_mut().zip(&var).for_each(|(x, &v)| {
             if v == 0.0 {

@@ -45,16 +45,14 @@ impl TensorStream for Sums {
     }
 }
 
-/// One streaming selection per model (`None`: the model needs none), each fed what `input`
-/// takes from a part for that model, round after round until all have their answer; then each
+/// One streaming selection per model (`None`: the model needs none) over the magnitudes
+/// |θ_j − θ_b| of each part, round after round until all have their answer; then each
 /// answer is `finish`ed into a budget from which every part, in index order, takes its `share`
 /// (ties at a cut are handed out by lowest index, as the whole tensor's path takes them). Parts
 /// read their share with `job.streamed::<PerModel<P>>()`.
 pub(crate) struct Selections<S, B, P> {
     /// Per model holding the tensor, in order.
     pub selects: Vec<Option<S>>,
-    /// What a part gives model `j`'s selection, written into the buffer (reused).
-    pub input: fn(&TensorJob<'_>, usize, &mut Vec<f32>),
     /// A selection's answer as a budget to share out.
     pub finish: fn(S) -> B,
     /// Model `j`'s share of its budget for a part.
@@ -63,12 +61,31 @@ pub(crate) struct Selections<S, B, P> {
     pub method: &'static str,
     /// Per model, once selected.
     pub budgets: Vec<Option<B>>,
-    /// The input's buffer.
+    /// The magnitudes' buffer.
     pub scratch: Vec<f32>,
 }
 
 /// What a part gets from [`Selections`]: per model holding the tensor, its share.
 pub(crate) struct PerModel<P>(pub Vec<Option<P>>);
+
+impl<S, B, P> Selections<S, B, P> {
+    /// Selections not yet fed (see the fields).
+    pub(crate) fn new(
+        selects: Vec<Option<S>>,
+        finish: fn(S) -> B,
+        share: fn(&mut B, &TensorJob<'_>, usize) -> P,
+        method: &'static str,
+    ) -> Self {
+        Selections {
+            selects,
+            finish,
+            share,
+            method,
+            budgets: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
 
 impl<P: Copy + 'static> PerModel<P> {
     /// Model `j`'s share for `job`, when `job` is a part of a streamed tensor.
@@ -84,7 +101,7 @@ impl<S: Passes + Send, B: Send, P: Send + Sync + 'static> TensorStream for Selec
     fn feed(&mut self, part: &TensorJob<'_>) -> Result<()> {
         for (j, s) in self.selects.iter_mut().enumerate() {
             if let Some(s) = s.as_mut().filter(|s| s.needs_pass()) {
-                (self.input)(part, j, &mut self.scratch);
+                magnitudes(part, j, &mut self.scratch);
                 s.feed(&self.scratch)
                     .map_err(|e| e.in_weights(self.method))?;
             }
@@ -118,7 +135,7 @@ impl<S: Passes + Send, B: Send, P: Send + Sync + 'static> TensorStream for Selec
 }
 
 /// |θ_j − θ_b| of a part: what magnitude selections rank.
-pub(crate) fn magnitudes(job: &TensorJob<'_>, j: usize, out: &mut Vec<f32>) {
+fn magnitudes(job: &TensorJob<'_>, j: usize, out: &mut Vec<f32>) {
     out.clear();
     let base = job.base.unwrap_or(&[]);
     out.extend(

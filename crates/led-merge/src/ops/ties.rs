@@ -3,7 +3,7 @@
 //! k-th largest |δ| and, part by part in index order, how many elements equal to it to keep.
 
 use super::generalized::{Family, Sparsifier};
-use super::stream::{PerModel, Selections, magnitudes};
+use super::stream::{PerModel, Selections};
 use super::{
     Chunking, DENSITY, INT8_MASK, LAMBDA, NORMALIZE, TensorJob, TensorSetup, TensorStream, WEIGHT,
 };
@@ -58,15 +58,14 @@ impl Sparsifier for MagnitudeTopK {
                     .transpose()
             })
             .collect::<Result<_, _>>()?;
-        Ok(Box::new(Selections {
+        Ok(Box::new(Selections::new(
             selects,
-            input: magnitudes,
-            finish: |s: led_mask::StreamingThreshold| {
+            |s: led_mask::StreamingThreshold| {
                 let (th, greater) = s.finish_with_greater();
                 // k = 0 keeps nothing: an infinite threshold admits no element.
                 (th.value.unwrap_or(f32::INFINITY), th.k - greater, th.k)
             },
-            share: |(threshold, budget, k), part, j| {
+            |(threshold, budget, k), part, j| {
                 let ties = count_ties(part.delta(j), *threshold).min(*budget);
                 *budget -= ties;
                 TopK {
@@ -76,9 +75,7 @@ impl Sparsifier for MagnitudeTopK {
                 }
             },
             method,
-            budgets: Vec::new(),
-            scratch: Vec::new(),
-        }))
+        )))
     }
     fn apply(
         &self,
