@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use led_io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
 
 /// The demo's score files as its config pairs them, and with safety's and math's swapped.
+#[cfg(feature = "attribution")]
 const RIGHT: [&str; 4] = [
     "safety.safetensors",
     "base-safety.safetensors",

@@ -428,6 +428,19 @@ impl MergePlan {
                 parameters: entry.parameters.clone(),
             });
         }
+        if method.base_is_input()
+            && let Some(b) = &base_path
+            && !models.iter().any(|m| same_path(b, &m.path))
+        {
+            // Last, as mergekit orders its inputs.
+            models.push(Input {
+                index: None,
+                path: b.clone(),
+                ckpt: open("base_model".into(), b)?,
+                scores: None,
+                parameters: Parameters::new(),
+            });
+        }
 
         let reference = base.as_ref().unwrap_or(&models[0]);
         let (tensors, mut warnings, mut problems) = plan_tensors(reference, &models, out_dtype);

@@ -276,13 +276,13 @@ fn config_errors_name_the_key() {
     }
     // A mergekit method we do not implement is named as such, not as unknown.
     let err = plan(
-        &format!("merge_method: karcher\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
+        &format!("merge_method: ram\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
         d,
     )
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("\"karcher\" is a mergekit method led-merging does not implement")
+        err.contains("\"ram\" is a mergekit method led-merging does not implement")
             && err.contains("nearswap"),
         "{err}"
     );

@@ -191,6 +191,19 @@ fn same_output_as_mergekit() {
             ),
         ),
         (
+            // The base is not listed: both tools merge it as a third model.
+            "karcher",
+            format!(
+                "merge_method: karcher\nbase_model: {base}\nmodels:\n  - model: {a}\n  - model: {c}\nparameters: {{max_iter: 20, tol: 1e-7}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "karcher_no_base",
+            format!(
+                "merge_method: karcher\nmodels:\n  - model: {a}\n  - model: {b}\n  - model: {c}\ndtype: float32\n"
+            ),
+        ),
+        (
             "arcee_fusion",
             format!(
                 "merge_method: arcee_fusion\nbase_model: {base}\nmodels:\n  - model: {base}\n  - model: {b}\ndtype: float32\n"

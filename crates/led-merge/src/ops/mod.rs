@@ -8,6 +8,7 @@ mod breadcrumbs;
 mod dare;
 mod della;
 mod generalized;
+mod karcher;
 mod led;
 mod linear;
 mod model_stock;
@@ -26,6 +27,7 @@ pub use breadcrumbs::{BREADCRUMBS, BREADCRUMBS_TIES};
 pub use dare::{DARE_LINEAR, DARE_TIES};
 pub use della::{DELLA, DELLA_LINEAR};
 pub use generalized::{Family, Sparsifier};
+pub use karcher::Karcher;
 pub use led::Led;
 pub use linear::Linear;
 pub use model_stock::ModelStock;
@@ -35,7 +37,7 @@ pub use nuslerp::NuSlerp;
 pub(crate) use params::check_parameters;
 pub use params::{
     DENSITY, EPSILON, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, ParamSpec, Params, RESCALE, WEIGHT,
-    any_number, boolean, pattern, ratio, rescale, unit,
+    any_number, boolean, count, pattern, ratio, rescale, unit,
 };
 pub use sce::Sce;
 pub use slerp::Slerp;
@@ -227,6 +229,11 @@ pub trait MergeMethod: Send + Sync {
     fn needs_base(&self) -> bool {
         true
     }
+    /// Whether a `base_model` not listed under `models` is merged as one more model, as
+    /// mergekit does for the methods that treat the base like any input (karcher).
+    fn base_is_input(&self) -> bool {
+        false
+    }
     /// Per-model parameters accepted.
     fn model_params(&self) -> &'static [ParamSpec];
     /// Per-model parameters that must be given.
@@ -298,10 +305,11 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(NuSlerp),
     || Box::new(MultiSlerp),
     || Box::new(ArceeFusion),
+    || Box::new(Karcher),
 ];
 
 /// mergekit methods led-merging does not implement: refused by name.
-pub const NOT_IMPLEMENTED: &[&str] = &["karcher", "passthrough", "ram", "ramplus_tl"];
+pub const NOT_IMPLEMENTED: &[&str] = &["passthrough", "ram", "ramplus_tl"];
 
 /// The built-in method called `name`.
 pub fn method(name: &str) -> Option<Box<dyn MergeMethod>> {

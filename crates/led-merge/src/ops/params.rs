@@ -56,6 +56,16 @@ pub fn any_number(v: &Scalar) -> Result<(), String> {
     number(v).map(|_| ())
 }
 
+/// A whole number ≥ 0 (an iteration count).
+pub fn count(v: &Scalar) -> Result<(), String> {
+    let n = number(v)?;
+    if n >= 0.0 && n.fract() == 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{n} is not a whole number ≥ 0"))
+    }
+}
+
 /// A number in [0, 1].
 pub fn unit(v: &Scalar) -> Result<(), String> {
     let n = number(v)?;
