@@ -195,6 +195,7 @@ impl LedMerge {
             merge_method: "led".into(),
             base_model: Some(self.base.clone()),
             models,
+            slices: Vec::new(),
             parameters,
             dtype: None,
             out_dtype: self.out_dtype.map(|d| d.torch_name().to_owned()),

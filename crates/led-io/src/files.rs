@@ -26,6 +26,15 @@ pub const MODEL_SIDE_FILES: &[&str] = &[
     "chat_template.json",
 ];
 
+/// The JSON document at `path`.
+fn json(path: &Path) -> Result<Value> {
+    let text = fs::read(path).at(path)?;
+    serde_json::from_slice(&text).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        reason: format!("not valid JSON: {e}"),
+    })
+}
+
 /// Copy `config.json` (with `torch_dtype` set to `dtype` when given) and every file of
 /// [`MODEL_SIDE_FILES`] that exists in `donor` into the directory `dest`. Returns the names
 /// copied. A donor without `config.json` is fine (score checkpoints have none).
@@ -33,11 +42,7 @@ pub fn copy_model_files(donor: &Path, dest: &Path, dtype: Option<Dtype>) -> Resu
     let mut copied = Vec::new();
     let config = donor.join(CONFIG_FILE);
     if config.is_file() {
-        let text = fs::read(&config).at(&config)?;
-        let mut value: Value = serde_json::from_slice(&text).map_err(|e| Error::Json {
-            path: config.clone(),
-            reason: format!("not valid JSON: {e}"),
-        })?;
+        let mut value = json(&config)?;
         let obj = value.as_object_mut().ok_or_else(|| Error::Json {
             path: config.clone(),
             reason: "is not a JSON object".into(),
@@ -65,6 +70,39 @@ pub fn copy_model_files(donor: &Path, dest: &Path, dtype: Option<Dtype>) -> Resu
     Ok(copied)
 }
 
+/// Rewrite `dir`'s `config.json` for a model whose decoder layers were restacked: output
+/// layer i came from layer `layer_sources[i]`. Sets `num_hidden_layers` to their count and
+/// reorders the per-layer `layer_types` list (sliding or full attention) the same way. A
+/// directory without `config.json` is left as it is.
+pub fn restack_config(dir: &Path, layer_sources: &[usize]) -> Result<()> {
+    let path = dir.join(CONFIG_FILE);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let mut value = json(&path)?;
+    let obj = value.as_object_mut().ok_or_else(|| Error::Json {
+        path: path.clone(),
+        reason: "is not a JSON object".into(),
+    })?;
+    if let Some(Value::Array(types)) = obj.get("layer_types") {
+        let picked: Option<Vec<Value>> = layer_sources
+            .iter()
+            .map(|&l| types.get(l).cloned())
+            .collect();
+        let picked = picked.ok_or_else(|| Error::Json {
+            path: path.clone(),
+            reason: format!(
+                "layer_types has {} entries, fewer than the layers taken from it",
+                types.len()
+            ),
+        })?;
+        obj.insert("layer_types".into(), Value::Array(picked));
+    }
+    obj.insert("num_hidden_layers".into(), Value::from(layer_sources.len()));
+    let text = serde_json::to_string_pretty(&value).expect("JSON value");
+    fs::write(&path, text + "\n").at(&path)
+}
+
 /// Problems that would stop transformers from loading the model directory `dir` whose tensors
 /// are `tensors` (name, shape), from its `config.json` and `tokenizer.json`: the embedding's
 /// and `lm_head`'s rows against `vocab_size`, an untied config without `lm_head.weight`, the
@@ -75,13 +113,6 @@ pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<
     if !config_path.is_file() {
         return Ok(Vec::new());
     }
-    let json = |path: &Path| -> Result<Value> {
-        let text = fs::read(path).at(path)?;
-        serde_json::from_slice(&text).map_err(|e| Error::Json {
-            path: path.to_path_buf(),
-            reason: format!("not valid JSON: {e}"),
-        })
-    };
     let config = json(&config_path)?;
     let mut problems = Vec::new();
     let number = |key: &str| config.get(key).and_then(Value::as_u64);
@@ -163,6 +194,24 @@ mod tests {
         );
         fs::write(d.path().join("tokenizer.json"), tok).unwrap();
         d
+    }
+
+    #[test]
+    fn restacked_config_follows_the_layers() {
+        let d = dir_with(
+            r#"{"num_hidden_layers": 3, "layer_types": ["sliding", "full", "sliding"], "vocab_size": 8}"#,
+            0,
+        );
+        restack_config(d.path(), &[2, 0, 1, 2]).unwrap();
+        let v = json(&d.path().join(CONFIG_FILE)).unwrap();
+        assert_eq!(v["num_hidden_layers"], 4);
+        assert_eq!(
+            v["layer_types"],
+            serde_json::json!(["sliding", "sliding", "full", "sliding"])
+        );
+        assert_eq!(v["vocab_size"], 8);
+        let err = restack_config(d.path(), &[7]).unwrap_err().to_string();
+        assert!(err.contains("layer_types has 4 entries"), "{err}");
     }
 
     #[test]

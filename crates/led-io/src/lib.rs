@@ -48,7 +48,9 @@ mod writer;
 
 pub use dtype::{Dtype, decode_f32, encode_f32};
 pub use error::{Error, Result};
-pub use files::{CONFIG_FILE, MODEL_SIDE_FILES, copy_model_files, loadability_problems};
+pub use files::{
+    CONFIG_FILE, MODEL_SIDE_FILES, copy_model_files, loadability_problems, restack_config,
+};
 pub use meta::{ScoreMetadata, weights_fingerprint};
 pub use names::decoder_layer;
 pub use reader::{Checkpoint, TensorInfo, validate_safetensors};

@@ -478,6 +478,13 @@ impl CheckpointWriter {
         crate::files::copy_model_files(donor, &self.temp, dtype)
     }
 
+    /// For a directory target: rewrite the `config.json` added so far for restacked decoder
+    /// layers (output layer i from layer `layer_sources[i]`). See [`crate::restack_config`].
+    pub fn restack_config(&self, layer_sources: &[usize]) -> Result<()> {
+        self.side_file_path(crate::files::CONFIG_FILE)?;
+        crate::files::restack_config(&self.temp, layer_sources)
+    }
+
     /// For a directory target: fail with [`Error::NotLoadable`] if its `config.json` and
     /// `tokenizer.json` (as added so far) and the declared tensors would not load in
     /// transformers ([`crate::loadability_problems`]). Call it before [`Self::finish`]:

@@ -76,10 +76,15 @@ pub enum Setting {
 /// computes it: `l / (layers − 1)` for layer l (1 for a one-layer model), 0 for every tensor
 /// outside the layers.
 pub fn layer_t(name: &str, layers: usize) -> f64 {
-    match led_io::decoder_layer(name).map(|(l, _)| l) {
-        Some(_) if layers <= 1 => 1.0,
-        Some(l) => l as f64 / (layers - 1) as f64,
-        None => 0.0,
+    led_io::decoder_layer(name).map_or(0.0, |(l, _)| position(l, layers))
+}
+
+/// Gradient position of layer `l` of `layers`: `l / (layers − 1)`, 1 for a single layer.
+pub fn position(l: usize, layers: usize) -> f64 {
+    if layers <= 1 {
+        1.0
+    } else {
+        l as f64 / (layers - 1) as f64
     }
 }
 
@@ -172,6 +177,34 @@ pub struct ModelEntry {
     pub location: Option<Location>,
 }
 
+/// One output slice (`slices:`): consecutive output layers merged from the same number of
+/// layers of each source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slice {
+    /// The inputs, each with its layer range.
+    pub sources: Vec<SliceSource>,
+    /// Parameters of this slice's tensors, over the top-level ones (a source's own win).
+    #[serde(default, skip_serializing_if = "Parameters::is_empty")]
+    pub parameters: Parameters,
+    /// mergekit's per-slice base; led accepts only the top-level `base_model` here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<PathBuf>,
+}
+
+/// One source of a slice: a model's layers `layer_range[0]..layer_range[1]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliceSource {
+    /// Model directory.
+    pub model: PathBuf,
+    /// First layer and one past the last (mergekit's half-open `[start, end]`).
+    pub layer_range: [usize; 2],
+    /// This source's parameters for this slice.
+    #[serde(default, skip_serializing_if = "Parameters::is_empty")]
+    pub parameters: Parameters,
+}
+
 /// A merge config, as written in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +217,10 @@ pub struct MergeConfig {
     /// The models to merge; an entry equal to `base_model` stands for the base.
     #[serde(default)]
     pub models: Vec<ModelEntry>,
+    /// mergekit's layer surgery, instead of `models`: the output's decoder layers, slice after
+    /// slice, each merged from its sources' layer ranges (docs/merging.md, "Slices").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices: Vec<Slice>,
     /// Global parameters.
     #[serde(default)]
     pub parameters: Parameters,

@@ -1,9 +1,10 @@
 //! What a plan is made of: the opened inputs (models and their score files) and what happens
 //! to each output tensor.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use led_io::{Checkpoint, Dtype};
+use led_io::{Checkpoint, Dtype, TensorInfo};
 
 use crate::config::Parameters;
 
@@ -20,6 +21,45 @@ pub struct Input {
     pub scores: Option<ScoreFiles>,
     /// Per-model parameters.
     pub parameters: Parameters,
+    /// How errors name it: `models[2]`, `base_model`, `slices[1].sources[0]`.
+    pub label: String,
+    /// With `slices`: the tensors it gives, output name → its name in the checkpoint
+    /// (`None`: every tensor, under its own name).
+    pub view: Option<BTreeMap<String, String>>,
+}
+
+impl Input {
+    /// The name in the checkpoint of output tensor `name`.
+    pub fn source<'a>(&'a self, name: &'a str) -> &'a str {
+        match &self.view {
+            Some(v) => v.get(name).map_or(name, String::as_str),
+            None => name,
+        }
+    }
+
+    /// Output tensor `name` as this input holds it, if it does.
+    pub fn get(&self, name: &str) -> Option<&TensorInfo> {
+        match &self.view {
+            Some(v) => self.ckpt.get(v.get(name)?),
+            None => self.ckpt.get(name),
+        }
+    }
+
+    /// The output tensors it holds: (output name, the tensor).
+    pub fn tensors(&self) -> Vec<(&str, &TensorInfo)> {
+        match &self.view {
+            Some(v) => v
+                .iter()
+                .filter_map(|(out, src)| Some((out.as_str(), self.ckpt.get(src)?)))
+                .collect(),
+            None => self
+                .ckpt
+                .tensors()
+                .iter()
+                .map(|t| (t.name.as_str(), t))
+                .collect(),
+        }
+    }
 }
 
 /// A task's two score checkpoints (LED).
@@ -67,4 +107,9 @@ impl TensorPlan {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
+}
+
+/// Whether `a` and `b` name the same model (the same path, or the same file once resolved).
+pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }

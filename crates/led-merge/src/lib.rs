@@ -3,7 +3,7 @@
 //! Where it sits: Locate → Elect → Disjoint → **Merge**. This crate runs LED-Merging (with
 //! `led-mask` doing Elect and Disjoint per tensor) and the classic baselines (`linear`,
 //! `task_arithmetic`, `ties`, `dare_linear`, `dare_ties`, `breadcrumbs`, `breadcrumbs_ties`,
-//! `della`, `della_linear`, `model_stock`, `slerp`, `nearswap`, `sce`, `nuslerp`, `multislerp`, `arcee_fusion`, `karcher`) from mergekit-style YAML, over sharded
+//! `della`, `della_linear`, `model_stock`, `slerp`, `nearswap`, `sce`, `nuslerp`, `multislerp`, `arcee_fusion`, `karcher`, `passthrough`, and mergekit's `slices`) from mergekit-style YAML, over sharded
 //! Hugging Face checkpoints, one tensor at a time: memory is bounded by the largest tensor times
 //! the number of inputs (times the threads), never by model size. No libtorch.
 //!
@@ -28,6 +28,7 @@ mod parts;
 mod plan;
 mod rng;
 mod score_files;
+mod slices;
 mod sparsify;
 
 pub use config::MergeConfig;

@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 use bytesize::ByteSize;
 use led_io::{Checkpoint, Dtype, TensorInfo};
 
-use crate::config::{MergeConfig, Parameters};
+use crate::config::{MergeConfig, ModelEntry, Parameters};
 use crate::error::{Error, Result};
+use crate::inputs::same_path;
 pub use crate::inputs::{Action, Input, ScoreFiles, TensorPlan};
 use crate::ops::check_parameters;
 use crate::ops::method as method_of;
 use crate::ops::{MergeMethod, Params, TensorSetup, method, methods};
 use crate::options::RunOptions;
 use crate::parts::Layout;
+use crate::slices::{Placement, Stack};
 
 /// A checked, ready-to-run merge.
 pub struct MergePlan {
@@ -37,8 +39,10 @@ pub struct MergePlan {
     pub warnings: Vec<String>,
     /// Score files checked against the weights (or path) of the model they are paired with.
     pub scores_checked: usize,
-    /// Decoder layers of the reference model: gradients are interpolated over them.
+    /// Decoder layers of the output: gradients are interpolated over them.
     pub layers: usize,
+    /// With `slices`: the output's layers, slice by slice (gradients run over each slice).
+    pub stack: Option<Stack>,
 }
 
 impl std::fmt::Debug for MergePlan {
@@ -125,20 +129,48 @@ pub fn is_vocab_tensor(name: &str) -> bool {
     name.contains("embed_tokens") || name.starts_with("lm_head") || name.contains(".lm_head")
 }
 
-fn same_path(a: &Path, b: &Path) -> bool {
-    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+/// Where a tensor sits: its gradient position and, with `slices`, its slice.
+struct Position<'a> {
+    name: &'a str,
+    t: f64,
+    slice: Option<&'a Parameters>,
 }
 
-/// Resolve `params` for tensor `name` of a model with `layers` decoder layers (gradients are
-/// interpolated over them).
-pub fn resolve(params: &Parameters, name: &str, layers: usize) -> Params {
-    let t = crate::config::layer_t(name, layers);
-    Params(
-        params
-            .iter()
-            .filter_map(|(k, s)| s.resolve(name, t).map(|v| (k.clone(), v)))
-            .collect(),
-    )
+impl<'a> Position<'a> {
+    fn new(stack: Option<&'a Stack>, name: &'a str, layers: usize) -> Self {
+        match stack {
+            Some(s) => Position {
+                name,
+                t: s.t(name),
+                slice: Some(&s.slice_of(name).parameters),
+            },
+            None => Position {
+                name,
+                t: crate::config::layer_t(name, layers),
+                slice: None,
+            },
+        }
+    }
+
+    /// `params` resolved here (filters by name, gradients at `t`).
+    fn resolve(&self, params: &Parameters) -> Params {
+        Params(
+            params
+                .iter()
+                .filter_map(|(k, s)| s.resolve(self.name, self.t).map(|v| (k.clone(), v)))
+                .collect(),
+        )
+    }
+
+    /// The top-level parameters here, under the slice's own (mergekit's precedence: a source's
+    /// parameters, then its slice's, then the top level's).
+    fn global(&self, config: &MergeConfig) -> Params {
+        let mut p = self.resolve(&config.parameters);
+        if let Some(slice) = self.slice {
+            p.0.extend(self.resolve(slice).0);
+        }
+        p
+    }
 }
 
 /// `own` (a model's parameters for one tensor) completed with `global`'s values of the
@@ -181,8 +213,12 @@ impl MergePlan {
     /// Model `k`'s parameters for tensor `name`: its own, then the config's top-level
     /// `parameters` for the per-model parameters it does not set (mergekit's precedence).
     pub fn model_params(&self, k: usize, name: &str) -> Params {
-        let own = resolve(&self.models[k].parameters, name, self.layers);
-        with_defaults(&*self.method, own, &self.global_params(name))
+        let at = Position::new(self.stack.as_ref(), name, self.layers);
+        with_defaults(
+            &*self.method,
+            at.resolve(&self.models[k].parameters),
+            &at.global(&self.config),
+        )
     }
 
     /// Tensor `t`'s parameters, resolved.
@@ -211,7 +247,7 @@ impl MergePlan {
 
     /// The config's top-level parameters for tensor `name`.
     pub fn global_params(&self, name: &str) -> Params {
-        resolve(&self.config.parameters, name, self.layers)
+        Position::new(self.stack.as_ref(), name, self.layers).global(&self.config)
     }
 
     /// Check `config` (read from `config_path`) and open its inputs.
@@ -285,11 +321,44 @@ impl MergePlan {
             ));
         }
         let base_path = config.base_model.clone();
+        // `slices` become sources, each a model entry placed in the output's layers.
+        let lowered = if config.slices.is_empty() {
+            None
+        } else {
+            if method.needs_scores() {
+                return Err(config_err(
+                    path,
+                    "slices",
+                    format!("{} merges whole models: use `models`", method.name()),
+                ));
+            }
+            Some(crate::slices::lower(&config, path, method.needs_base())?)
+        };
+        let entries: Vec<(String, ModelEntry, Option<Placement>)> = match &lowered {
+            Some(l) => l
+                .sources
+                .iter()
+                .map(|s| (s.label.clone(), s.entry.clone(), Some(s.placement)))
+                .collect(),
+            None => config
+                .models
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (format!("models[{i}]"), e.clone(), None))
+                .collect(),
+        };
+        if entries.is_empty() {
+            return Err(config_err(
+                path,
+                "models",
+                "no models to merge: give `models` (or mergekit's `slices`)",
+            ));
+        }
         let mut model_entries = Vec::new();
         // Per-model parameters this method ignores but another one uses (`density` given to
         // `linear`): a warning, as in mergekit. A name no method knows stays an error (a typo).
         let mut ignored = Vec::new();
-        for (i, entry) in config.models.iter().enumerate() {
+        for (i, (at, entry, placement)) in entries.into_iter().enumerate() {
             let is_base = method.needs_base()
                 && base_path
                     .as_deref()
@@ -297,7 +366,7 @@ impl MergePlan {
             if is_base {
                 continue;
             }
-            let at = format!("models[{i}]");
+            let at = at.as_str();
             let mut own = entry.parameters.clone();
             own.retain(|name, _| {
                 let known_here = method.model_params().iter().any(|p| p.name == name);
@@ -356,11 +425,25 @@ impl MergePlan {
                     ),
                 ));
             }
-            model_entries.push((i, entry.clone()));
+            model_entries.push((i, at.to_owned(), entry.clone(), placement));
         }
-        method
-            .check_model_count(model_entries.len())
-            .map_err(|r| config_err(path, "models", format!("{}: {r}", method.name())))?;
+        match &lowered {
+            // With `slices`, a method's model count is per slice.
+            Some(l) => {
+                for (i, n) in l.models_per_slice().into_iter().enumerate() {
+                    method.check_model_count(n).map_err(|r| {
+                        config_err(
+                            path,
+                            format!("slices[{i}].sources"),
+                            format!("{}: {r}", method.name()),
+                        )
+                    })?;
+                }
+            }
+            None => method
+                .check_model_count(model_entries.len())
+                .map_err(|r| config_err(path, "models", format!("{}: {r}", method.name())))?,
+        }
 
         let out_dtype = match (&config.out_dtype, &config.dtype) {
             (Some(t), _) => Some(parse_dtype(path, "out_dtype", t)?),
@@ -401,49 +484,82 @@ impl MergePlan {
                 e => e.into(),
             })
         };
-        let base = match &base_path {
-            Some(p) => Some(Input {
+        let base_input = |p: &Path| -> Result<Input> {
+            Ok(Input {
                 index: None,
-                path: p.clone(),
+                path: p.to_owned(),
                 ckpt: open("base_model".into(), p)?,
                 scores: None,
                 parameters: Parameters::new(),
-            }),
-            None => None,
+                label: "base_model".into(),
+                view: None,
+            })
         };
+        let mut base = base_path.as_deref().map(base_input).transpose()?;
         let mut models = Vec::with_capacity(model_entries.len());
-        for (i, entry) in model_entries {
+        // Per model, where its layers land in the output (with `slices`).
+        let mut placements: Vec<Vec<Placement>> = Vec::with_capacity(model_entries.len());
+        for (i, at, entry, placement) in model_entries {
             let scores = match &entry.scores {
                 Some(s) => Some(ScoreFiles {
-                    model: open(format!("models[{i}].scores.model"), &s.model)?,
-                    base: open(format!("models[{i}].scores.base"), &s.base)?,
+                    model: open(format!("{at}.scores.model"), &s.model)?,
+                    base: open(format!("{at}.scores.base"), &s.base)?,
                 }),
                 None => None,
             };
             models.push(Input {
                 index: Some(i),
                 path: entry.model.clone(),
-                ckpt: open(format!("models[{i}].model"), &entry.model)?,
+                ckpt: open(format!("{at}.model"), &entry.model)?,
                 scores,
                 parameters: entry.parameters.clone(),
+                label: at,
+                view: None,
             });
+            placements.push(placement.into_iter().collect());
         }
         if method.base_is_input()
             && let Some(b) = &base_path
             && !models.iter().any(|m| same_path(b, &m.path))
         {
             // Last, as mergekit orders its inputs.
-            models.push(Input {
-                index: None,
-                path: b.clone(),
-                ckpt: open("base_model".into(), b)?,
-                scores: None,
-                parameters: Parameters::new(),
-            });
+            models.push(base_input(b)?);
+            placements.push(lowered.as_ref().map_or_else(Vec::new, |l| l.base.clone()));
         }
+        // With `slices`, an input sees only its layers placed in the output, renamed.
+        if let Some(l) = &lowered {
+            let mut problems = Vec::new();
+            let with_base = base.iter_mut().map(|b| (b, l.base.as_slice()));
+            for (input, at) in
+                with_base.chain(models.iter_mut().zip(placements.iter().map(Vec::as_slice)))
+            {
+                match crate::slices::view(&input.ckpt, &input.path, &input.label, at) {
+                    Ok(v) => input.view = Some(v),
+                    Err(why) => problems.push(why),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(config_err(path, "slices", problems.join("; ")));
+            }
+        }
+        let stack = lowered.map(|l| l.stack);
 
         let reference = base.as_ref().unwrap_or(&models[0]);
-        let (tensors, mut warnings, mut problems) = plan_tensors(reference, &models, out_dtype);
+        let reference_tensors = match &stack {
+            // Every output tensor, as its first holder has it.
+            Some(_) => {
+                let mut all = BTreeMap::new();
+                for input in base.iter().chain(&models) {
+                    for (name, info) in input.tensors() {
+                        all.entry(name).or_insert(info);
+                    }
+                }
+                all
+            }
+            None => reference.tensors().into_iter().collect(),
+        };
+        let (tensors, mut warnings, mut problems) =
+            plan_tensors(&reference_tensors, &reference.path, &models, out_dtype);
         warnings.extend(ignored);
         let mut scores_checked = 0;
         if method.needs_scores() {
@@ -462,17 +578,12 @@ impl MergePlan {
         // epsilon, ...): what the merge would refuse, the plan refuses, once per problem.
         let mut refused = std::collections::BTreeSet::new();
         for t in tensors.iter().filter(|t| t.action == Action::Merge) {
-            let global = resolve(&config.parameters, &t.name, layers);
+            let at = Position::new(stack.as_ref(), &t.name, layers);
+            let global = at.global(&config);
             let params: Vec<Params> = t
                 .inputs
                 .iter()
-                .map(|&k| {
-                    with_defaults(
-                        &*method,
-                        resolve(&models[k].parameters, &t.name, layers),
-                        &global,
-                    )
-                })
+                .map(|&k| with_defaults(&*method, at.resolve(&models[k].parameters), &global))
                 .collect();
             if let Err(why) = method.check_tensor(&global, &params) {
                 // Indices in the message are the tensor's inputs; name the config's entries.
@@ -497,6 +608,7 @@ impl MergePlan {
             warnings,
             scores_checked,
             layers,
+            stack,
         })
     }
 
@@ -516,13 +628,22 @@ impl MergePlan {
         if let Some(b) = &self.base {
             let _ = writeln!(s, "base:   {}", b.path.display());
         }
-        for m in &self.models {
+        if let Some(stack) = &self.stack {
             let _ = writeln!(
                 s,
-                "model:  {} (models[{}])",
-                m.path.display(),
-                m.index.unwrap_or(0)
+                "layers: {} from {} slice(s): {}",
+                stack.layers(),
+                stack.slices.len(),
+                stack
+                    .slices
+                    .iter()
+                    .map(|x| format!("{}..{}", x.start, x.start + x.len))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
+        }
+        for m in &self.models {
+            let _ = writeln!(s, "model:  {} ({})", m.path.display(), m.label);
         }
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
         let (mut merged, mut in_parts, mut copied) = (0, 0, 0);
@@ -608,46 +729,40 @@ fn describe(info: &TensorInfo) -> String {
     format!("{} {:?}", info.dtype, info.shape)
 }
 
-/// Check every tensor of every input against the reference: the tensors' plans, warnings and
-/// every problem found.
+/// Check every tensor of every input against the reference's (`ref_names`, output name →
+/// tensor, from the model at `reference`): the tensors' plans, warnings and every problem found.
 fn plan_tensors(
-    reference: &Input,
+    ref_names: &BTreeMap<&str, &TensorInfo>,
+    reference: &Path,
     models: &[Input],
     out_dtype: Option<Dtype>,
 ) -> (Vec<TensorPlan>, Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let ref_names: BTreeMap<&str, &TensorInfo> = reference
-        .ckpt
-        .tensors()
-        .iter()
-        .map(|t| (t.name.as_str(), t))
-        .collect();
     for m in models {
-        for t in m.ckpt.tensors() {
-            if !ref_names.contains_key(t.name.as_str()) {
-                if t.name == "lm_head.weight" {
+        for (name, _) in m.tensors() {
+            if !ref_names.contains_key(name) {
+                if name == "lm_head.weight" {
                     warnings.push(format!(
                         "{}: lm_head.weight ignored: the base ties it to the embeddings, and the output stays tied",
                         m.path.display()
                     ));
                 } else {
                     problems.push(format!(
-                        "{}: tensor {:?} is not in the base {}",
+                        "{}: tensor {name:?} is not in the base {}",
                         m.path.display(),
-                        t.name,
-                        reference.path.display()
+                        reference.display()
                     ));
                 }
             }
         }
     }
     let mut tensors = Vec::with_capacity(ref_names.len());
-    for (name, info) in ref_names {
+    for (&name, &info) in ref_names {
         let float = info.dtype.is_float() && info.dtype.readable_as_f32();
         let mut inputs = Vec::new();
         for (k, m) in models.iter().enumerate() {
-            let Some(t) = m.ckpt.get(name) else {
+            let Some(t) = m.get(name) else {
                 continue;
             };
             let rows_only = is_vocab_tensor(name)

@@ -193,6 +193,124 @@ fn incompatible_inputs_are_listed_before_anything_is_written() {
     assert!(!d.join("out").exists());
 }
 
+/// mergekit's `slices`: what does not make sense is refused before anything is read, naming
+/// the slice and source; the output of a frankenmerge has its layers renumbered.
+#[test]
+fn slices_are_checked_and_renumbered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::F32);
+    let b = d.join("base").display().to_string();
+    let s = d.join("safety").display().to_string();
+    let m = d.join("math").display().to_string();
+    let src = |model: &str, from: usize, to: usize| {
+        format!("      - model: {model}\n        layer_range: [{from}, {to}]\n")
+    };
+    let cases = [
+        (
+            format!(
+                "merge_method: passthrough\nmodels: [{{model: {s}}}]\nslices:\n  - sources:\n{}",
+                src(&s, 0, 1)
+            ),
+            "either `models` or `slices`",
+        ),
+        (
+            format!(
+                "merge_method: slerp\nbase_model: {b}\nparameters: {{t: 0.5}}\nslices:\n  - sources:\n{}{}",
+                src(&b, 0, 2),
+                src(&s, 0, 1)
+            ),
+            "slices[0].sources[1].layer_range: [0, 1] has 1 layer(s) but sources[0]'s has 2",
+        ),
+        (
+            format!(
+                "merge_method: passthrough\nslices:\n  - sources:\n{}",
+                src(&s, 1, 1)
+            ),
+            "holds no layer",
+        ),
+        (
+            format!(
+                "merge_method: passthrough\nslices:\n  - sources:\n{}",
+                src(&s, 1, 3)
+            ),
+            "slices[0].sources[0]: layer_range [1, 3] goes past",
+        ),
+        (
+            format!(
+                "merge_method: task_arithmetic\nbase_model: {b}\nslices:\n  - sources:\n{}{}  - sources:\n{}",
+                src(&b, 0, 1),
+                src(&s, 0, 1),
+                src(&m, 1, 2)
+            ),
+            "slices[1].sources: base_model",
+        ),
+        (
+            format!(
+                "merge_method: slerp\nbase_model: {b}\nparameters: {{t: 0.5}}\nslices:\n  - sources:\n{}{}{}",
+                src(&b, 0, 2),
+                src(&s, 0, 2),
+                src(&m, 0, 2)
+            ),
+            "slices[0].sources: slerp: needs exactly one model",
+        ),
+        (
+            format!(
+                "merge_method: passthrough\nslices:\n  - sources:\n{}{}",
+                src(&s, 0, 2),
+                src(&m, 0, 2)
+            ),
+            "passthrough: takes one input per tensor",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let err = plan(&yaml, d).unwrap_err().to_string();
+        assert!(err.contains(want), "expected {want:?} in: {err}");
+    }
+    // Layers 1 of math, then 0..2 of safety: three layers, renumbered; the embeddings from
+    // the first slice's source, the final norm and head from the last one's.
+    let yaml = format!(
+        "merge_method: passthrough\nslices:\n  - sources:\n{}  - sources:\n{}",
+        src(&m, 1, 2),
+        src(&s, 0, 2)
+    );
+    let p = plan(&yaml, d).unwrap();
+    let out = d.join("stacked");
+    run(&p, &out, &RunOptions::default()).unwrap();
+    let merged = Checkpoint::open(&out).unwrap();
+    let (math, safety) = (
+        Checkpoint::open(d.join("math")).unwrap(),
+        Checkpoint::open(d.join("safety")).unwrap(),
+    );
+    let q = |l: usize| format!("model.layers.{l}.self_attn.q_proj.weight");
+    for (out_name, from, name) in [
+        (q(0), &math, q(1)),
+        (q(1), &safety, q(0)),
+        (q(2), &safety, q(1)),
+        (
+            "model.embed_tokens.weight".into(),
+            &math,
+            "model.embed_tokens.weight".into(),
+        ),
+        (
+            "model.norm.weight".into(),
+            &safety,
+            "model.norm.weight".into(),
+        ),
+        ("lm_head.weight".into(), &safety, "lm_head.weight".into()),
+    ] {
+        assert_eq!(
+            merged.read_f32(&out_name).unwrap(),
+            from.read_f32(&name).unwrap(),
+            "{out_name}"
+        );
+    }
+    assert!(merged.get(&q(3)).is_none());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["num_hidden_layers"], 3);
+}
+
 #[test]
 fn config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -203,6 +203,33 @@ fn same_output_as_mergekit() {
                 "merge_method: karcher\nmodels:\n  - model: {a}\n  - model: {b}\n  - model: {c}\ndtype: float32\n"
             ),
         ),
+        // mergekit's layer surgery: a frankenmerge of two models' layers (3 output layers),
+        // a per-source `scale` with filters, and methods over slices whose gradients run per
+        // slice, with slice-level parameters over the top-level ones.
+        (
+            "passthrough_stack",
+            format!(
+                "merge_method: passthrough\nslices:\n  - sources:\n      - model: {a}\n        layer_range: [0, 2]\n  - sources:\n      - model: {b}\n        layer_range: [1, 2]\ndtype: float32\n"
+            ),
+        ),
+        (
+            "passthrough_scale",
+            format!(
+                "merge_method: passthrough\nslices:\n  - sources:\n      - model: {a}\n        layer_range: [1, 2]\n  - sources:\n      - model: {c}\n        layer_range: [0, 2]\n        parameters:\n          scale: [{{filter: o_proj, value: 0.0}}, {{filter: down_proj, value: 0.5}}, {{value: 1.0}}]\ndtype: float32\n"
+            ),
+        ),
+        (
+            "slerp_slices",
+            format!(
+                "merge_method: slerp\nbase_model: {base}\nslices:\n  - sources:\n      - model: {base}\n        layer_range: [0, 2]\n      - model: {a}\n        layer_range: [0, 2]\n  - sources:\n      - model: {base}\n        layer_range: [0, 1]\n      - model: {b}\n        layer_range: [1, 2]\n    parameters: {{t: [{{filter: mlp, value: 0.9}}, {{value: 0.2}}]}}\nparameters: {{t: [0.1, 0.8]}}\ndtype: float32\n"
+            ),
+        ),
+        (
+            "ties_slices",
+            format!(
+                "merge_method: ties\nbase_model: {base}\nslices:\n  - sources:\n      - model: {base}\n        layer_range: [0, 2]\n      - model: {a}\n        layer_range: [0, 2]\n        parameters: {{weight: [0.3, 1.0], density: 0.5}}\n      - model: {c}\n        layer_range: [0, 2]\n        parameters: {{weight: 0.6}}\n  - sources:\n      - model: {base}\n        layer_range: [1, 2]\n      - model: {b}\n        layer_range: [0, 1]\n        parameters: {{weight: 0.8}}\n      - model: {c}\n        layer_range: [1, 2]\n        parameters: {{weight: 0.4}}\n    parameters: {{density: 0.7}}\nparameters: {{density: 0.4}}\ndtype: float32\n"
+            ),
+        ),
         (
             "arcee_fusion",
             format!(
@@ -228,6 +255,7 @@ fn same_output_as_mergekit() {
             (method, cfg, out, child)
         })
         .collect();
+    let mut outputs = Vec::new();
     for (method, cfg, theirs, result) in handles {
         let output = result
             .and_then(|c| c.wait_with_output())
@@ -241,6 +269,16 @@ fn same_output_as_mergekit() {
         let ours = d.join(format!("{method}-ours"));
         run(&plan, &ours, &RunOptions::default()).unwrap();
         compare(&ours, &theirs, method);
+        let layers = |dir: &Path| {
+            let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["num_hidden_layers"].clone()
+        };
+        assert_eq!(
+            layers(&ours),
+            layers(&theirs),
+            "{method}: num_hidden_layers"
+        );
+        outputs.push(ours.clone());
         // A selection that moved nothing would agree trivially: arcee_fusion must move some.
         if *method == "arcee_fusion" {
             let (merged, base) = (
@@ -262,4 +300,22 @@ fn same_output_as_mergekit() {
             println!("arcee_fusion: {moved} weights moved to the model's values");
         }
     }
+    // transformers loads every output with no missing or unexpected tensor.
+    let python = exe.parent().unwrap().join("python");
+    let check = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys\nfrom transformers import AutoModelForCausalLM\nfor d in sys.argv[1:]:\n    _, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\nprint(len(sys.argv) - 1, 'outputs load in transformers')",
+        )
+        .args(&outputs)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "transformers could not load an output:\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&check.stdout).trim());
 }

@@ -42,14 +42,20 @@ fn merge_tensor(
 ) -> Result<Vec<TensorNote>> {
     let part_bytes =
         |rows: &Range<usize>| (rows.len() * rows_of(&t.shape).1 * t.dtype.size()) as u64;
-    let reference = plan.base.as_ref().unwrap_or(&plan.models[0]);
+    // The base when it holds the tensor, else the first model that does.
+    let reference = plan
+        .base
+        .as_ref()
+        .filter(|b| b.get(&t.name).is_some())
+        .or_else(|| t.inputs.first().map(|&k| &plan.models[k]))
+        .unwrap_or(&plan.models[0]);
     let row = rows_of(&t.shape).1;
     if t.action == Action::Copy {
         let per = rows_per_part(&t.shape, options.part_elements(plan.models.len() + 1));
         for r in row_parts(&t.shape, per) {
             let bytes = reference
                 .ckpt
-                .read_bytes_range(&t.name, r.start * row..r.end * row)?;
+                .read_bytes_range(reference.source(&t.name), r.start * row..r.end * row)?;
             writer.write_bytes_chunk(&t.name, r.start * row, &bytes)?;
             bar.inc(part_bytes(&r));
         }
@@ -59,9 +65,11 @@ fn merge_tensor(
         let mut out = vec![0f32; r.len() * row];
         let part_notes = if job.models.is_empty() {
             // No model holds this tensor: keep the base's (or reference's) values.
-            reference
-                .ckpt
-                .read_f32_range_into(&t.name, r.start * row..r.end * row, &mut out)?;
+            reference.ckpt.read_f32_range_into(
+                reference.source(&t.name),
+                r.start * row..r.end * row,
+                &mut out,
+            )?;
             Vec::new()
         } else {
             plan.method.merge(job, &mut out)?
@@ -183,6 +191,9 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         .find(|t| t.action == Action::Merge)
         .map(|t| t.dtype);
     writer.copy_model_files(&plan.donor, out_dtype)?;
+    if let Some(stack) = &plan.stack {
+        writer.restack_config(&stack.layer_sources)?;
+    }
     writer.add_file("README.md", card::model_card(plan, &yaml).as_bytes())?;
     // A model transformers cannot load is never moved into place.
     writer.check_loadable()?;

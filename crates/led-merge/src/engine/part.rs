@@ -56,7 +56,7 @@ fn read_input(
     fill: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let start = rows.start * rows_of(&t.shape).1;
-    let values = read_rows(&input.ckpt, &t.name, &t.shape, rows, fill)?;
+    let values = read_rows(&input.ckpt, input.source(&t.name), &t.shape, rows, fill)?;
     // A fold without early exit vectorises; the position is searched for only on failure.
     if values.iter().fold(true, |ok, x| ok & x.is_finite()) {
         return Ok(values);

@@ -16,6 +16,7 @@ mod multislerp;
 mod nearswap;
 mod nuslerp;
 mod params;
+mod passthrough;
 mod sce;
 mod slerp;
 mod stream;
@@ -39,6 +40,7 @@ pub use params::{
     DENSITY, EPSILON, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, ParamSpec, Params, RESCALE, WEIGHT,
     any_number, boolean, count, pattern, ratio, rescale, unit,
 };
+pub use passthrough::Passthrough;
 pub use sce::Sce;
 pub use slerp::Slerp;
 pub use stream::Sums;
@@ -306,10 +308,11 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(MultiSlerp),
     || Box::new(ArceeFusion),
     || Box::new(Karcher),
+    || Box::new(Passthrough),
 ];
 
 /// mergekit methods led-merging does not implement: refused by name.
-pub const NOT_IMPLEMENTED: &[&str] = &["passthrough", "ram", "ramplus_tl"];
+pub const NOT_IMPLEMENTED: &[&str] = &["ram", "ramplus_tl"];
 
 /// The built-in method called `name`.
 pub fn method(name: &str) -> Option<Box<dyn MergeMethod>> {
