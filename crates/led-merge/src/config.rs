@@ -260,6 +260,29 @@ impl MergeConfig {
                     },
                 }
             })?;
+        // mergekit keys led does not implement: said so, with what to do instead.
+        for (key, why) in [
+            (
+                "tokenizer",
+                "mergekit's `tokenizer` block (a vocabulary merged from the models, per-token embedding sources) is not supported: led keeps one model's vocabulary; remove it, and give `tokenizer_source: base` or a model directory with the base's vocabulary",
+            ),
+            (
+                "chat_template",
+                "not supported: the output keeps the chat template of the model its tokenizer comes from (`tokenizer_source`, the base by default); remove the key, or point `tokenizer_source` at the model whose template you want",
+            ),
+            (
+                "modules",
+                "mergekit's per-module configs (multimodal models) are not supported: use `models` or `slices`",
+            ),
+        ] {
+            if value.get(key).is_some() {
+                return Err(Error::Config {
+                    path: path.into(),
+                    key: key.into(),
+                    reason: why.into(),
+                });
+            }
+        }
         serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             Error::Config {

@@ -4,85 +4,34 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use led_io::{Checkpoint, Dtype};
 use led_merge::{MergeConfig, MergePlan, RunOptions, run};
 
-/// mergekit's command, or `None` (the test is skipped, saying so) when the project's virtualenv
-/// is absent: a plain `cargo test` runs without Python. `make test` sets `LED_REQUIRE_PEERS=1`,
-/// which turns a missing mergekit into a failure, so CI never skips it.
-fn mergekit() -> Option<PathBuf> {
-    let venv = std::env::var_os("LED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let exe = venv.join("bin/mergekit-yaml");
-    if exe.exists() {
-        return Some(exe);
-    }
-    let why = format!(
-        "{} not found: run the tests with `make test`, which installs mergekit into the project's virtualenv (or set LED_VENV)",
-        exe.display()
-    );
-    assert!(std::env::var_os("LED_REQUIRE_PEERS").is_none(), "{why}");
-    // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-    let _ = writeln!(std::io::stderr(), "SKIPPED mergekit parity: {why}");
-    None
-}
-
 fn compare(ours: &Path, theirs: &Path, method: &str) {
-    let (a, b) = (
-        Checkpoint::open(ours).unwrap(),
-        Checkpoint::open(theirs).unwrap(),
-    );
-    let names = |c: &Checkpoint| {
-        c.tensors()
-            .iter()
-            .map(|t| t.name.clone())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(names(&a), names(&b), "{method}: tensor names differ");
+    let tensors = common::differences(ours, theirs, method);
     let mut worst = 0f32;
-    for t in b.tensors() {
-        assert_eq!(
-            a.info(&t.name).unwrap().shape,
-            t.shape,
-            "{method}: {}",
-            t.name
-        );
-        assert_eq!(
-            a.info(&t.name).unwrap().dtype,
-            Dtype::F32,
-            "{method}: {}",
-            t.name
-        );
-        let (x, y) = (a.read_f32(&t.name).unwrap(), b.read_f32(&t.name).unwrap());
-        let scale = y
-            .iter()
-            .fold(0f32, |m, v| m.max(v.abs()))
-            .max(f32::MIN_POSITIVE);
-        let diff = x
-            .iter()
-            .zip(&y)
-            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
-        worst = worst.max(diff / scale);
+    for t in &tensors {
+        assert_eq!(t.dtype, Dtype::F32, "{method}: {}", t.name);
+        worst = worst.max(t.relative);
         assert!(
-            diff <= 1e-5 * scale,
-            "{method}: tensor {}: max |ours − mergekit| = {diff:e}, max |mergekit| = {scale}",
-            t.name
+            t.relative <= 1e-5,
+            "{method}: tensor {}: max |ours − mergekit| / max |mergekit| = {:e}",
+            t.name,
+            t.relative
         );
     }
     eprintln!(
         "{method}: {} tensors agree, worst relative difference {worst:e}",
-        b.tensors().len()
+        tensors.len()
     );
 }
 
 #[test]
 fn same_output_as_mergekit() {
-    let Some(exe) = mergekit() else {
+    let Some(exe) = common::mergekit() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -301,21 +250,5 @@ fn same_output_as_mergekit() {
         }
     }
     // transformers loads every output with no missing or unexpected tensor.
-    let python = exe.parent().unwrap().join("python");
-    let check = Command::new(python)
-        .arg("-c")
-        .arg(
-            "import sys\nfrom transformers import AutoModelForCausalLM\nfor d in sys.argv[1:]:\n    _, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\nprint(len(sys.argv) - 1, 'outputs load in transformers')",
-        )
-        .args(&outputs)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("TRANSFORMERS_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "transformers could not load an output:\n{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    eprintln!("{}", String::from_utf8_lossy(&check.stdout).trim());
+    common::transformers_loads(&exe, &outputs);
 }

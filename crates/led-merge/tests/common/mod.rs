@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use led_io::{CheckpointWriter, Dtype, TensorSpec, WriterOptions};
 use rand::{RngExt, SeedableRng};
@@ -126,4 +128,97 @@ pub fn write_scores(path: &Path, specs: &[TensorSpec], seed: u64) {
         w.write_f32(&s.name, &v).unwrap();
     }
     w.finish().unwrap();
+}
+
+/// mergekit's command, or `None` (the test is skipped, saying so) when the project's virtualenv
+/// is absent: a plain `cargo test` runs without Python. `make test` sets `LED_REQUIRE_PEERS=1`,
+/// which turns a missing mergekit into a failure, so CI never skips it.
+pub fn mergekit() -> Option<PathBuf> {
+    let venv = std::env::var_os("LED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let exe = venv.join("bin/mergekit-yaml");
+    if exe.exists() {
+        return Some(exe);
+    }
+    let why = format!(
+        "{} not found: run the tests with `make test`, which installs mergekit into the project's virtualenv (or set LED_VENV)",
+        exe.display()
+    );
+    assert!(std::env::var_os("LED_REQUIRE_PEERS").is_none(), "{why}");
+    // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+    let _ = writeln!(std::io::stderr(), "SKIPPED mergekit parity: {why}");
+    None
+}
+
+/// Assert that transformers (from the virtualenv of mergekit's command `exe`) loads every
+/// directory of `outputs` with no missing or unexpected tensor.
+pub fn transformers_loads(exe: &Path, outputs: &[PathBuf]) {
+    let python = exe.parent().unwrap().join("python");
+    let check = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys\nfrom transformers import AutoModelForCausalLM\nfor d in sys.argv[1:]:\n    _, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\nprint(len(sys.argv) - 1, 'outputs load in transformers')",
+        )
+        .args(outputs)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "transformers could not load an output:\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&check.stdout).trim());
+}
+
+/// One tensor of two checkpoints compared.
+pub struct Difference {
+    pub name: String,
+    /// max |ours − theirs| / max |theirs|.
+    pub relative: f32,
+    /// Our dtype and theirs.
+    pub dtype: Dtype,
+    pub their_dtype: Dtype,
+}
+
+/// Every tensor of `ours` against `theirs` (`what` names the comparison in failures): the same
+/// tensor names and shapes, or a panic.
+pub fn differences(ours: &Path, theirs: &Path, what: &str) -> Vec<Difference> {
+    let (a, b) = (
+        led_io::Checkpoint::open(ours).unwrap(),
+        led_io::Checkpoint::open(theirs).unwrap(),
+    );
+    let names = |c: &led_io::Checkpoint| {
+        c.tensors()
+            .iter()
+            .map(|t| (t.name.clone(), t.shape.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&a),
+        names(&b),
+        "{what}: tensor names or shapes differ"
+    );
+    b.tensors()
+        .iter()
+        .map(|t| {
+            let (x, y) = (a.read_f32(&t.name).unwrap(), b.read_f32(&t.name).unwrap());
+            let scale = y
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()))
+                .max(f32::MIN_POSITIVE);
+            let diff = x
+                .iter()
+                .zip(&y)
+                .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            Difference {
+                name: t.name.clone(),
+                relative: diff / scale,
+                dtype: a.info(&t.name).unwrap().dtype,
+                their_dtype: t.dtype,
+            }
+        })
+        .collect()
 }

@@ -1,0 +1,207 @@
+//! mergekit's own configurations (`tests/mergekit_corpus/`, see its README) through both tools:
+//! each file says what to expect, `same` (the tensors agree within the output dtype's rounding
+//! and transformers loads ours), `runs` (random methods: both run, the same tensors) or
+//! `refused: TEXT` (led refuses, saying TEXT). Prints one line per configuration and a summary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use led_io::Dtype;
+use led_merge::{MergeConfig, MergePlan, RunOptions, run};
+
+#[derive(Debug, PartialEq)]
+enum Expect {
+    Same,
+    Runs,
+    Refused(String),
+}
+
+fn expectation(text: &str, file: &Path) -> Expect {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# expect: "))
+        .unwrap_or_else(|| panic!("{}: no `# expect:` line", file.display()));
+    match line.trim() {
+        "same" => Expect::Same,
+        "runs" => Expect::Runs,
+        other => Expect::Refused(
+            other
+                .strip_prefix("refused: ")
+                .unwrap_or_else(|| panic!("{}: unknown expectation {other:?}", file.display()))
+                .to_owned(),
+        ),
+    }
+}
+
+/// Largest |ours − theirs| over max |theirs| in any tensor, and mergekit's output dtype; names
+/// and shapes must agree (mergekit writes some methods' results in f32 whatever `dtype` says).
+fn worst_difference(ours: &Path, theirs: &Path, name: &str) -> (f32, Dtype) {
+    let tensors = common::differences(ours, theirs, name);
+    let worst = tensors.iter().fold(0f32, |m, t| m.max(t.relative));
+    (worst, tensors[0].their_dtype)
+}
+
+/// Two units in the last place of `dtype` at the largest magnitude: mergekit computes in the
+/// config's `dtype`, led in f32 and rounds once.
+fn rounding(dtype: Dtype) -> f32 {
+    match dtype {
+        Dtype::BF16 => 2.0 * 2f32.powi(-7),
+        Dtype::F16 => 2.0 * 2f32.powi(-10),
+        _ => 1e-5,
+    }
+}
+
+/// `text` with a top-level `dtype: D` (and no `out_dtype`) made `dtype: float32` and
+/// `out_dtype: D`: mergekit computing in f32 and writing D, as led does.
+fn computing_in_f32(text: &str) -> String {
+    if text.lines().any(|l| l.starts_with("out_dtype:")) {
+        return text.to_owned();
+    }
+    text.lines()
+        .map(|l| match l.strip_prefix("dtype:") {
+            Some(d) => format!("dtype: float32\nout_dtype:{d}"),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn mergekit_configurations_run_alike() {
+    let Some(exe) = common::mergekit() else {
+        return;
+    };
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mergekit_corpus");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = |name: &str, seed: u64, scale: f32| {
+        common::write_model(&d.join(name), seed, scale, common::VOCAB, Dtype::F32, false)
+            .display()
+            .to_string()
+    };
+    let paths = [
+        ("{base}", model("base", 0, 0.0)),
+        ("{a}", model("a", 1, 0.02)),
+        ("{b}", model("b", 2, 0.05)),
+        ("{c}", model("c", 3, 0.01)),
+    ];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 30,
+        "corpus has {} configurations",
+        files.len()
+    );
+    let mut outputs = Vec::new();
+    let mut summary = Vec::new();
+    // A few mergekit processes at a time (each loads torch).
+    for batch in files.chunks(4) {
+        let jobs: Vec<_> = batch
+            .iter()
+            .map(|file| {
+                let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+                let mut text = std::fs::read_to_string(file).unwrap();
+                for (key, path) in &paths {
+                    text = text.replace(key, path);
+                }
+                let cfg = d.join(format!("{name}.yml"));
+                std::fs::write(&cfg, &text).unwrap();
+                let theirs = d.join(format!("{name}-mergekit"));
+                // mergekit once as written (it computes in `dtype`), once computing in f32 and
+                // writing `dtype`, as led does: the second is what led must match.
+                let f32_text = computing_in_f32(&text);
+                let cfg32 = d.join(format!("{name}-f32.yml"));
+                std::fs::write(&cfg32, &f32_text).unwrap();
+                let theirs32 = d.join(format!("{name}-mergekit-f32"));
+                let spawn = |cfg: &Path, out: &Path| {
+                    Command::new(&exe)
+                        .args([cfg.as_os_str(), out.as_os_str()])
+                        .args(["--no-copy-tokenizer", "--no-write-model-card", "--quiet"])
+                        .env("HF_HUB_OFFLINE", "1")
+                        .env("TRANSFORMERS_OFFLINE", "1")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                };
+                let child = (spawn(&cfg, &theirs), spawn(&cfg32, &theirs32));
+                (
+                    name,
+                    expectation(&text, file),
+                    cfg,
+                    (theirs, theirs32),
+                    child,
+                )
+            })
+            .collect();
+        for (name, expect, cfg, (theirs, theirs32), (child, child32)) in jobs {
+            let theirs_ran = child.wait_with_output().unwrap().status.success();
+            let theirs32_ran = child32.wait_with_output().unwrap().status.success();
+            let ours = d.join(format!("{name}-ours"));
+            let planned =
+                MergeConfig::from_file(&cfg).and_then(|config| MergePlan::new(config, &cfg));
+            let line = match (&expect, planned) {
+                (Expect::Refused(why), Err(e)) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains(why.as_str()),
+                        "{name}: expected {why:?} in: {msg}"
+                    );
+                    format!(
+                        "refused ({why}); mergekit {}",
+                        if theirs_ran { "runs it" } else { "fails too" }
+                    )
+                }
+                (Expect::Refused(why), Ok(_)) => {
+                    panic!("{name}: expected a refusal ({why}), led plans it")
+                }
+                (_, Err(e)) => panic!("{name}: led refuses: {e}"),
+                (Expect::Same | Expect::Runs, Ok(plan)) => {
+                    assert!(theirs_ran && theirs32_ran, "{name}: mergekit fails on it");
+                    run(&plan, &ours, &RunOptions::default())
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    let dtype = plan.tensors[0].dtype;
+                    let (worst, their_dtype) = worst_difference(&ours, &theirs32, &name);
+                    let (as_written, _) = worst_difference(&ours, &theirs, &name);
+                    outputs.push(ours);
+                    let written = if their_dtype == dtype {
+                        format!("{dtype}")
+                    } else {
+                        format!("{dtype}; mergekit writes {their_dtype}")
+                    };
+                    let tolerance = rounding(dtype).max(rounding(their_dtype));
+                    if expect == Expect::Same {
+                        assert!(
+                            worst <= tolerance,
+                            "{name}: worst relative difference {worst:e} over the rounding {tolerance:e} ({written})"
+                        );
+                        format!(
+                            "same ({written}, worst relative difference {worst:.1e}; {as_written:.1e} to mergekit computing in `dtype`)"
+                        )
+                    } else {
+                        format!("runs ({written}, random drops; same tensors)")
+                    }
+                }
+            };
+            eprintln!("{name}: {line}");
+            summary.push(line);
+        }
+    }
+    common::transformers_loads(&exe, &outputs);
+    let count = |prefix: &str| summary.iter().filter(|l| l.starts_with(prefix)).count();
+    eprintln!(
+        "{} configurations: {} same, {} run (random), {} refused ({} of them run by mergekit)",
+        summary.len(),
+        count("same"),
+        count("runs"),
+        count("refused"),
+        summary.iter().filter(|l| l.ends_with("runs it")).count()
+    );
+}
