@@ -70,6 +70,50 @@ pub fn copy_model_files(donor: &Path, dest: &Path, dtype: Option<Dtype>) -> Resu
     Ok(copied)
 }
 
+/// The chat template of the model directory `dir`, trimmed: its `chat_template.jinja`, else
+/// `tokenizer_config.json`'s `chat_template` (a string, or the `default` of a list of named
+/// templates); `None` when it has none.
+pub fn chat_template_of(dir: &Path) -> Option<String> {
+    if let Ok(text) = fs::read_to_string(dir.join("chat_template.jinja")) {
+        return Some(text.trim().to_owned());
+    }
+    let config = json(&dir.join("tokenizer_config.json")).ok()?;
+    let template = match config.get("chat_template")? {
+        Value::String(s) => s.clone(),
+        Value::Array(named) => named
+            .iter()
+            .find(|t| t.get("name") == Some(&Value::from("default")))?
+            .get("template")?
+            .as_str()?
+            .to_owned(),
+        _ => return None,
+    };
+    Some(template.trim().to_owned())
+}
+
+/// Give the tokenizer in `dir` the chat template `template`: `chat_template.jinja` written, and
+/// `tokenizer_config.json`'s own `chat_template` replaced where it has one (transformers reads
+/// either). Returns `false`, writing nothing, when `dir` has no tokenizer.
+pub fn set_chat_template(dir: &Path, template: &str) -> Result<bool> {
+    let config_path = dir.join("tokenizer_config.json");
+    if !config_path.is_file() && !dir.join("tokenizer.json").is_file() {
+        return Ok(false);
+    }
+    let out = dir.join("chat_template.jinja");
+    fs::write(&out, template).at(&out)?;
+    if config_path.is_file() {
+        let mut config = json(&config_path)?;
+        if let Some(obj) = config.as_object_mut()
+            && obj.contains_key("chat_template")
+        {
+            obj.insert("chat_template".into(), Value::from(template));
+            let text = serde_json::to_string_pretty(&config).expect("JSON value");
+            fs::write(&config_path, text + "\n").at(&config_path)?;
+        }
+    }
+    Ok(true)
+}
+
 /// Rewrite `dir`'s `config.json` for a model whose decoder layers were restacked: output
 /// layer i came from layer `layer_sources[i]`. Sets `num_hidden_layers` to their count and
 /// reorders the per-layer `layer_types` list (sliding or full attention) the same way. A
@@ -194,6 +238,20 @@ mod tests {
         );
         fs::write(d.path().join("tokenizer.json"), tok).unwrap();
         d
+    }
+
+    #[test]
+    fn chat_templates_are_read_and_set() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(chat_template_of(d.path()), None);
+        assert!(!set_chat_template(d.path(), "{{ x }}").unwrap());
+        let named = r#"{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": " D "}]}"#;
+        fs::write(d.path().join("tokenizer_config.json"), named).unwrap();
+        assert_eq!(chat_template_of(d.path()).as_deref(), Some("D"));
+        assert!(set_chat_template(d.path(), "{{ new }}").unwrap());
+        assert_eq!(chat_template_of(d.path()).as_deref(), Some("{{ new }}"));
+        let config = json(&d.path().join("tokenizer_config.json")).unwrap();
+        assert_eq!(config["chat_template"], "{{ new }}");
     }
 
     #[test]

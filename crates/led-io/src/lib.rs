@@ -49,7 +49,8 @@ mod writer;
 pub use dtype::{Dtype, decode_f32, encode_f32};
 pub use error::{Error, Result};
 pub use files::{
-    CONFIG_FILE, MODEL_SIDE_FILES, copy_model_files, loadability_problems, restack_config,
+    CONFIG_FILE, MODEL_SIDE_FILES, chat_template_of, copy_model_files, loadability_problems,
+    restack_config, set_chat_template,
 };
 pub use meta::{ScoreMetadata, weights_fingerprint};
 pub use names::decoder_layer;

@@ -478,6 +478,13 @@ impl CheckpointWriter {
         crate::files::copy_model_files(donor, &self.temp, dtype)
     }
 
+    /// For a directory target: give the tokenizer added so far the chat template `template`;
+    /// `false` when there is no tokenizer. See [`crate::set_chat_template`].
+    pub fn set_chat_template(&self, template: &str) -> Result<bool> {
+        self.side_file_path("chat_template.jinja")?;
+        crate::files::set_chat_template(&self.temp, template)
+    }
+
     /// For a directory target: rewrite the `config.json` added so far for restacked decoder
     /// layers (output layer i from layer `layer_sources[i]`). See [`crate::restack_config`].
     pub fn restack_config(&self, layer_sources: &[usize]) -> Result<()> {

@@ -237,6 +237,10 @@ pub struct MergeConfig {
     /// Where config and tokenizer files come from: `base` (default) or a model path.
     #[serde(default)]
     pub tokenizer_source: Option<String>,
+    /// The output tokenizer's chat template: `auto` (the one most of the models have) or a
+    /// Jinja template (docs/merging.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
 }
 
 impl MergeConfig {
@@ -265,10 +269,6 @@ impl MergeConfig {
             (
                 "tokenizer",
                 "mergekit's `tokenizer` block (a vocabulary merged from the models, per-token embedding sources) is not supported: led keeps one model's vocabulary; remove it, and give `tokenizer_source: base` or a model directory with the base's vocabulary",
-            ),
-            (
-                "chat_template",
-                "not supported: the output keeps the chat template of the model its tokenizer comes from (`tokenizer_source`, the base by default); remove the key, or point `tokenizer_source` at the model whose template you want",
             ),
             (
                 "modules",

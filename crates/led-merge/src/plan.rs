@@ -43,6 +43,8 @@ pub struct MergePlan {
     pub layers: usize,
     /// With `slices`: the output's layers, slice by slice (gradients run over each slice).
     pub stack: Option<Stack>,
+    /// The output tokenizer's chat template (`chat_template`), resolved.
+    pub chat_template: Option<String>,
 }
 
 impl std::fmt::Debug for MergePlan {
@@ -111,6 +113,38 @@ fn donor_of(path: &Path, source: Option<&str>, reference: &Input) -> Result<Path
         ));
     }
     Ok(donor)
+}
+
+/// mergekit's `chat_template` (read from `path`): `auto`, the template most of `inputs` have
+/// (the first of them among equals; `None` when none has one), or a Jinja template. mergekit's
+/// named templates (`chatml`, ...) are not bundled with led.
+fn chat_template(path: &Path, given: &str, inputs: &[&Path]) -> Result<Option<String>> {
+    if given == "auto" {
+        let found: Vec<String> = inputs
+            .iter()
+            .filter_map(|p| led_io::chat_template_of(p))
+            .collect();
+        let count = |t: &String| found.iter().filter(|x| *x == t).count();
+        // The first of the most common: `max_by_key` keeps the last maximum, so go in reverse.
+        return Ok(found.iter().rev().max_by_key(|t| count(t)).cloned());
+    }
+    if given.len() < 256 && !given.contains('\n') && !given.contains('{') {
+        return Err(config_err(
+            path,
+            "chat_template",
+            format!(
+                "{given:?}: mergekit's named templates are not bundled with led: give `auto` (the models' own template) or the Jinja template itself"
+            ),
+        ));
+    }
+    if given.len() < 20 || !given.contains('{') {
+        return Err(config_err(
+            path,
+            "chat_template",
+            "not a Jinja template (expected `auto` or a template with `{%`/`{{`)",
+        ));
+    }
+    Ok(Some(given.to_owned()))
 }
 
 fn parse_dtype(path: &Path, key: &str, text: &str) -> Result<Dtype> {
@@ -596,6 +630,21 @@ impl MergePlan {
             return Err(Error::Incompatible { problems });
         }
         let donor = donor_of(path, config.tokenizer_source.as_deref(), reference)?;
+        let chat_template = match config.chat_template.as_deref() {
+            None => None,
+            Some(given) => {
+                let inputs: Vec<&Path> = base
+                    .iter()
+                    .chain(&models)
+                    .map(|m| m.path.as_path())
+                    .collect();
+                let chosen = chat_template(path, given, &inputs)?;
+                if chosen.is_none() {
+                    warnings.push("chat_template: auto: no model has a chat template; the output keeps its tokenizer's".into());
+                }
+                chosen
+            }
+        };
         let config_path = config_path.to_path_buf();
         Ok(MergePlan {
             config,
@@ -609,6 +658,7 @@ impl MergePlan {
             scores_checked,
             layers,
             stack,
+            chat_template,
         })
     }
 

@@ -311,6 +311,55 @@ fn slices_are_checked_and_renumbered() {
     assert_eq!(config["num_hidden_layers"], 3);
 }
 
+/// `chat_template: auto` takes the template most models have; a Jinja template is used as
+/// given; a named one (mergekit bundles them) is refused.
+#[test]
+fn chat_templates_auto_and_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    family(d, Dtype::F32);
+    let template = |model: &str, t: &str| {
+        std::fs::write(
+            d.join(model).join("tokenizer_config.json"),
+            serde_json::json!({ "chat_template": t }).to_string(),
+        )
+        .unwrap();
+    };
+    template("base", "{{ base }}");
+    template("safety", "{{ shared }}");
+    template("math", "{{ shared }}");
+    let yaml = |extra: &str| {
+        format!(
+            "merge_method: task_arithmetic\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 0.5}}\n  - model: {}\n    parameters: {{weight: 0.5}}\n{extra}",
+            d.join("base").display(),
+            d.join("safety").display(),
+            d.join("math").display()
+        )
+    };
+    let saved = |extra: &str, out: &str| {
+        let p = plan(&yaml(extra), d).unwrap();
+        run(&p, &d.join(out), &RunOptions::default()).unwrap();
+        let config = std::fs::read_to_string(d.join(out).join("tokenizer_config.json")).unwrap();
+        let jinja = std::fs::read_to_string(d.join(out).join("chat_template.jinja")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["chat_template"], jinja.as_str());
+        jinja
+    };
+    assert_eq!(saved("chat_template: auto\n", "auto"), "{{ shared }}");
+    let given = "{% for m in messages %}{{ m.content }}{% endfor %}";
+    assert_eq!(
+        saved(&format!("chat_template: \"{given}\"\n"), "given"),
+        given
+    );
+    let err = plan(&yaml("chat_template: chatml\n"), d)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("chat_template") && err.contains("not bundled"),
+        "{err}"
+    );
+}
+
 #[test]
 fn config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -194,11 +194,21 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
     if let Some(stack) = &plan.stack {
         writer.restack_config(&stack.layer_sources)?;
     }
+    let mut template_warning = None;
+    if let Some(template) = &plan.chat_template
+        && !writer.set_chat_template(template)?
+    {
+        template_warning = Some(format!(
+            "chat_template not saved: {} has no tokenizer to give it to",
+            plan.donor.display()
+        ));
+    }
     writer.add_file("README.md", card::model_card(plan, &yaml).as_bytes())?;
     // A model transformers cannot load is never moved into place.
     writer.check_loadable()?;
     let written = writer.finish()?;
     let mut warnings = plan.warnings.clone();
+    warnings.extend(template_warning);
     let mut led = BTreeMap::new();
     let mut notes = notes.into_inner().expect("not poisoned");
     notes.sort_by(|a, b| a.0.cmp(&b.0));
