@@ -35,6 +35,20 @@ fn json(path: &Path) -> Result<Value> {
     })
 }
 
+/// `value` (read from `path`) as the JSON object it must be.
+fn object<'a>(path: &Path, value: &'a mut Value) -> Result<&'a mut serde_json::Map<String, Value>> {
+    value.as_object_mut().ok_or_else(|| Error::Json {
+        path: path.to_path_buf(),
+        reason: "is not a JSON object".into(),
+    })
+}
+
+/// Write `value` to `path` as transformers does: pretty, with a final newline.
+pub(crate) fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("JSON value");
+    fs::write(path, text + "\n").at(path)
+}
+
 /// Copy `config.json` (with `torch_dtype` set to `dtype` when given) and every file of
 /// [`MODEL_SIDE_FILES`] that exists in `donor` into the directory `dest`. Returns the names
 /// copied. A donor without `config.json` is fine (score checkpoints have none).
@@ -43,10 +57,7 @@ pub fn copy_model_files(donor: &Path, dest: &Path, dtype: Option<Dtype>) -> Resu
     let config = donor.join(CONFIG_FILE);
     if config.is_file() {
         let mut value = json(&config)?;
-        let obj = value.as_object_mut().ok_or_else(|| Error::Json {
-            path: config.clone(),
-            reason: "is not a JSON object".into(),
-        })?;
+        let obj = object(&config, &mut value)?;
         if let Some(dtype) = dtype {
             obj.insert("torch_dtype".into(), Value::from(dtype.torch_name()));
             // Newer transformers write `dtype` instead; keep both in step.
@@ -54,9 +65,7 @@ pub fn copy_model_files(donor: &Path, dest: &Path, dtype: Option<Dtype>) -> Resu
                 obj.insert("dtype".into(), Value::from(dtype.torch_name()));
             }
         }
-        let out = dest.join(CONFIG_FILE);
-        let text = serde_json::to_string_pretty(&value).expect("JSON value");
-        fs::write(&out, text + "\n").at(&out)?;
+        write_json(&dest.join(CONFIG_FILE), &value)?;
         copied.push(CONFIG_FILE.to_owned());
     }
     for name in MODEL_SIDE_FILES {
@@ -107,8 +116,7 @@ pub fn set_chat_template(dir: &Path, template: &str) -> Result<bool> {
             && obj.contains_key("chat_template")
         {
             obj.insert("chat_template".into(), Value::from(template));
-            let text = serde_json::to_string_pretty(&config).expect("JSON value");
-            fs::write(&config_path, text + "\n").at(&config_path)?;
+            write_json(&config_path, &config)?;
         }
     }
     Ok(true)
@@ -124,10 +132,7 @@ pub fn restack_config(dir: &Path, layer_sources: &[usize]) -> Result<()> {
         return Ok(());
     }
     let mut value = json(&path)?;
-    let obj = value.as_object_mut().ok_or_else(|| Error::Json {
-        path: path.clone(),
-        reason: "is not a JSON object".into(),
-    })?;
+    let obj = object(&path, &mut value)?;
     if let Some(Value::Array(types)) = obj.get("layer_types") {
         let picked: Option<Vec<Value>> = layer_sources
             .iter()
@@ -143,8 +148,7 @@ pub fn restack_config(dir: &Path, layer_sources: &[usize]) -> Result<()> {
         obj.insert("layer_types".into(), Value::Array(picked));
     }
     obj.insert("num_hidden_layers".into(), Value::from(layer_sources.len()));
-    let text = serde_json::to_string_pretty(&value).expect("JSON value");
-    fs::write(&path, text + "\n").at(&path)
+    write_json(&path, &value)
 }
 
 /// Problems that would stop transformers from loading the model directory `dir` whose tensors

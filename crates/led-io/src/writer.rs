@@ -542,9 +542,7 @@ impl CheckpointWriter {
                 .map(|s| (s.spec.name.as_str(), self.shards[s.shard].name.as_str()))
                 .collect();
             let index = json!({"metadata": {"total_size": total_size}, "weight_map": weight_map});
-            let path = self.temp.join(INDEX_FILE);
-            let text = serde_json::to_string_pretty(&index).expect("JSON of strings and numbers");
-            fs::write(&path, text + "\n").at(&path)?;
+            crate::files::write_json(&self.temp.join(INDEX_FILE), &index)?;
         }
         self.replace_target()?;
         self.finished = true;

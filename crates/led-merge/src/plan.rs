@@ -220,6 +220,29 @@ fn with_defaults(method: &dyn MergeMethod, mut own: Params, global: &Params) -> 
     own
 }
 
+/// Where to resolve parameters from: the method, the config, the inputs and where tensors sit.
+struct Resolver<'a> {
+    method: &'a dyn MergeMethod,
+    config: &'a MergeConfig,
+    models: &'a [Input],
+    stack: Option<&'a Stack>,
+    layers: usize,
+}
+
+impl Resolver<'_> {
+    /// Tensor `name`'s global parameters and those of each model of `inputs` (its own,
+    /// completed by the global ones: mergekit's precedence).
+    fn tensor(&self, name: &str, inputs: &[usize]) -> (Params, Vec<Params>) {
+        let at = Position::new(self.stack, name, self.layers);
+        let global = at.global(self.config);
+        let models = inputs
+            .iter()
+            .map(|&k| with_defaults(self.method, at.resolve(&self.models[k].parameters), &global))
+            .collect();
+        (global, models)
+    }
+}
+
 /// A tensor's resolved parameters, as its method sees them.
 pub(crate) struct TensorParams {
     /// Per model holding the tensor, in order.
@@ -247,23 +270,26 @@ impl MergePlan {
     /// Model `k`'s parameters for tensor `name`: its own, then the config's top-level
     /// `parameters` for the per-model parameters it does not set (mergekit's precedence).
     pub fn model_params(&self, k: usize, name: &str) -> Params {
-        let at = Position::new(self.stack.as_ref(), name, self.layers);
-        with_defaults(
-            &*self.method,
-            at.resolve(&self.models[k].parameters),
-            &at.global(&self.config),
-        )
+        let (_, mut models) = self.resolver().tensor(name, &[k]);
+        models.remove(0)
+    }
+
+    fn resolver(&self) -> Resolver<'_> {
+        Resolver {
+            method: &*self.method,
+            config: &self.config,
+            models: &self.models,
+            stack: self.stack.as_ref(),
+            layers: self.layers,
+        }
     }
 
     /// Tensor `t`'s parameters, resolved.
     pub(crate) fn tensor_params(&self, t: &TensorPlan) -> TensorParams {
+        let (global, models) = self.resolver().tensor(&t.name, &t.inputs);
         TensorParams {
-            models: t
-                .inputs
-                .iter()
-                .map(|&k| self.model_params(k, &t.name))
-                .collect(),
-            global: self.global_params(&t.name),
+            models,
+            global,
             scored: t.inputs.iter().all(|&k| {
                 self.models[k]
                     .scores
@@ -392,7 +418,7 @@ impl MergePlan {
         // Per-model parameters this method ignores but another one uses (`density` given to
         // `linear`): a warning, as in mergekit. A name no method knows stays an error (a typo).
         let mut ignored = Vec::new();
-        for (i, (at, entry, placement)) in entries.into_iter().enumerate() {
+        for (i, (label, entry, placement)) in entries.into_iter().enumerate() {
             let is_base = method.needs_base()
                 && base_path
                     .as_deref()
@@ -400,7 +426,7 @@ impl MergePlan {
             if is_base {
                 continue;
             }
-            let at = at.as_str();
+            let at = label.as_str();
             let mut own = entry.parameters.clone();
             own.retain(|name, _| {
                 let known_here = method.model_params().iter().any(|p| p.name == name);
@@ -459,7 +485,7 @@ impl MergePlan {
                     ),
                 ));
             }
-            model_entries.push((i, at.to_owned(), entry.clone(), placement));
+            model_entries.push((i, label, entry, placement));
         }
         match &lowered {
             // With `slices`, a method's model count is per slice.
@@ -611,14 +637,15 @@ impl MergePlan {
         // The method's own checks of every tensor's resolved parameters (DELLA's density ±
         // epsilon, ...): what the merge would refuse, the plan refuses, once per problem.
         let mut refused = std::collections::BTreeSet::new();
+        let resolver = Resolver {
+            method: &*method,
+            config: &config,
+            models: &models,
+            stack: stack.as_ref(),
+            layers,
+        };
         for t in tensors.iter().filter(|t| t.action == Action::Merge) {
-            let at = Position::new(stack.as_ref(), &t.name, layers);
-            let global = at.global(&config);
-            let params: Vec<Params> = t
-                .inputs
-                .iter()
-                .map(|&k| with_defaults(&*method, at.resolve(&models[k].parameters), &global))
-                .collect();
+            let (global, params) = resolver.tensor(&t.name, &t.inputs);
             if let Err(why) = method.check_tensor(&global, &params) {
                 // Indices in the message are the tensor's inputs; name the config's entries.
                 if refused.insert(why.clone()) {

@@ -214,10 +214,12 @@ pub fn lower(config: &MergeConfig, path: &Path, base_separate: bool) -> Result<L
                 slice: i,
             });
         }
-        if config.base_model.is_some() && !has_base {
+        if let Some(b) = &config.base_model
+            && !has_base
+        {
             problems.push(format!(
                 "{at}.sources: base_model {} is not a source of this slice: with `slices`, the base's layers must be given in every slice",
-                config.base_model.as_deref().unwrap_or(Path::new("")).display()
+                b.display()
             ));
         }
         layer_sources.extend(first.layer_range[0]..first.layer_range[0] + len);
