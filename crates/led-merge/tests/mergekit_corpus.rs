@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use led_io::Dtype;
 use led_merge::{MergeConfig, MergePlan, RunOptions, run};
@@ -120,18 +119,10 @@ fn mergekit_configurations_run_alike() {
                 let cfg32 = d.join(format!("{name}-f32.yml"));
                 std::fs::write(&cfg32, &f32_text).unwrap();
                 let theirs32 = d.join(format!("{name}-mergekit-f32"));
-                let spawn = |cfg: &Path, out: &Path| {
-                    Command::new(&exe)
-                        .args([cfg.as_os_str(), out.as_os_str()])
-                        .args(["--no-copy-tokenizer", "--no-write-model-card", "--quiet"])
-                        .env("HF_HUB_OFFLINE", "1")
-                        .env("TRANSFORMERS_OFFLINE", "1")
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::piped())
-                        .spawn()
-                        .unwrap()
-                };
-                let child = (spawn(&cfg, &theirs), spawn(&cfg32, &theirs32));
+                let child = (
+                    common::spawn_mergekit(&exe, &cfg, &theirs),
+                    common::spawn_mergekit(&exe, &cfg32, &theirs32),
+                );
                 (
                     name,
                     expectation(&text, file),
@@ -194,7 +185,7 @@ fn mergekit_configurations_run_alike() {
             summary.push(line);
         }
     }
-    common::transformers_loads(&exe, &outputs);
+    common::transformers_loads_and_runs(&exe, &outputs);
     let count = |prefix: &str| summary.iter().filter(|l| l.starts_with(prefix)).count();
     eprintln!(
         "{} configurations: {} same, {} run (random), {} refused ({} of them run by mergekit)",

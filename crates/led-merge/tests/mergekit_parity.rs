@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use led_io::{Checkpoint, Dtype};
 use led_merge::{MergeConfig, MergePlan, RunOptions, run};
@@ -193,22 +192,13 @@ fn same_output_as_mergekit() {
             let cfg = d.join(format!("{method}.yaml"));
             std::fs::write(&cfg, yaml).unwrap();
             let out = d.join(format!("{method}-mergekit"));
-            let child = Command::new(&exe)
-                .args([cfg.as_os_str(), out.as_os_str()])
-                .args(["--no-copy-tokenizer", "--no-write-model-card", "--quiet"])
-                .env("HF_HUB_OFFLINE", "1")
-                .env("TRANSFORMERS_OFFLINE", "1")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn();
+            let child = common::spawn_mergekit(&exe, &cfg, &out);
             (method, cfg, out, child)
         })
         .collect();
     let mut outputs = Vec::new();
     for (method, cfg, theirs, result) in handles {
-        let output = result
-            .and_then(|c| c.wait_with_output())
-            .expect("mergekit-yaml runs");
+        let output = result.wait_with_output().expect("mergekit-yaml runs");
         assert!(
             output.status.success(),
             "mergekit failed on {method}:\n{}",
@@ -250,5 +240,5 @@ fn same_output_as_mergekit() {
         }
     }
     // transformers loads every output with no missing or unexpected tensor.
-    common::transformers_loads(&exe, &outputs);
+    common::transformers_loads_and_runs(&exe, &outputs);
 }

@@ -151,14 +151,29 @@ pub fn mergekit() -> Option<PathBuf> {
     None
 }
 
+/// Start mergekit's command `exe` on config `cfg`, writing `out` (offline; stderr kept for
+/// failures).
+pub fn spawn_mergekit(exe: &Path, cfg: &Path, out: &Path) -> std::process::Child {
+    Command::new(exe)
+        .args([cfg.as_os_str(), out.as_os_str()])
+        .args(["--no-copy-tokenizer", "--no-write-model-card", "--quiet"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_OFFLINE", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Assert that transformers (from the virtualenv of mergekit's command `exe`) loads every
-/// directory of `outputs` with no missing or unexpected tensor.
-pub fn transformers_loads(exe: &Path, outputs: &[PathBuf]) {
+/// directory of `outputs` with no missing or unexpected tensor, and that a forward pass of each
+/// gives finite logits over its whole vocabulary.
+pub fn transformers_loads_and_runs(exe: &Path, outputs: &[PathBuf]) {
     let python = exe.parent().unwrap().join("python");
     let check = Command::new(python)
         .arg("-c")
         .arg(
-            "import sys\nfrom transformers import AutoModelForCausalLM\nfor d in sys.argv[1:]:\n    _, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\nprint(len(sys.argv) - 1, 'outputs load in transformers')",
+            "import sys, torch\nfrom transformers import AutoModelForCausalLM\nfor d in sys.argv[1:]:\n    m, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\n    logits = m(torch.tensor([[1, 2, 3]])).logits\n    assert logits.shape[-1] == m.config.vocab_size and torch.isfinite(logits).all(), d\nprint(len(sys.argv) - 1, 'outputs load in transformers and run')",
         )
         .args(outputs)
         .env("HF_HUB_OFFLINE", "1")
