@@ -201,6 +201,7 @@ impl LedMerge {
             out_dtype: self.out_dtype.map(|d| d.torch_name().to_owned()),
             random_seed: None,
             tokenizer_source: None,
+            tokenizer: None,
             chat_template: None,
         }
     }

@@ -27,7 +27,7 @@ pub const MODEL_SIDE_FILES: &[&str] = &[
 ];
 
 /// The JSON document at `path`.
-fn json(path: &Path) -> Result<Value> {
+pub(crate) fn json(path: &Path) -> Result<Value> {
     let text = fs::read(path).at(path)?;
     serde_json::from_slice(&text).map_err(|e| Error::Json {
         path: path.to_path_buf(),
@@ -36,7 +36,10 @@ fn json(path: &Path) -> Result<Value> {
 }
 
 /// `value` (read from `path`) as the JSON object it must be.
-fn object<'a>(path: &Path, value: &'a mut Value) -> Result<&'a mut serde_json::Map<String, Value>> {
+pub(crate) fn object<'a>(
+    path: &Path,
+    value: &'a mut Value,
+) -> Result<&'a mut serde_json::Map<String, Value>> {
     value.as_object_mut().ok_or_else(|| Error::Json {
         path: path.to_path_buf(),
         reason: "is not a JSON object".into(),
@@ -77,6 +80,24 @@ pub fn copy_model_files(donor: &Path, dest: &Path, dtype: Option<Dtype>) -> Resu
         }
     }
     Ok(copied)
+}
+
+/// Replace the tokenizer files in `dest` (every file of [`MODEL_SIDE_FILES`] but
+/// `generation_config.json`) by those of `src`.
+pub(crate) fn copy_tokenizer_files(src: &Path, dest: &Path) -> Result<()> {
+    for name in MODEL_SIDE_FILES
+        .iter()
+        .filter(|n| **n != "generation_config.json")
+    {
+        let (from, to) = (src.join(name), dest.join(name));
+        if to.is_file() {
+            fs::remove_file(&to).at(&to)?;
+        }
+        if from.is_file() {
+            fs::copy(&from, &to).at(&from)?;
+        }
+    }
+    Ok(())
 }
 
 /// The chat template of the model directory `dir`, trimmed: its `chat_template.jinja`, else

@@ -44,6 +44,7 @@ mod names;
 pub mod progress;
 mod reader;
 mod size;
+mod vocab;
 mod writer;
 
 pub use dtype::{Dtype, decode_f32, encode_f32};
@@ -56,6 +57,7 @@ pub use meta::{ScoreMetadata, weights_fingerprint};
 pub use names::decoder_layer;
 pub use reader::{Checkpoint, TensorInfo, validate_safetensors};
 pub use size::parse_size;
+pub use vocab::{TOKENIZER_FILE, Vocabulary, config_vocab_size, plain_added_token, set_vocabulary};
 pub use writer::{CheckpointWriter, TensorSpec, WriterOptions, Written};
 
 /// Largest safetensors header accepted, in bytes (as the safetensors crate: 100 MB).

@@ -485,6 +485,21 @@ impl CheckpointWriter {
         crate::files::set_chat_template(&self.temp, template)
     }
 
+    /// For a directory target: give it the tokenizer of `tokenizer_dir` (replacing the one
+    /// added so far) edited to a merged vocabulary of `vocab_size` rows. See
+    /// [`crate::set_vocabulary`].
+    pub fn set_vocabulary(
+        &self,
+        tokenizer_dir: &Path,
+        keep_below: Option<u32>,
+        added: &[serde_json::Value],
+        vocab_size: usize,
+    ) -> Result<()> {
+        self.side_file_path(crate::files::CONFIG_FILE)?;
+        crate::files::copy_tokenizer_files(tokenizer_dir, &self.temp)?;
+        crate::vocab::set_vocabulary(&self.temp, keep_below, added, vocab_size)
+    }
+
     /// For a directory target: rewrite the `config.json` added so far for restacked decoder
     /// layers (output layer i from layer `layer_sources[i]`). See [`crate::restack_config`].
     pub fn restack_config(&self, layer_sources: &[usize]) -> Result<()> {

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -205,6 +206,68 @@ pub struct SliceSource {
     pub parameters: Parameters,
 }
 
+/// mergekit's `tokenizer` block (docs/merging.md, "Tokenizers").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerConfig {
+    /// `union` (the default), `base` or a model directory.
+    #[serde(default = "union")]
+    pub source: String,
+    /// Per token, where its embedding rows come from (tokens not in the vocabulary are added,
+    /// in this order).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub tokens: IndexMap<String, TokenEmbedding>,
+    /// Pad the embedding rows to a multiple of this (the padding rows are each model's mean
+    /// row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_to_multiple_of: Option<usize>,
+}
+
+fn union() -> String {
+    "union".into()
+}
+
+/// Where one token's embedding rows come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEmbedding {
+    /// The source (absent: mergekit's default rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<TokenSource>,
+    /// Use the source for every model, even those that have the token.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// A token's embedding source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenSource {
+    /// `kind: zero` or `kind: model_token`.
+    Kind(TokenKind),
+    /// The same token's rows in this model.
+    Model(PathBuf),
+}
+
+/// The tagged token sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TokenKind {
+    /// Zeros.
+    Zero,
+    /// Another token's row in a model: by id, or by its text in that model's tokenizer.
+    ModelToken {
+        /// The model.
+        model: PathBuf,
+        /// The row.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_id: Option<u32>,
+        /// The token whose row it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+}
+
 /// A merge config, as written in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,9 +297,15 @@ pub struct MergeConfig {
     /// Seed for random methods (DARE, DELLA); default 0.
     #[serde(default)]
     pub random_seed: Option<u64>,
-    /// Where config and tokenizer files come from: `base` (default) or a model path.
+    /// The output's tokenizer, as mergekit's `tokenizer_source`: `base`, `union` (every
+    /// model's tokens) or a model directory; the embedding rows follow it (docs/merging.md,
+    /// "Tokenizers"). Absent: the base's tokenizer and rows, unchanged.
     #[serde(default)]
     pub tokenizer_source: Option<String>,
+    /// mergekit's `tokenizer` block: `source` (as `tokenizer_source`, default `union`),
+    /// per-token embedding sources, `pad_to_multiple_of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerConfig>,
     /// The output tokenizer's chat template: `auto` (the one most of the models have) or a
     /// Jinja template (docs/merging.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,16 +334,10 @@ impl MergeConfig {
                 }
             })?;
         // mergekit keys led does not implement: said so, with what to do instead.
-        for (key, why) in [
-            (
-                "tokenizer",
-                "mergekit's `tokenizer` block (a vocabulary merged from the models, per-token embedding sources) is not supported: led keeps one model's vocabulary; remove it, and give `tokenizer_source: base` or a model directory with the base's vocabulary",
-            ),
-            (
-                "modules",
-                "mergekit's per-module configs (multimodal models) are not supported: use `models` or `slices`",
-            ),
-        ] {
+        for (key, why) in [(
+            "modules",
+            "mergekit's per-module configs (multimodal models) are not supported: use `models` or `slices`",
+        )] {
             if value.get(key).is_some() {
                 return Err(Error::Config {
                     path: path.into(),
@@ -294,7 +357,11 @@ impl MergeConfig {
                 },
                 reason: {
                     let reason = e.into_inner().to_string();
-                    if reason.contains("untagged enum Setting") {
+                    if reason.contains("untagged enum TokenSource") {
+                        "expected a model directory, `{kind: zero}`, or `{kind: model_token, \
+                         model: DIR, token: TEXT}` (or `token_id: N`)"
+                            .into()
+                    } else if reason.contains("untagged enum Setting") {
                         "expected a number, boolean or string, a gradient list `[0.2, 0.5, 1]`, \
                          or a list of `{filter, value}` entries"
                             .into()

@@ -30,9 +30,11 @@ mod rng;
 mod score_files;
 mod slices;
 mod sparsify;
+mod vocab;
 
 pub use config::MergeConfig;
 pub use engine::{MergeReport, led_election, run};
 pub use error::{Error, Result};
 pub use options::{BLOCK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, RunOptions, default_max_memory};
 pub use plan::{Action, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};
+pub use vocab::VocabPlan;

@@ -18,6 +18,7 @@ use crate::ops::{MergeMethod, Params, TensorSetup, method, methods};
 use crate::options::RunOptions;
 use crate::parts::Layout;
 use crate::slices::{Placement, Stack};
+use crate::vocab::VocabPlan;
 
 /// A checked, ready-to-run merge.
 pub struct MergePlan {
@@ -45,6 +46,9 @@ pub struct MergePlan {
     pub stack: Option<Stack>,
     /// The output tokenizer's chat template (`chat_template`), resolved.
     pub chat_template: Option<String>,
+    /// With `tokenizer_source` or the `tokenizer` block: the output vocabulary, and where
+    /// each input's embedding and head rows for it are.
+    pub vocab: Option<VocabPlan>,
 }
 
 impl std::fmt::Debug for MergePlan {
@@ -56,63 +60,12 @@ impl std::fmt::Debug for MergePlan {
     }
 }
 
-fn config_err(path: &Path, key: impl Into<String>, reason: impl Into<String>) -> Error {
+pub(crate) fn config_err(path: &Path, key: impl Into<String>, reason: impl Into<String>) -> Error {
     Error::Config {
         path: path.into(),
         key: key.into(),
         reason: reason.into(),
     }
-}
-
-/// Where the output's config.json and tokenizer come from (`tokenizer_source`), checked: a
-/// model directory with a config.json whose vocabulary fits the merged embedding's rows (led
-/// does not resize embeddings: mergekit's `union` is refused).
-fn donor_of(path: &Path, source: Option<&str>, reference: &Input) -> Result<PathBuf> {
-    let key = "tokenizer_source";
-    let donor = match source {
-        None | Some("base") => return Ok(reference.path.clone()),
-        Some("union") => {
-            return Err(config_err(
-                path,
-                key,
-                "`union` (a vocabulary merged from every model, with new embedding rows) is not supported: use `base` or the directory of a model whose vocabulary is the base's",
-            ));
-        }
-        Some(other) => PathBuf::from(other),
-    };
-    let config = donor.join(led_io::CONFIG_FILE);
-    let text = std::fs::read(&config).map_err(|e| {
-        config_err(
-            path,
-            key,
-            format!(
-                "{}: not a model directory with a config.json ({e}); expected `base` or a model directory",
-                donor.display()
-            ),
-        )
-    })?;
-    let vocab = serde_json::from_slice::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("vocab_size")?.as_u64());
-    let rows = reference
-        .ckpt
-        .tensors()
-        .iter()
-        .find(|t| t.name.ends_with("embed_tokens.weight"))
-        .and_then(|t| t.shape.first().copied());
-    if let (Some(vocab), Some(rows)) = (vocab, rows)
-        && vocab != rows as u64
-    {
-        return Err(config_err(
-            path,
-            key,
-            format!(
-                "{} has vocab_size {vocab} but the merged embedding has {rows} rows (the base's): led does not resize embeddings; use `base` or a model with the base's vocabulary",
-                donor.display()
-            ),
-        ));
-    }
-    Ok(donor)
 }
 
 /// mergekit's `chat_template` (read from `path`): `auto`, the template most of `inputs` have
@@ -272,6 +225,11 @@ impl MergePlan {
     pub fn model_params(&self, k: usize, name: &str) -> Params {
         let (_, mut models) = self.resolver().tensor(name, &[k]);
         models.remove(0)
+    }
+
+    /// Model `k`'s key among the plan's inputs (the base first, when there is one).
+    pub(crate) fn input_key(&self, k: usize) -> usize {
+        k + usize::from(self.base.is_some())
     }
 
     fn resolver(&self) -> Resolver<'_> {
@@ -618,8 +576,33 @@ impl MergePlan {
             }
             None => reference.tensors().into_iter().collect(),
         };
-        let (tensors, mut warnings, mut problems) =
-            plan_tensors(&reference_tensors, &reference.path, &models, out_dtype);
+        let mut warnings = Vec::new();
+        let all: Vec<&Input> = base.iter().chain(&models).collect();
+        let vocab = VocabPlan::new(&config, base_path.as_deref(), &all, &mut warnings)
+            .map_err(|(key, reason)| config_err(path, key, reason))?;
+        if vocab.is_some() && method.needs_scores() {
+            return Err(config_err(
+                path,
+                "tokenizer_source",
+                format!(
+                    "{} scores every model's own embedding rows: merge with the base's vocabulary (no `tokenizer_source`)",
+                    method.name()
+                ),
+            ));
+        }
+        let (mut tensors, found, mut problems) = plan_tensors(
+            &reference_tensors,
+            &reference.path,
+            &models,
+            out_dtype,
+            vocab.is_some(),
+        );
+        warnings.extend(found);
+        if let Some(v) = &vocab {
+            for t in tensors.iter_mut().filter(|t| is_vocab_tensor(&t.name)) {
+                t.shape[0] = v.rows;
+            }
+        }
         warnings.extend(ignored);
         let mut scores_checked = 0;
         if method.needs_scores() {
@@ -656,7 +639,7 @@ impl MergePlan {
         if !problems.is_empty() {
             return Err(Error::Incompatible { problems });
         }
-        let donor = donor_of(path, config.tokenizer_source.as_deref(), reference)?;
+        let donor = reference.path.clone();
         let chat_template = match config.chat_template.as_deref() {
             None => None,
             Some(given) => {
@@ -686,6 +669,7 @@ impl MergePlan {
             layers,
             stack,
             chat_template,
+            vocab,
         })
     }
 
@@ -721,6 +705,9 @@ impl MergePlan {
         }
         for m in &self.models {
             let _ = writeln!(s, "model:  {} ({})", m.path.display(), m.label);
+        }
+        if let Some(v) = &self.vocab {
+            let _ = writeln!(s, "{}", v.describe());
         }
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
         let (mut merged, mut in_parts, mut copied) = (0, 0, 0);
@@ -813,6 +800,7 @@ fn plan_tensors(
     reference: &Path,
     models: &[Input],
     out_dtype: Option<Dtype>,
+    aligned: bool,
 ) -> (Vec<TensorPlan>, Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
@@ -855,7 +843,7 @@ fn plan_tensors(
                 ));
                 continue;
             }
-            if t.shape != info.shape && t.shape[0] > info.shape[0] {
+            if !aligned && t.shape != info.shape && t.shape[0] > info.shape[0] {
                 warnings.push(format!(
                     "{}: tensor {name:?}: rows {}..{} beyond the base's vocabulary are dropped",
                     m.path.display(),

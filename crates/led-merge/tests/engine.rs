@@ -976,3 +976,80 @@ fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
     assert!(err.contains(names[1]) && err.contains("negative"), "{err}");
     assert!(!d.join("never").exists());
 }
+
+/// `tokenizer_source: union`, worked by hand: each model's rows are taken by token, not by id
+/// (a model that numbers a token differently gives that token's row), a token only one model
+/// has gets that model's row in every model, and the output tokenizer, config and rows agree.
+#[test]
+fn union_vocabulary_aligns_rows_by_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Tokenizers: the base has 4 tokens; `a` numbers `_tok_3` 4 and has a plain token `x` at
+    // 3; `b` has the base's 4 and an added token `<y>` at 4.
+    let tokenizer = |model: &str, rows: usize, vocab: &[&str], added: Option<&str>| {
+        common::write_model(&d.join(model), rows as u64, 0.05, rows, Dtype::F32, false);
+        let vocab: serde_json::Map<String, serde_json::Value> = vocab
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), i.into()))
+            .collect();
+        let added: Vec<_> = added
+            .map(|t| led_io::plain_added_token(t, rows as u32 - 1))
+            .into_iter()
+            .collect();
+        let tok = serde_json::json!({
+            "version": "1.0", "added_tokens": added,
+            "model": {"type": "BPE", "vocab": vocab, "merges": []},
+        });
+        std::fs::write(d.join(model).join("tokenizer.json"), tok.to_string()).unwrap();
+    };
+    tokenizer("base", 4, &["<unk>", "<s>", "</s>", "_tok_3"], None);
+    tokenizer("a", 5, &["<unk>", "<s>", "</s>", "x", "_tok_3"], None);
+    tokenizer("b", 5, &["<unk>", "<s>", "</s>", "_tok_3"], Some("<y>"));
+    let yaml = format!(
+        "merge_method: task_arithmetic\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0}}\n  - model: {}\n    parameters: {{weight: 1.0}}\ntokenizer_source: union\n",
+        d.join("base").display(),
+        d.join("a").display(),
+        d.join("b").display()
+    );
+    let p = plan(&yaml, d).unwrap();
+    assert!(
+        p.describe(false, &RunOptions::default())
+            .contains("tokenizer: union from"),
+        "the dry run names the vocabulary"
+    );
+    let out = d.join("out");
+    run(&p, &out, &RunOptions::default()).unwrap();
+    let vocab = led_io::Vocabulary::read(&out).unwrap().unwrap();
+    assert_eq!(
+        vocab.by_id(),
+        [
+            ("<unk>", 0),
+            ("<s>", 1),
+            ("</s>", 2),
+            ("_tok_3", 3),
+            ("x", 4),
+            ("<y>", 5)
+        ]
+    );
+    assert_eq!(led_io::config_vocab_size(&out), Some(6));
+    let row = |model: &str, name: &str, r: usize| {
+        let c = Checkpoint::open(d.join(model)).unwrap();
+        c.read_f32(name).unwrap()[r * common::HIDDEN..(r + 1) * common::HIDDEN].to_vec()
+    };
+    let merged = Checkpoint::open(&out).unwrap();
+    for name in ["model.embed_tokens.weight", "lm_head.weight"] {
+        let m = merged.read_f32(name).unwrap();
+        assert_eq!(m.len(), 6 * common::HIDDEN);
+        let out_row = |r: usize| &m[r * common::HIDDEN..(r + 1) * common::HIDDEN];
+        // `_tok_3`: a's row 4, b's row 3, the base's row 3.
+        let (base, a, b) = (row("base", name, 3), row("a", name, 4), row("b", name, 3));
+        for i in 0..common::HIDDEN {
+            let want = base[i] + (a[i] - base[i]) + (b[i] - base[i]);
+            assert!((out_row(3)[i] - want).abs() < 1e-6, "{name} _tok_3");
+        }
+        // `x` only in a (its row 3), `<y>` only in b (its row 4): those rows exactly.
+        assert_eq!(out_row(4), row("a", name, 3), "{name} x");
+        assert_eq!(out_row(5), row("b", name, 4), "{name} <y>");
+    }
+}

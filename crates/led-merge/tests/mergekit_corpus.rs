@@ -1,7 +1,8 @@
 //! mergekit's own configurations (`tests/mergekit_corpus/`, see its README) through both tools:
 //! each file says what to expect, `same` (the tensors agree within the output dtype's rounding
 //! and transformers loads ours), `runs` (random methods: both run, the same tensors) or
-//! `refused: TEXT` (led refuses, saying TEXT). Prints one line per configuration and a summary.
+//! `refused: TEXT` (led refuses, saying TEXT) or `alone: TEXT` (mergekit fails, led runs with a
+//! warning saying TEXT). Prints one line per configuration and a summary.
 
 mod common;
 
@@ -15,6 +16,8 @@ enum Expect {
     Same,
     Runs,
     Refused(String),
+    /// mergekit fails; led runs, with a warning containing this.
+    Alone(String),
 }
 
 fn expectation(text: &str, file: &Path) -> Expect {
@@ -25,6 +28,7 @@ fn expectation(text: &str, file: &Path) -> Expect {
     match line.trim() {
         "same" => Expect::Same,
         "runs" => Expect::Runs,
+        other if other.starts_with("alone: ") => Expect::Alone(other[7..].to_owned()),
         other => Expect::Refused(
             other
                 .strip_prefix("refused: ")
@@ -68,6 +72,18 @@ fn computing_in_f32(text: &str) -> String {
         + "\n"
 }
 
+/// The output tokenizers hold the same tokens at the same ids, and config.json the same
+/// `vocab_size` (the row count).
+fn same_vocabulary(ours: &Path, theirs: &Path, name: &str) {
+    let read = |d: &Path| led_io::Vocabulary::read(d).unwrap().map(|v| v.ids);
+    assert_eq!(read(ours), read(theirs), "{name}: the tokenizers differ");
+    assert_eq!(
+        led_io::config_vocab_size(ours),
+        led_io::config_vocab_size(theirs),
+        "{name}: vocab_size differs"
+    );
+}
+
 #[test]
 fn mergekit_configurations_run_alike() {
     let Some(exe) = common::mergekit() else {
@@ -81,11 +97,32 @@ fn mergekit_configurations_run_alike() {
             .display()
             .to_string()
     };
+    // mergekit's tokenizer test models: a base, a model with two added tokens (and rows for
+    // them), one whose four added tokens are beyond its rows.
+    let tokenized = |name: &str, seed: u64, rows: usize, added: &[&str]| {
+        let dir = common::write_model(&d.join(name), seed, 0.02, rows, Dtype::F32, false);
+        common::write_tokenizer(&dir, 64, added);
+        dir.display().to_string()
+    };
     let paths = [
         ("{base}", model("base", 0, 0.0)),
         ("{a}", model("a", 1, 0.02)),
         ("{b}", model("b", 2, 0.05)),
         ("{c}", model("c", 3, 0.01)),
+        ("{tbase}", tokenized("tbase", 4, 64, &[])),
+        (
+            "{tchatml}",
+            tokenized("tchatml", 5, 66, &["<|im_start|>", "<|im_end|>"]),
+        ),
+        (
+            "{tpadded}",
+            tokenized(
+                "tpadded",
+                6,
+                64,
+                &["<UNUSED_0>", "<UNUSED_1>", "<UNUSED_2>", "<UNUSED_3>"],
+            ),
+        ),
     ];
     let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .unwrap()
@@ -98,6 +135,11 @@ fn mergekit_configurations_run_alike() {
         "corpus has {} configurations",
         files.len()
     );
+    // `LED_CORPUS=tokenizer` runs the configurations whose file name contains `tokenizer`.
+    if let Some(only) = std::env::var_os("LED_CORPUS") {
+        let only = only.to_string_lossy().into_owned();
+        files.retain(|f| f.file_name().unwrap().to_string_lossy().contains(&only));
+    }
     let mut outputs = Vec::new();
     let mut summary = Vec::new();
     // A few mergekit processes at a time (each loads torch).
@@ -132,9 +174,25 @@ fn mergekit_configurations_run_alike() {
                 )
             })
             .collect();
-        for (name, expect, cfg, (theirs, theirs32), (child, child32)) in jobs {
-            let theirs_ran = child.wait_with_output().unwrap().status.success();
-            let theirs32_ran = child32.wait_with_output().unwrap().status.success();
+        for (name, expect, cfg, (_, theirs32), (child, child32)) in jobs {
+            let (theirs, theirs32_out) = (
+                child.wait_with_output().unwrap(),
+                child32.wait_with_output().unwrap(),
+            );
+            let (theirs_ran, theirs32_ran) =
+                (theirs.status.success(), theirs32_out.status.success());
+            // The last lines mergekit wrote, for a failure message.
+            let said = |o: &std::process::Output| {
+                let text = String::from_utf8_lossy(&o.stderr);
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(3)..].join("\n")
+            };
+            let mergekit_said = if theirs_ran {
+                said(&theirs32_out)
+            } else {
+                said(&theirs)
+            };
+            let theirs = d.join(format!("{name}-mergekit"));
             let ours = d.join(format!("{name}-ours"));
             let planned =
                 MergeConfig::from_file(&cfg).and_then(|config| MergePlan::new(config, &cfg));
@@ -154,10 +212,26 @@ fn mergekit_configurations_run_alike() {
                     panic!("{name}: expected a refusal ({why}), led plans it")
                 }
                 (_, Err(e)) => panic!("{name}: led refuses: {e}"),
+                (Expect::Alone(warning), Ok(plan)) => {
+                    assert!(!theirs_ran, "{name}: mergekit runs it: expect `same`");
+                    let report = run(&plan, &ours, &RunOptions::default())
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert!(
+                        report.warnings.iter().any(|w| w.contains(warning.as_str())),
+                        "{name}: expected a warning with {warning:?}: {:?}",
+                        report.warnings
+                    );
+                    outputs.push(ours);
+                    format!("led runs it, warning ({warning}); mergekit fails: {mergekit_said}")
+                }
                 (Expect::Same | Expect::Runs, Ok(plan)) => {
-                    assert!(theirs_ran && theirs32_ran, "{name}: mergekit fails on it");
+                    assert!(
+                        theirs_ran && theirs32_ran,
+                        "{name}: mergekit fails on it: {mergekit_said}"
+                    );
                     run(&plan, &ours, &RunOptions::default())
                         .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    same_vocabulary(&ours, &theirs32, &name);
                     let dtype = plan.tensors[0].dtype;
                     let (worst, their_dtype) = worst_difference(&ours, &theirs32, &name);
                     let (as_written, _) = worst_difference(&ours, &theirs, &name);
@@ -188,10 +262,11 @@ fn mergekit_configurations_run_alike() {
     common::transformers_loads_and_runs(&exe, &outputs);
     let count = |prefix: &str| summary.iter().filter(|l| l.starts_with(prefix)).count();
     eprintln!(
-        "{} configurations: {} same, {} run (random), {} refused ({} of them run by mergekit)",
+        "{} configurations: {} same, {} run (random), {} run by led alone, {} refused ({} of them run by mergekit)",
         summary.len(),
         count("same"),
         count("runs"),
+        count("led runs"),
         count("refused"),
         summary.iter().filter(|l| l.ends_with("runs it")).count()
     );

@@ -63,8 +63,13 @@ fn merge_tensor(
     }
     for_each_part(plan, t, options, true, |job, r| {
         let mut out = vec![0f32; r.len() * row];
-        let part_notes = if job.models.is_empty() {
-            // No model holds this tensor: keep the base's (or reference's) values.
+        let part_notes = if job.models.is_empty()
+            && let Some(base) = job.base
+        {
+            // No model holds this tensor: keep the base's values.
+            out.copy_from_slice(base);
+            Vec::new()
+        } else if job.models.is_empty() {
             reference.ckpt.read_f32_range_into(
                 reference.source(&t.name),
                 r.start * row..r.end * row,
@@ -191,6 +196,9 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         .find(|t| t.action == Action::Merge)
         .map(|t| t.dtype);
     writer.copy_model_files(&plan.donor, out_dtype)?;
+    if let Some(v) = &plan.vocab {
+        writer.set_vocabulary(&v.tokenizer_dir, v.keep_below, &v.added, v.rows)?;
+    }
     if let Some(stack) = &plan.stack {
         writer.restack_config(&stack.layer_sources)?;
     }

@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::ops::{ModelTensor, Params, Reads, ScorePair, TensorJob, TensorNote};
 use crate::options::RunOptions;
 use crate::parts::{Layout, part_shape, rows_of};
-use crate::plan::{Input, MergePlan, TensorParams, TensorPlan};
+use crate::plan::{Input, MergePlan, TensorParams, TensorPlan, is_vocab_tensor};
+use crate::vocab::Aligned;
 
 /// Read rows `rows` of `name` from `ckpt` as f32, aligned to the reference's `shape`
 /// (vocabulary rule, docs/merging.md, "What the engine checks"): rows the input lacks come from
@@ -50,13 +51,17 @@ fn read_rows(
 /// selection by magnitude would otherwise drop or keep it silently).
 fn read_input(
     plan: &MergePlan,
-    input: &Input,
+    (key, input): (usize, &Input),
     t: &TensorPlan,
     rows: Range<usize>,
     fill: Option<&[f32]>,
+    aligned: Option<&Aligned>,
 ) -> Result<Vec<f32>> {
     let start = rows.start * rows_of(&t.shape).1;
-    let values = read_rows(&input.ckpt, input.source(&t.name), &t.shape, rows, fill)?;
+    let values = match aligned {
+        Some(a) => a.read(key, input, rows)?,
+        None => read_rows(&input.ckpt, input.source(&t.name), &t.shape, rows, fill)?,
+    };
     // A fold without early exit vectorises; the position is searched for only on failure.
     if values.iter().fold(true, |ok, x| ok & x.is_finite()) {
         return Ok(values);
@@ -74,6 +79,27 @@ fn read_input(
             ),
         )),
     }
+}
+
+/// Vocabulary tensor `t` aligned to the plan's output vocabulary, when it has one.
+fn aligned<'p>(plan: &'p MergePlan, t: &TensorPlan) -> Result<Option<Aligned<'p>>> {
+    let Some(vocab) = plan.vocab.as_ref().filter(|_| is_vocab_tensor(&t.name)) else {
+        return Ok(None);
+    };
+    let holders: Vec<(usize, &Input)> = plan
+        .base
+        .iter()
+        .filter(|b| b.get(&t.name).is_some())
+        .map(|b| (0, b))
+        .chain(
+            t.inputs
+                .iter()
+                .map(|&k| (plan.input_key(k), &plan.models[k])),
+        )
+        .collect();
+    vocab
+        .align(&t.name, &holders, rows_of(&t.shape).1)
+        .map(Some)
 }
 
 /// One part of a tensor as read: what the job borrows.
@@ -103,16 +129,20 @@ impl Part {
         global: &Params,
         rows: Range<usize>,
         wanted: Wanted,
+        aligned: Option<&Aligned>,
     ) -> Result<Self> {
         let (base, values) = if wanted.weights {
             let base = match &plan.base {
-                Some(b) => Some(read_input(plan, b, t, rows.clone(), None)?),
+                Some(b) => Some(read_input(plan, (0, b), t, rows.clone(), None, aligned)?),
                 None => None,
             };
             let values = t
                 .inputs
                 .iter()
-                .map(|&k| read_input(plan, &plan.models[k], t, rows.clone(), base.as_deref()))
+                .map(|&k| {
+                    let input = (plan.input_key(k), &plan.models[k]);
+                    read_input(plan, input, t, rows.clone(), base.as_deref(), aligned)
+                })
                 .collect::<Result<_>>()?;
             (base, values)
         } else {
@@ -211,13 +241,15 @@ pub(super) fn for_each_part(
         weights,
         scores: plan.method.needs_scores(),
     };
+    let aligned = aligned(plan, t)?;
+    let aligned = aligned.as_ref();
     let mut notes = Vec::new();
     if layout.parallel {
         let per_part = layout
             .parts
             .par_iter()
             .map(|r| {
-                let part = Part::read(plan, t, &params.global, r.clone(), wanted)?;
+                let part = Part::read(plan, t, &params.global, r.clone(), wanted, aligned)?;
                 visit(&part.job(plan, t, &params, seed), r.clone())
             })
             .collect::<Result<Vec<_>>>()?;
@@ -238,14 +270,14 @@ pub(super) fn for_each_part(
         };
         while stream.needs_round() {
             for r in &layout.parts {
-                let part = Part::read(plan, t, &params.global, r.clone(), reads)?;
+                let part = Part::read(plan, t, &params.global, r.clone(), reads, aligned)?;
                 stream.feed(&part.job(plan, t, &params, seed))?;
             }
             stream.end_round()?;
         }
     }
     for r in layout.parts {
-        let part = Part::read(plan, t, &params.global, r.clone(), wanted)?;
+        let part = Part::read(plan, t, &params.global, r.clone(), wanted, aligned)?;
         let job = part.job(plan, t, &params, seed);
         let handed = match stream.as_mut() {
             Some(s) => Some(s.hand_out(&job)?),

@@ -167,13 +167,14 @@ pub fn spawn_mergekit(exe: &Path, cfg: &Path, out: &Path) -> std::process::Child
 
 /// Assert that transformers (from the virtualenv of mergekit's command `exe`) loads every
 /// directory of `outputs` with no missing or unexpected tensor, and that a forward pass of each
-/// gives finite logits over its whole vocabulary.
+/// gives finite logits over its whole vocabulary; its tokenizer, if it has one, loads too and
+/// fits the vocabulary.
 pub fn transformers_loads_and_runs(exe: &Path, outputs: &[PathBuf]) {
     let python = exe.parent().unwrap().join("python");
     let check = Command::new(python)
         .arg("-c")
         .arg(
-            "import sys, torch\nfrom transformers import AutoModelForCausalLM\nfor d in sys.argv[1:]:\n    m, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\n    logits = m(torch.tensor([[1, 2, 3]])).logits\n    assert logits.shape[-1] == m.config.vocab_size and torch.isfinite(logits).all(), d\nprint(len(sys.argv) - 1, 'outputs load in transformers and run')",
+            "import os, sys, torch\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\nfor d in sys.argv[1:]:\n    m, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\n    logits = m(torch.tensor([[1, 2, 3]])).logits\n    assert logits.shape[-1] == m.config.vocab_size and torch.isfinite(logits).all(), d\n    if os.path.exists(os.path.join(d, 'tokenizer.json')):\n        t = AutoTokenizer.from_pretrained(d)\n        assert len(t) <= m.config.vocab_size, (d, len(t), m.config.vocab_size)\n        assert max(t.get_vocab().values()) < m.config.vocab_size, d\nprint(len(sys.argv) - 1, 'outputs load in transformers and run')",
         )
         .args(outputs)
         .env("HF_HUB_OFFLINE", "1")
@@ -236,4 +237,45 @@ pub fn differences(ours: &Path, theirs: &Path, what: &str) -> Vec<Difference> {
             }
         })
         .collect()
+}
+
+/// A tokenizer as mergekit's tests make one (`make_tokenizer` in its `tests/test_tokenizer.py`),
+/// saved into the model directory `dir`: a BPE vocabulary of `vocab` tokens (`<unk>`, `<s>`,
+/// `</s>`, `_tok_3`, ...), then `added` as plain added tokens.
+pub fn write_tokenizer(dir: &Path, vocab: usize, added: &[&str]) {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
+    tokens.extend((3..vocab).map(|i| format!("_tok_{i}")));
+    tokens.truncate(vocab);
+    let model_vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), serde_json::Value::from(i)))
+        .collect();
+    let entries: Vec<serde_json::Value> = added
+        .iter()
+        .enumerate()
+        .map(|(i, t)| led_io::plain_added_token(t, (vocab + i) as u32))
+        .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": entries,
+        "normalizer": null, "pre_tokenizer": null, "post_processor": null, "decoder": null,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": model_vocab, "merges": []},
+    });
+    let decoder: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            let id = e.as_object_mut().unwrap().remove("id").unwrap();
+            (id.to_string(), e)
+        })
+        .collect();
+    let config = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 64,
+        "added_tokens_decoder": decoder,
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
 }
