@@ -3,7 +3,7 @@
 //! Where it sits: Locate → Elect → Disjoint → **Merge**. This crate runs LED-Merging (with
 //! `led-mask` doing Elect and Disjoint per tensor) and the classic baselines (`linear`,
 //! `task_arithmetic`, `ties`, `dare_linear`, `dare_ties`, `breadcrumbs`, `breadcrumbs_ties`,
-//! `della`, `della_linear`, `model_stock`, `slerp`, `nearswap`, `sce`, `nuslerp`, `multislerp`, `arcee_fusion`, `karcher`, `passthrough`, and mergekit's `slices`) from mergekit-style YAML, over sharded
+//! `della`, `della_linear`, `model_stock`, `slerp`, `nearswap`, `sce`, `nuslerp`, `multislerp`, `arcee_fusion`, `karcher`, `passthrough`, `ram`, `ramplus_tl`, mergekit's `slices` and tokenizers) from mergekit-style YAML, over sharded
 //! Hugging Face checkpoints, one tensor at a time: memory is bounded by the largest tensor times
 //! the number of inputs (times the threads), never by model size. No libtorch.
 //!

@@ -68,9 +68,18 @@ pub(crate) fn config_err(path: &Path, key: impl Into<String>, reason: impl Into<
     }
 }
 
+/// The chat templates a config may name, as mergekit's (the formats, written for led).
+const NAMED_TEMPLATES: [(&str, &str); 5] = [
+    ("alpaca", include_str!("chat_templates/alpaca.jinja")),
+    ("chatml", include_str!("chat_templates/chatml.jinja")),
+    ("exaone", include_str!("chat_templates/exaone.jinja")),
+    ("llama3", include_str!("chat_templates/llama3.jinja")),
+    ("mistral", include_str!("chat_templates/mistral.jinja")),
+];
+
 /// mergekit's `chat_template` (read from `path`): `auto`, the template most of `inputs` have
-/// (the first of them among equals; `None` when none has one), or a Jinja template. mergekit's
-/// named templates (`chatml`, ...) are not bundled with led.
+/// (the first of them among equals; `None` when none has one), the name of one of
+/// [`NAMED_TEMPLATES`] (`chatml`, ...), or a Jinja template.
 fn chat_template(path: &Path, given: &str, inputs: &[&Path]) -> Result<Option<String>> {
     if given == "auto" {
         let found: Vec<String> = inputs
@@ -82,13 +91,17 @@ fn chat_template(path: &Path, given: &str, inputs: &[&Path]) -> Result<Option<St
         return Ok(found.iter().rev().max_by_key(|t| count(t)).cloned());
     }
     if given.len() < 256 && !given.contains('\n') && !given.contains('{') {
-        return Err(config_err(
-            path,
-            "chat_template",
-            format!(
-                "{given:?}: mergekit's named templates are not bundled with led: give `auto` (the models' own template) or the Jinja template itself"
-            ),
-        ));
+        return match NAMED_TEMPLATES.iter().find(|(name, _)| *name == given) {
+            Some((_, template)) => Ok(Some((*template).to_owned())),
+            None => Err(config_err(
+                path,
+                "chat_template",
+                format!(
+                    "{given:?} is not a template led knows ({}): give `auto` (the models' own template), one of those, or the Jinja template itself",
+                    NAMED_TEMPLATES.map(|(n, _)| n).join(", ")
+                ),
+            )),
+        };
     }
     if given.len() < 20 || !given.contains('{') {
         return Err(config_err(
@@ -271,16 +284,14 @@ impl MergePlan {
     /// Check `config` (read from `config_path`) and open its inputs.
     pub fn new(config: MergeConfig, config_path: &Path) -> Result<Self> {
         let method = method(&config.merge_method).ok_or_else(|| {
-            let name = &config.merge_method;
-            let what = if crate::ops::NOT_IMPLEMENTED.contains(&name.as_str()) {
-                format!("{name:?} is a mergekit method led-merging does not implement")
-            } else {
-                format!("unknown method {name:?}")
-            };
             config_err(
                 config_path,
                 "merge_method",
-                format!("{what} (implemented: {})", methods().join(", ")),
+                format!(
+                    "unknown method {:?} (implemented: {})",
+                    config.merge_method,
+                    methods().join(", ")
+                ),
             )
         })?;
         Self::with_method(config, config_path, method)
@@ -315,13 +326,28 @@ impl MergePlan {
                 .filter(|p| !method.global_params().iter().any(|g| g.name == p.name))
                 .cloned(),
         );
-        check_parameters(
-            path,
-            "parameters",
-            &config.parameters,
-            &top_level,
-            method.name(),
-        )?;
+        // A top-level parameter this method ignores but another one uses (`r` given to `ram`):
+        // a warning, as in mergekit. A name no method knows stays an error (a typo).
+        let mut ignored = Vec::new();
+        let mut given = config.parameters.clone();
+        given.retain(|name, _| {
+            let known_here = top_level.iter().any(|p| p.name == name);
+            let known_elsewhere = methods().iter().filter_map(|m| method_of(m)).any(|m| {
+                m.global_params()
+                    .iter()
+                    .chain(m.model_params())
+                    .any(|p| p.name == name)
+            });
+            if !known_here && known_elsewhere {
+                ignored.push(format!(
+                    "{}: parameters.{name} is ignored by {}",
+                    path.display(),
+                    method.name()
+                ));
+            }
+            known_here || !known_elsewhere
+        });
+        check_parameters(path, "parameters", &given, &top_level, method.name())?;
         for required in method.required_global_params() {
             if !config.parameters.contains_key(*required) {
                 return Err(config_err(
@@ -374,8 +400,7 @@ impl MergePlan {
         }
         let mut model_entries = Vec::new();
         // Per-model parameters this method ignores but another one uses (`density` given to
-        // `linear`): a warning, as in mergekit. A name no method knows stays an error (a typo).
-        let mut ignored = Vec::new();
+        // `linear`): a warning, as in mergekit.
         for (i, (label, entry, placement)) in entries.into_iter().enumerate() {
             let is_base = method.needs_base()
                 && base_path

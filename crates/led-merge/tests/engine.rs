@@ -312,7 +312,7 @@ fn slices_are_checked_and_renumbered() {
 }
 
 /// `chat_template: auto` takes the template most models have; a Jinja template is used as
-/// given; a named one (mergekit bundles them) is refused.
+/// given; a name is one of the templates led knows (mergekit's names), else refused.
 #[test]
 fn chat_templates_auto_and_given() {
     let dir = tempfile::tempdir().unwrap();
@@ -351,11 +351,16 @@ fn chat_templates_auto_and_given() {
         saved(&format!("chat_template: \"{given}\"\n"), "given"),
         given
     );
-    let err = plan(&yaml("chat_template: chatml\n"), d)
+    // A named template, as mergekit's: chatml.
+    assert!(
+        saved("chat_template: chatml\n", "named")
+            .starts_with("{% for message in messages %}{{ '<|im_start|>'")
+    );
+    let err = plan(&yaml("chat_template: vicuna\n"), d)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("chat_template") && err.contains("not bundled"),
+        err.contains("chat_template") && err.contains("not a template led knows (alpaca, chatml"),
         "{err}"
     );
 }
@@ -676,6 +681,25 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
         Dtype::F32,
         true,
     );
+    // A family with tokenizers (mergekit's tokenizer tests' models): vocabulary rows aligned
+    // by token and padded, part by part.
+    let t = d.join("tok");
+    for (name, seed, rows, added) in [
+        ("base", 0, 64, &[][..]),
+        ("chatml", 1, 66, &["<|im_start|>", "<|im_end|>"][..]),
+        ("padded", 2, 64, &["<U0>", "<U1>"][..]),
+    ] {
+        common::write_model(&t.join(name), seed, 0.05, rows, Dtype::F32, false);
+        common::write_tokenizer(&t.join(name), 64, added);
+    }
+    let tokenized = |method: &str, tokenizer: &str| {
+        format!(
+            "merge_method: {method}\nbase_model: {b}\nmodels:\n  - model: {c}\n    parameters: {{weight: 0.7, density: 0.5}}\n  - model: {p}\n    parameters: {{weight: 0.4, density: 0.5}}\n{tokenizer}",
+            b = t.join("base").display(),
+            c = t.join("chatml").display(),
+            p = t.join("padded").display(),
+        )
+    };
     let pair = |method: &str, params: &str| {
         format!(
             "merge_method: {method}\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 0.7{params}}}\n  - model: {}\n    parameters: {{weight: 0.4{params}}}\n",
@@ -738,6 +762,17 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
             v.join("big").display(),
             v.join("small").display()
         ),
+        // RAM+: the models' shared and lone counts over the whole tensor, streamed first.
+        format!(
+            "{}parameters: {{epsilon: 0.01, r: 0.5, alpha: 0.6}}\n",
+            pair("ramplus_tl", "")
+        ),
+        format!("{}parameters: {{epsilon: 0.02}}\n", pair("ram", "")),
+        tokenized(
+            "ties",
+            "tokenizer:\n  source: union\n  pad_to_multiple_of: 16\n  tokens:\n    _tok_5: {source: {kind: zero}, force: true}\n",
+        ),
+        tokenized("task_arithmetic", "tokenizer_source: base\n"),
         format!(
             "merge_method: model_stock\nbase_model: {b}\nmodels: [{{model: {s}}}, {{model: {m}}}]\nparameters: {{filter_wise: true}}\n",
             b = d.join("base").display(),

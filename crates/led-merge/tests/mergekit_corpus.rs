@@ -73,10 +73,24 @@ fn computing_in_f32(text: &str) -> String {
 }
 
 /// The output tokenizers hold the same tokens at the same ids, and config.json the same
-/// `vocab_size` (the row count).
-fn same_vocabulary(ours: &Path, theirs: &Path, name: &str) {
+/// `vocab_size` (the row count); the chat templates agree unless the config names one (led
+/// writes its own template of a named format).
+fn same_vocabulary(ours: &Path, theirs: &Path, name: &str, config: &str) {
     let read = |d: &Path| led_io::Vocabulary::read(d).unwrap().map(|v| v.ids);
     assert_eq!(read(ours), read(theirs), "{name}: the tokenizers differ");
+    let named = config
+        .lines()
+        .any(|l| l.starts_with("chat_template:") && !l.contains('{') && !l.contains("auto"));
+    let template = led_io::chat_template_of(ours);
+    if named {
+        assert!(template.is_some(), "{name}: no chat template written");
+    } else {
+        assert_eq!(
+            template,
+            led_io::chat_template_of(theirs),
+            "{name}: the chat templates differ"
+        );
+    }
     assert_eq!(
         led_io::config_vocab_size(ours),
         led_io::config_vocab_size(theirs),
@@ -181,11 +195,10 @@ fn mergekit_configurations_run_alike() {
             );
             let (theirs_ran, theirs32_ran) =
                 (theirs.status.success(), theirs32_out.status.success());
-            // The last lines mergekit wrote, for a failure message.
+            // The last line mergekit wrote, for a failure message.
             let said = |o: &std::process::Output| {
                 let text = String::from_utf8_lossy(&o.stderr);
-                let lines: Vec<&str> = text.lines().collect();
-                lines[lines.len().saturating_sub(3)..].join("\n")
+                text.lines().last().unwrap_or_default().to_owned()
             };
             let mergekit_said = if theirs_ran {
                 said(&theirs32_out)
@@ -231,7 +244,12 @@ fn mergekit_configurations_run_alike() {
                     );
                     run(&plan, &ours, &RunOptions::default())
                         .unwrap_or_else(|e| panic!("{name}: {e}"));
-                    same_vocabulary(&ours, &theirs32, &name);
+                    same_vocabulary(
+                        &ours,
+                        &theirs32,
+                        &name,
+                        &std::fs::read_to_string(&cfg).unwrap(),
+                    );
                     let dtype = plan.tensors[0].dtype;
                     let (worst, their_dtype) = worst_difference(&ours, &theirs32, &name);
                     let (as_written, _) = worst_difference(&ours, &theirs, &name);

@@ -427,3 +427,34 @@ fn led_is_the_spec_worked_example() {
     case.global = params(&[("missing_scores", Scalar::Text("task_arithmetic".into()))]);
     close(&case.run().unwrap().0, &[1.5; 10]);
 }
+
+/// RAM worked by hand (ε = 0.5): element 0 has both models over ε (their mean τ), element 1
+/// only the first (its τ; RAM+ scales it by λ), element 2 neither (the base's value).
+#[test]
+fn ram_and_ramplus_tl_by_hand() {
+    let base = [1.0, 1.0, 1.0];
+    let (a, b) = ([2.0, 3.0, 1.1], [4.0, 1.2, 1.0]);
+    let case = |method| {
+        Case::new(
+            method,
+            Some(&base),
+            vec![(&a, Params::default()), (&b, Params::default())],
+            params(&[("epsilon", n(0.5))]),
+        )
+    };
+    assert_eq!(case("ram").run().unwrap().0, [3.0, 3.0, 1.0]);
+    // a: 1 element shared, 1 alone, λ = 1 + 0.1·clamp(1/1, 0, 0.2) = 1.02; b: nothing alone.
+    assert_eq!(
+        case("ramplus_tl").run().unwrap().0,
+        [3.0, 1.0 + 2.0 * 1.02f32, 1.0]
+    );
+    // r and alpha as given: λ = 1 + 0.5·clamp(1, 0, 0.6) = 1.3.
+    let given = Case {
+        global: params(&[("epsilon", n(0.5)), ("r", n(0.5)), ("alpha", n(0.6))]),
+        ..case("ramplus_tl")
+    };
+    assert_eq!(
+        given.run().unwrap().0,
+        [3.0, 1.0 + 2.0 * (1.0 + 0.5 * 0.6f32), 1.0]
+    );
+}

@@ -17,6 +17,7 @@ mod nearswap;
 mod nuslerp;
 mod params;
 mod passthrough;
+mod ram;
 mod sce;
 mod slerp;
 mod stream;
@@ -41,6 +42,7 @@ pub use params::{
     any_number, boolean, count, pattern, ratio, rescale, unit,
 };
 pub use passthrough::Passthrough;
+pub use ram::{RAM, RAMPLUS_TL};
 pub use sce::Sce;
 pub use slerp::Slerp;
 pub use stream::Sums;
@@ -309,10 +311,9 @@ const REGISTRY: &[fn() -> Box<dyn MergeMethod>] = &[
     || Box::new(ArceeFusion),
     || Box::new(Karcher),
     || Box::new(Passthrough),
+    || Box::new(RAM),
+    || Box::new(RAMPLUS_TL),
 ];
-
-/// mergekit methods led-merging does not implement: refused by name.
-pub const NOT_IMPLEMENTED: &[&str] = &["ram", "ramplus_tl"];
 
 /// The built-in method called `name`.
 pub fn method(name: &str) -> Option<Box<dyn MergeMethod>> {

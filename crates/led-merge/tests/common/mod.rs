@@ -156,7 +156,7 @@ pub fn mergekit() -> Option<PathBuf> {
 pub fn spawn_mergekit(exe: &Path, cfg: &Path, out: &Path) -> std::process::Child {
     Command::new(exe)
         .args([cfg.as_os_str(), out.as_os_str()])
-        .args(["--no-copy-tokenizer", "--no-write-model-card", "--quiet"])
+        .args(["--no-write-model-card", "--quiet"])
         .env("HF_HUB_OFFLINE", "1")
         .env("TRANSFORMERS_OFFLINE", "1")
         .stdout(std::process::Stdio::null())
