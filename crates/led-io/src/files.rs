@@ -144,7 +144,8 @@ pub fn set_chat_template(dir: &Path, template: &str) -> Result<bool> {
 }
 
 /// Rewrite `dir`'s `config.json` for a model whose decoder layers were restacked: output
-/// layer i came from layer `layer_sources[i]`. Sets `num_hidden_layers` to their count and
+/// layer i came from layer `layer_sources[i]`. Sets the layer count (`num_hidden_layers`, or
+/// GPT-2's `n_layer`, ...) to their count and
 /// reorders the per-layer `layer_types` list (sliding or full attention) the same way. A
 /// directory without `config.json` is left as it is.
 pub fn restack_config(dir: &Path, layer_sources: &[usize]) -> Result<()> {
@@ -168,9 +169,22 @@ pub fn restack_config(dir: &Path, layer_sources: &[usize]) -> Result<()> {
         })?;
         obj.insert("layer_types".into(), Value::Array(picked));
     }
-    obj.insert("num_hidden_layers".into(), Value::from(layer_sources.len()));
+    let mut keys: Vec<&str> = LAYER_COUNT_KEYS
+        .into_iter()
+        .filter(|k| obj.contains_key(*k))
+        .collect();
+    if keys.is_empty() {
+        keys.push("num_hidden_layers");
+    }
+    for key in keys {
+        obj.insert(key.into(), Value::from(layer_sources.len()));
+    }
     write_json(&path, &value)
 }
+
+/// The keys under which a `config.json` gives its decoder layer count (Llama and most;
+/// GPT-2; others).
+const LAYER_COUNT_KEYS: [&str; 4] = ["num_hidden_layers", "n_layer", "num_layers", "n_layers"];
 
 /// Problems that would stop transformers from loading the model directory `dir` whose tensors
 /// are `tensors` (name, shape), from its `config.json` and `tokenizer.json`: the embedding's
@@ -193,7 +207,7 @@ pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<
     };
     let vocab = number("vocab_size");
     if let Some(vocab) = vocab {
-        for suffix in ["embed_tokens.weight", "lm_head.weight"] {
+        for suffix in ["embed_tokens.weight", "lm_head.weight", "wte.weight"] {
             if let Some((name, r)) = rows(suffix)
                 && r != vocab
             {
@@ -215,11 +229,14 @@ pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<
         .iter()
         .filter_map(|(n, _)| crate::decoder_layer(n).map(|(l, _)| l as u64))
         .collect();
-    if let (Some(n), Some(last)) = (number("num_hidden_layers"), layers.last())
+    let count = LAYER_COUNT_KEYS
+        .iter()
+        .find_map(|k| number(k).map(|n| (*k, n)));
+    if let (Some((key, n)), Some(last)) = (count, layers.last())
         && (*last + 1 != n || layers.len() as u64 != n)
     {
         problems.push(format!(
-            "config.json's num_hidden_layers is {n} but the tensors hold {} layer(s) (0..={last})",
+            "config.json's {key} is {n} but the tensors hold {} layer(s) (0..={last})",
             layers.len()
         ));
     }

@@ -1,11 +1,57 @@
 //! Hugging Face tensor-name conventions shared by every crate.
 
-/// The decoder layer of tensor `name` (`model.layers.N.rest`) and the rest of its name
-/// (`""` when nothing follows the index); `None` outside the decoder layers.
+/// Where the decoder layers sit, `PREFIX.N.rest`, in the architectures transformers writes:
+/// Llama and its kin (Mistral, Qwen, Gemma, Phi-3, Granite, ...), GPT-2 (with and without its
+/// `transformer.` prefix), GPT-NeoX, OPT, MPT, Mamba, and the language model of LLaVA-style
+/// vision-language models (both layouts).
+const LAYER_PREFIXES: &[&str] = &[
+    "model.layers.",
+    "transformer.h.",
+    "h.",
+    "gpt_neox.layers.",
+    "model.decoder.layers.",
+    "transformer.blocks.",
+    "backbone.layers.",
+    "model.language_model.layers.",
+    "language_model.model.layers.",
+];
+
+/// The prefix, layer and rest of a decoder-layer tensor name.
+fn layer_parts(name: &str) -> Option<(&'static str, usize, &str)> {
+    LAYER_PREFIXES.iter().find_map(|&prefix| {
+        let rest = name.strip_prefix(prefix)?;
+        let (index, tail) = rest.split_once('.').unwrap_or((rest, ""));
+        Some((prefix, index.parse().ok()?, tail))
+    })
+}
+
+/// The decoder layer of tensor `name` (`model.layers.N.rest`, `transformer.h.N.rest`, ...)
+/// and the rest of its name (`""` when nothing follows the index); `None` outside the
+/// decoder layers.
 pub fn decoder_layer(name: &str) -> Option<(usize, &str)> {
-    let rest = name.strip_prefix("model.layers.")?;
-    let (index, tail) = rest.split_once('.').unwrap_or((rest, ""));
-    Some((index.parse().ok()?, tail))
+    layer_parts(name).map(|(_, layer, rest)| (layer, rest))
+}
+
+/// Decoder-layer tensor `name` moved to layer `layer` (same prefix and rest); `None` outside
+/// the decoder layers.
+pub fn in_layer(name: &str, layer: usize) -> Option<String> {
+    let (prefix, _, rest) = layer_parts(name)?;
+    Some(if rest.is_empty() {
+        format!("{prefix}{layer}")
+    } else {
+        format!("{prefix}{layer}.{rest}")
+    })
+}
+
+/// Whether tensor `name` has a row per token (the input embedding or the output head), in the
+/// architectures of [`decoder_layer`].
+pub fn is_vocab_tensor(name: &str) -> bool {
+    name.contains("embed_tokens")
+        || name.starts_with("lm_head")
+        || name.contains(".lm_head")
+        || name.ends_with("wte.weight")
+        || name.contains("embed_in.")
+        || name.contains("embed_out.")
 }
 
 #[cfg(test)]
@@ -21,5 +67,45 @@ mod tests {
         assert_eq!(decoder_layer("model.layers.3"), Some((3, "")));
         assert_eq!(decoder_layer("model.layers.x.mlp.weight"), None);
         assert_eq!(decoder_layer("model.embed_tokens.weight"), None);
+        assert_eq!(
+            decoder_layer("transformer.h.1.attn.c_attn.weight"),
+            Some((1, "attn.c_attn.weight"))
+        );
+        assert_eq!(decoder_layer("h.7.ln_1.bias"), Some((7, "ln_1.bias")));
+        assert_eq!(
+            decoder_layer("model.language_model.layers.2.mlp.up_proj.weight"),
+            Some((2, "mlp.up_proj.weight"))
+        );
+        assert_eq!(decoder_layer("transformer.wte.weight"), None);
+        assert_eq!(
+            in_layer("transformer.h.1.attn.c_attn.weight", 5).as_deref(),
+            Some("transformer.h.5.attn.c_attn.weight")
+        );
+        assert_eq!(
+            in_layer("model.layers.3", 0).as_deref(),
+            Some("model.layers.0")
+        );
+        assert_eq!(in_layer("lm_head.weight", 0), None);
+    }
+
+    #[test]
+    fn vocabulary_tensors_are_named() {
+        for name in [
+            "model.embed_tokens.weight",
+            "lm_head.weight",
+            "transformer.wte.weight",
+            "gpt_neox.embed_in.weight",
+            "embed_out.weight",
+            "language_model.lm_head.weight",
+        ] {
+            assert!(is_vocab_tensor(name), "{name}");
+        }
+        for name in [
+            "transformer.wpe.weight",
+            "model.norm.weight",
+            "h.0.ln_1.weight",
+        ] {
+            assert!(!is_vocab_tensor(name), "{name}");
+        }
     }
 }

@@ -19,6 +19,7 @@ use crate::options::RunOptions;
 use crate::parts::Layout;
 use crate::slices::{Placement, Stack};
 use crate::vocab::VocabPlan;
+pub use led_io::is_vocab_tensor;
 
 /// A checked, ready-to-run merge.
 pub struct MergePlan {
@@ -122,11 +123,6 @@ fn parse_dtype(path: &Path, key: &str, text: &str) -> Result<Dtype> {
             format!("{text:?} is not an output dtype (bfloat16, float16, float32, float64)"),
         )),
     }
-}
-
-/// Whether a tensor's vocabulary rows (first dimension) may differ between models (docs/merging.md, "What the engine checks").
-pub fn is_vocab_tensor(name: &str) -> bool {
-    name.contains("embed_tokens") || name.starts_with("lm_head") || name.contains(".lm_head")
 }
 
 /// Where a tensor sits: its gradient position and, with `slices`, its slice.

@@ -50,9 +50,10 @@ pub struct Stack {
     pub layer_sources: Vec<usize>,
 }
 
-/// Whether tensor `name`, outside the decoder layers, comes before them (the embeddings).
+/// Whether tensor `name`, outside the decoder layers, comes before them (the token and
+/// position embeddings).
 fn before_layers(name: &str) -> bool {
-    name.contains("embed")
+    name.contains("embed") || name.ends_with("wte.weight") || name.ends_with("wpe.weight")
 }
 
 impl Stack {
@@ -268,13 +269,8 @@ pub fn view(
         }
         for t in ckpt.tensors() {
             let out = match led_io::decoder_layer(&t.name) {
-                Some((l, rest)) if (p.from..p.from + p.len).contains(&l) => {
-                    let o = l - p.from + p.to;
-                    if rest.is_empty() {
-                        format!("model.layers.{o}")
-                    } else {
-                        format!("model.layers.{o}.{rest}")
-                    }
+                Some((l, _)) if (p.from..p.from + p.len).contains(&l) => {
+                    led_io::in_layer(&t.name, l - p.from + p.to).expect("a layer's tensor")
                 }
                 Some(_) => continue,
                 None if (p.first && before_layers(&t.name))

@@ -140,7 +140,7 @@ impl VocabPlan {
             let rows = input
                 .tensors()
                 .into_iter()
-                .find(|(n, _)| crate::plan::is_vocab_tensor(n))
+                .find(|(n, _)| led_io::is_vocab_tensor(n))
                 .and_then(|(_, t)| t.shape.first().copied())
                 .unwrap_or(0) as u64;
             let size = led_io::config_vocab_size(&input.path).map_or(rows, |v| v.min(rows));
@@ -355,7 +355,7 @@ impl VocabPlan {
                     let held = inputs[k]
                         .tensors()
                         .into_iter()
-                        .find(|(n, _)| crate::plan::is_vocab_tensor(n))
+                        .find(|(n, _)| led_io::is_vocab_tensor(n))
                         .and_then(|(_, t)| t.shape.first().copied())
                         .unwrap_or(0);
                     if row as usize >= held {

@@ -446,16 +446,15 @@ fn config_errors_name_the_key() {
             "expected {key} in: {msg}"
         );
     }
-    // A mergekit method we do not implement is named as such, not as unknown.
+    // An unknown method is named, with the methods there are.
     let err = plan(
-        &format!("merge_method: ram\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
+        &format!("merge_method: rum\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
         d,
     )
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("\"ram\" is a mergekit method led-merging does not implement")
-            && err.contains("nearswap"),
+        err.contains("unknown method \"rum\"") && err.contains("nearswap, sce"),
         "{err}"
     );
     let err = plan(&format!("merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.2}}\n    location: {{data: safety.jsonl}}\n"), d).unwrap_err();

@@ -74,9 +74,14 @@ fn computing_in_f32(text: &str) -> String {
 
 /// The output tokenizers hold the same tokens at the same ids, and config.json the same
 /// `vocab_size` (the row count); the chat templates agree unless the config names one (led
-/// writes its own template of a named format).
+/// writes its own template of a named format). Only when the inputs have a tokenizer (led's
+/// output then has one).
 fn same_vocabulary(ours: &Path, theirs: &Path, name: &str, config: &str) {
     let read = |d: &Path| led_io::Vocabulary::read(d).unwrap().map(|v| v.ids);
+    // Given inputs without a tokenizer, mergekit makes one up from the architecture.
+    if read(ours).is_none() {
+        return;
+    }
     assert_eq!(read(ours), read(theirs), "{name}: the tokenizers differ");
     let named = config
         .lines()
@@ -123,6 +128,24 @@ fn mergekit_configurations_run_alike() {
         ("{a}", model("a", 1, 0.02)),
         ("{b}", model("b", 2, 0.05)),
         ("{c}", model("c", 3, 0.01)),
+        (
+            "{gpt2}",
+            common::write_gpt2(&d.join("gpt2"), 7, 0.02)
+                .display()
+                .to_string(),
+        ),
+        (
+            "{granite_a}",
+            common::write_granite(&d.join("granite_a"), 8, 0.02)
+                .display()
+                .to_string(),
+        ),
+        (
+            "{granite_b}",
+            common::write_granite(&d.join("granite_b"), 9, 0.03)
+                .display()
+                .to_string(),
+        ),
         ("{tbase}", tokenized("tbase", 4, 64, &[])),
         (
             "{tchatml}",

@@ -92,24 +92,91 @@ pub fn write_model(
     dtype: Dtype,
     tied: bool,
 ) -> PathBuf {
-    let specs = specs(vocab, dtype, tied);
+    write_with(
+        dir,
+        &specs(vocab, dtype, tied),
+        &config(vocab, tied),
+        seed,
+        scale,
+    )
+}
+
+/// Write the tensors `specs` (model `seed`'s values) and `config` as a model directory.
+fn write_with(dir: &Path, specs: &[TensorSpec], config: &str, seed: u64, scale: f32) -> PathBuf {
     let w = CheckpointWriter::create_dir(
         dir,
-        specs.clone(),
+        specs.to_vec(),
         WriterOptions {
             max_shard_size: 20_000,
             ..Default::default()
         },
     )
     .unwrap();
-    for s in &specs {
+    for s in specs {
         w.write_f32(&s.name, &values(&s.name, s.numel(), seed, scale))
             .unwrap();
     }
-    w.add_file("config.json", config(vocab, tied).as_bytes())
-        .unwrap();
+    w.add_file("config.json", config.as_bytes()).unwrap();
     w.finish().unwrap();
     dir.to_path_buf()
+}
+
+/// A tiny Granite (Llama's tensors, Granite's config) at `dir`.
+pub fn write_granite(dir: &Path, seed: u64, scale: f32) -> PathBuf {
+    let mut config: serde_json::Value = serde_json::from_str(&config(VOCAB, false)).unwrap();
+    config["architectures"] = serde_json::json!(["GraniteForCausalLM"]);
+    config["model_type"] = "granite".into();
+    for key in [
+        "embedding_multiplier",
+        "residual_multiplier",
+        "logits_scaling",
+    ] {
+        config[key] = 1.0.into();
+    }
+    config["attention_multiplier"] = 0.125.into();
+    write_with(
+        dir,
+        &specs(VOCAB, Dtype::F32, false),
+        &config.to_string(),
+        seed,
+        scale,
+    )
+}
+
+/// A tiny GPT-2 (`transformer.h.N`, Conv1D weights, biases, position embeddings, the head
+/// tied to `transformer.wte`) at `dir`.
+pub fn write_gpt2(dir: &Path, seed: u64, scale: f32) -> PathBuf {
+    let f = |name: String, shape: Vec<usize>| TensorSpec::new(name, Dtype::F32, shape);
+    let mut specs = vec![
+        f("transformer.wte.weight".into(), vec![VOCAB, HIDDEN]),
+        f("transformer.wpe.weight".into(), vec![64, HIDDEN]),
+    ];
+    for l in 0..LAYERS {
+        for (n, shape) in [
+            ("ln_1.weight", vec![HIDDEN]),
+            ("ln_1.bias", vec![HIDDEN]),
+            ("attn.c_attn.weight", vec![HIDDEN, 3 * HIDDEN]),
+            ("attn.c_attn.bias", vec![3 * HIDDEN]),
+            ("attn.c_proj.weight", vec![HIDDEN, HIDDEN]),
+            ("attn.c_proj.bias", vec![HIDDEN]),
+            ("ln_2.weight", vec![HIDDEN]),
+            ("ln_2.bias", vec![HIDDEN]),
+            ("mlp.c_fc.weight", vec![HIDDEN, 4 * HIDDEN]),
+            ("mlp.c_fc.bias", vec![4 * HIDDEN]),
+            ("mlp.c_proj.weight", vec![4 * HIDDEN, HIDDEN]),
+            ("mlp.c_proj.bias", vec![HIDDEN]),
+        ] {
+            specs.push(f(format!("transformer.h.{l}.{n}"), shape));
+        }
+    }
+    specs.push(f("transformer.ln_f.weight".into(), vec![HIDDEN]));
+    specs.push(f("transformer.ln_f.bias".into(), vec![HIDDEN]));
+    let config = serde_json::json!({
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": VOCAB,
+        "n_embd": HIDDEN, "n_layer": LAYERS, "n_head": HEADS, "n_positions": 64,
+        "n_ctx": 64, "tie_word_embeddings": true, "torch_dtype": "float32",
+    });
+    write_with(dir, &specs, &config.to_string(), seed, scale)
 }
 
 /// Scores for every tensor of `specs`: non-negative, deterministic per (name, seed).
