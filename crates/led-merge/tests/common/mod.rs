@@ -237,12 +237,28 @@ pub fn spawn_mergekit(exe: &Path, cfg: &Path, out: &Path) -> std::process::Child
 /// gives finite logits over its whole vocabulary; its tokenizer, if it has one, loads too and
 /// fits the vocabulary.
 pub fn transformers_loads_and_runs(exe: &Path, outputs: &[PathBuf]) {
+    const TRANSFORMERS_CHECK: &str = r#"
+import json, os, sys, torch
+from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+for d in sys.argv[1:]:
+    config = json.load(open(os.path.join(d, 'config.json')))
+    auto = AutoModelForImageTextToText if 'vision_config' in config else AutoModelForCausalLM
+    m, info = auto.from_pretrained(d, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if v}
+    assert not bad, (d, bad)
+    vocab = m.config.get_text_config().vocab_size
+    logits = m(input_ids=torch.tensor([[1, 2, 3]])).logits
+    assert logits.shape[-1] == vocab and torch.isfinite(logits).all(), d
+    if os.path.exists(os.path.join(d, 'tokenizer.json')):
+        t = AutoTokenizer.from_pretrained(d)
+        assert len(t) <= vocab, (d, len(t), vocab)
+        assert max(t.get_vocab().values()) < vocab, d
+print(len(sys.argv) - 1, 'outputs load in transformers and run')
+"#;
     let python = exe.parent().unwrap().join("python");
     let check = Command::new(python)
         .arg("-c")
-        .arg(
-            "import os, sys, torch\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\nfor d in sys.argv[1:]:\n    m, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True)\n    bad = {k: v for k, v in info.items() if v}\n    assert not bad, (d, bad)\n    logits = m(torch.tensor([[1, 2, 3]])).logits\n    assert logits.shape[-1] == m.config.vocab_size and torch.isfinite(logits).all(), d\n    if os.path.exists(os.path.join(d, 'tokenizer.json')):\n        t = AutoTokenizer.from_pretrained(d)\n        assert len(t) <= m.config.vocab_size, (d, len(t), m.config.vocab_size)\n        assert max(t.get_vocab().values()) < m.config.vocab_size, d\nprint(len(sys.argv) - 1, 'outputs load in transformers and run')",
-        )
+        .arg(TRANSFORMERS_CHECK)
         .args(outputs)
         .env("HF_HUB_OFFLINE", "1")
         .env("TRANSFORMERS_OFFLINE", "1")
@@ -266,28 +282,71 @@ pub struct Difference {
     pub their_dtype: Dtype,
 }
 
+/// Tensor `name` in transformers 5's layout of LLaVA-style models, which mergekit writes
+/// (led keeps its inputs' names: both load): `language_model.model.X` is
+/// `model.language_model.X`, `language_model.lm_head` is `lm_head`, and the vision tower and
+/// projector sit under `model.`.
+fn canonical(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("language_model.model.") {
+        format!("model.language_model.{rest}")
+    } else if let Some(rest) = name.strip_prefix("language_model.") {
+        rest.to_owned()
+    } else if name.starts_with("vision_tower.") || name.starts_with("multi_modal_projector.") {
+        format!("model.{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
 /// Every tensor of `ours` against `theirs` (`what` names the comparison in failures): the same
-/// tensor names and shapes, or a panic.
+/// tensor names (up to [`canonical`]) and shapes, or a panic.
 pub fn differences(ours: &Path, theirs: &Path, what: &str) -> Vec<Difference> {
+    let (found, left_out) = differences_where_written(ours, theirs, what);
+    assert!(
+        left_out.is_empty(),
+        "{what}: tensor names or shapes differ: {left_out:?} only in ours"
+    );
+    found
+}
+
+/// Every tensor of `theirs` against `ours`, and the (canonical) names of the tensors of
+/// `ours` that `theirs` lacks; a tensor of `theirs` that `ours` lacks, or of another shape,
+/// is a panic.
+pub fn differences_where_written(
+    ours: &Path,
+    theirs: &Path,
+    what: &str,
+) -> (Vec<Difference>, Vec<String>) {
     let (a, b) = (
         led_io::Checkpoint::open(ours).unwrap(),
         led_io::Checkpoint::open(theirs).unwrap(),
     );
+    // Canonical name → (name, shape).
     let names = |c: &led_io::Checkpoint| {
         c.tensors()
             .iter()
-            .map(|t| (t.name.clone(), t.shape.clone()))
-            .collect::<Vec<_>>()
+            .map(|t| (canonical(&t.name), (t.name.clone(), t.shape.clone())))
+            .collect::<std::collections::BTreeMap<_, _>>()
     };
-    assert_eq!(
-        names(&a),
-        names(&b),
-        "{what}: tensor names or shapes differ"
-    );
-    b.tensors()
+    let (ours_named, theirs_named) = (names(&a), names(&b));
+    for (name, (_, shape)) in &theirs_named {
+        assert_eq!(
+            ours_named.get(name).map(|(_, s)| s),
+            Some(shape),
+            "{what}: tensor names or shapes differ at {name}"
+        );
+    }
+    let left_out = ours_named
+        .keys()
+        .filter(|n| !theirs_named.contains_key(*n))
+        .cloned()
+        .collect();
+    let found = b
+        .tensors()
         .iter()
         .map(|t| {
-            let (x, y) = (a.read_f32(&t.name).unwrap(), b.read_f32(&t.name).unwrap());
+            let ours_name = &ours_named[&canonical(&t.name)].0;
+            let (x, y) = (a.read_f32(ours_name).unwrap(), b.read_f32(&t.name).unwrap());
             let scale = y
                 .iter()
                 .fold(0f32, |m, v| m.max(v.abs()))
@@ -299,11 +358,12 @@ pub fn differences(ours: &Path, theirs: &Path, what: &str) -> Vec<Difference> {
             Difference {
                 name: t.name.clone(),
                 relative: diff / scale,
-                dtype: a.info(&t.name).unwrap().dtype,
+                dtype: a.info(ours_name).unwrap().dtype,
                 their_dtype: t.dtype,
             }
         })
-        .collect()
+        .collect();
+    (found, left_out)
 }
 
 /// A tokenizer as mergekit's tests make one (`make_tokenizer` in its `tests/test_tokenizer.py`),
@@ -345,4 +405,36 @@ pub fn write_tokenizer(dir: &Path, vocab: usize, added: &[&str]) {
     });
     std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
     std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+}
+
+/// A tiny LLaVA (a CLIP vision tower, a projector, a Llama language model: mergekit's
+/// `make_picoLlaVa`), written by transformers from the virtualenv of mergekit's command `exe`,
+/// with weights drawn from `seed`.
+pub fn write_llava(exe: &Path, dir: &Path, seed: u64) -> PathBuf {
+    let python = exe.parent().unwrap().join("python");
+    let script = r#"
+import sys, torch
+from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+torch.manual_seed(int(sys.argv[2]))
+vision = CLIPVisionConfig(image_size=32, patch_size=4, num_hidden_layers=2,
+                          num_attention_heads=2, hidden_size=64, intermediate_size=128)
+text = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48,
+                   num_attention_heads=16, num_hidden_layers=2)
+config = LlavaConfig(vision_config=vision, text_config=text, image_seq_length=16)
+LlavaForConditionalGeneration(config).save_pretrained(sys.argv[1])
+"#;
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .arg(seed.to_string())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "could not write a LLaVA: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_path_buf()
 }
