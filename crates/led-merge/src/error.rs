@@ -25,6 +25,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Several problems in a config, each as its own error would say it.
+    #[error("{} problems in the config:\n  {}", problems.len(), problems.join("\n  "))]
+    Problems {
+        /// One line per problem, each naming the file and key.
+        problems: Vec<String>,
+    },
     /// The inputs can't be merged; every offending tensor is listed.
     #[error("inputs are incompatible ({} problem(s)):\n  {}", problems.len(), problems.join("\n  "))]
     Incompatible {

@@ -343,10 +343,13 @@ impl MergePlan {
             }
             known_here || !known_elsewhere
         });
-        check_parameters(path, "parameters", &given, &top_level, method.name())?;
+        let mut errors = Vec::new();
+        if let Err(e) = check_parameters(path, "parameters", &given, &top_level, method.name()) {
+            errors.push(e);
+        }
         for required in method.required_global_params() {
             if !config.parameters.contains_key(*required) {
-                return Err(config_err(
+                errors.push(config_err(
                     path,
                     format!("parameters.{required}"),
                     format!("required by {}", method.name()),
@@ -354,7 +357,7 @@ impl MergePlan {
             }
         }
         if method.needs_base() && config.base_model.is_none() {
-            return Err(config_err(
+            errors.push(config_err(
                 path,
                 "base_model",
                 format!("required by {}", method.name()),
@@ -422,49 +425,65 @@ impl MergePlan {
                 }
                 known_here || !known_elsewhere
             });
-            check_parameters(
-                path,
-                &format!("{at}.parameters"),
-                &own,
-                method.model_params(),
-                method.name(),
-            )?;
-            for required in method.required_model_params() {
-                if !entry.parameters.contains_key(*required)
-                    && !config.parameters.contains_key(*required)
-                {
-                    return Err(config_err(
-                        path,
-                        format!("{at}.parameters.{required}"),
-                        format!("required by {}", method.name()),
-                    ));
-                }
-            }
-            if method.needs_scores() {
-                if entry.location.is_some() && entry.scores.is_none() {
-                    return Err(Error::Unsupported(format!(
-                        "{}: {at}.location: computing scores needs the Locate step (libtorch): run `led merge` from a build with the `attribution` feature (`make build`), or compute score checkpoints with `led locate` and give them as `scores: {{model: ..., base: ...}}`",
-                        path.display()
-                    )));
-                }
-                if entry.scores.is_none() {
-                    return Err(config_err(
-                        path,
-                        at,
-                        "led needs `scores: {model: PATH, base: PATH}` (or `location:`)",
-                    ));
-                }
-            } else if entry.scores.is_some() || entry.location.is_some() {
-                return Err(config_err(
+            // Every entry is checked: the config's problems are reported together.
+            let checked = (|| -> Result<()> {
+                check_parameters(
                     path,
-                    format!("{at}.scores"),
-                    format!(
-                        "only `merge_method: led` uses scores, not {}",
-                        method.name()
-                    ),
-                ));
+                    &format!("{at}.parameters"),
+                    &own,
+                    method.model_params(),
+                    method.name(),
+                )?;
+                for required in method.required_model_params() {
+                    if !entry.parameters.contains_key(*required)
+                        && !config.parameters.contains_key(*required)
+                    {
+                        return Err(config_err(
+                            path,
+                            format!("{at}.parameters.{required}"),
+                            format!("required by {}", method.name()),
+                        ));
+                    }
+                }
+                if method.needs_scores() {
+                    if entry.location.is_some() && entry.scores.is_none() {
+                        return Err(Error::Unsupported(format!(
+                            "{}: {at}.location: computing scores needs the Locate step (libtorch): run `led merge` from a build with the `attribution` feature (`make build`), or compute score checkpoints with `led locate` and give them as `scores: {{model: ..., base: ...}}`",
+                            path.display()
+                        )));
+                    }
+                    if entry.scores.is_none() {
+                        return Err(config_err(
+                            path,
+                            at,
+                            "led needs `scores: {model: PATH, base: PATH}` (or `location:`)",
+                        ));
+                    }
+                } else if entry.scores.is_some() || entry.location.is_some() {
+                    return Err(config_err(
+                        path,
+                        format!("{at}.scores"),
+                        format!(
+                            "only `merge_method: led` uses scores, not {}",
+                            method.name()
+                        ),
+                    ));
+                }
+                Ok(())
+            })();
+            match checked {
+                Ok(()) => model_entries.push((i, label, entry, placement)),
+                Err(e) => errors.push(e),
             }
-            model_entries.push((i, label, entry, placement));
+        }
+        match errors.len() {
+            0 => {}
+            1 => return Err(errors.remove(0)),
+            _ => {
+                return Err(Error::Problems {
+                    problems: errors.iter().map(ToString::to_string).collect(),
+                });
+            }
         }
         match &lowered {
             // With `slices`, a method's model count is per slice.

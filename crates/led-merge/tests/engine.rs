@@ -446,6 +446,22 @@ fn config_errors_name_the_key() {
             "expected {key} in: {msg}"
         );
     }
+    // Problems in several entries are reported together, each naming its key.
+    let err = plan(
+        &format!(
+            "merge_method: ties\nmodels:\n  - model: {s}\n    parameters: {{weight: 1, densty: 0.5}}\n  - model: {b}\n    parameters: {{density: 0.5}}\n"
+        ),
+        d,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::Problems { ref problems } if problems.len() == 3)
+            && msg.contains("base_model: required by ties")
+            && msg.contains("models[0].parameters.densty")
+            && msg.contains("models[1].parameters.weight"),
+        "{msg}"
+    );
     // An unknown method is named, with the methods there are.
     let err = plan(
         &format!("merge_method: rum\nbase_model: {b}\nmodels: [{{model: {s}}}]\n"),
