@@ -54,7 +54,7 @@ pub use files::{
     restack_config, set_chat_template,
 };
 pub use meta::{ScoreMetadata, weights_fingerprint};
-pub use names::{decoder_layer, in_layer, is_vocab_tensor};
+pub use names::{decoder_layer, in_layer, is_vocab_tensor, stack_layer};
 pub use reader::{Checkpoint, TensorInfo, validate_safetensors};
 pub use size::parse_size;
 pub use vocab::{TOKENIZER_FILE, Vocabulary, config_vocab_size, plain_added_token, set_vocabulary};

@@ -43,6 +43,24 @@ pub fn in_layer(name: &str, layer: usize) -> Option<String> {
     })
 }
 
+/// The stack of numbered layers tensor `name` sits in, named by its prefix up to the layer
+/// index (`model.layers.`, a vision tower's `vision_tower.encoder.layers.`, GPT-2's
+/// `transformer.h.`), and its layer there; `None` outside any stack. A stack is a `layers`,
+/// `h` or `blocks` segment followed by a number, anywhere in the name.
+pub fn stack_layer(name: &str) -> Option<(&str, usize)> {
+    let mut start = 0;
+    let mut segments = name.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        start += segment.len() + 1;
+        if matches!(segment, "layers" | "h" | "blocks")
+            && let Some(index) = segments.peek().and_then(|s| s.parse().ok())
+        {
+            return Some((&name[..start], index));
+        }
+    }
+    None
+}
+
 /// Whether tensor `name` has a row per token (the input embedding or the output head), in the
 /// architectures of [`decoder_layer`].
 pub fn is_vocab_tensor(name: &str) -> bool {
@@ -86,6 +104,22 @@ mod tests {
             Some("model.layers.0")
         );
         assert_eq!(in_layer("lm_head.weight", 0), None);
+    }
+
+    #[test]
+    fn stacks_of_layers_are_found_anywhere() {
+        assert_eq!(
+            stack_layer("model.layers.3.mlp.up_proj.weight"),
+            Some(("model.layers.", 3))
+        );
+        assert_eq!(
+            stack_layer("vision_tower.encoder.layers.1.mlp.fc1.weight"),
+            Some(("vision_tower.encoder.layers.", 1))
+        );
+        assert_eq!(stack_layer("h.0.ln_1.bias"), Some(("h.", 0)));
+        assert_eq!(stack_layer("model.layers"), None);
+        assert_eq!(stack_layer("model.norm.weight"), None);
+        assert_eq!(stack_layer("vision_tower.post_layernorm.weight"), None);
     }
 
     #[test]

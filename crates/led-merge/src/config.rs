@@ -65,19 +65,22 @@ pub struct Conditional {
 pub enum Setting {
     /// The same value for every tensor.
     Scalar(Scalar),
-    /// mergekit's gradient `[0, 0.5, 1]`: numbers interpolated linearly over the decoder layers
-    /// (layer l of L at t = l / (L − 1); other tensors at t = 0), booleans and strings picked
+    /// mergekit's gradient `[0, 0.5, 1]`: numbers interpolated linearly over the layers (layer
+    /// l of a stack of L at t = l / (L − 1); other tensors at t = 0), booleans and strings picked
     /// at index ⌊t·(n − 1)⌋.
     Gradient(Vec<Scalar>),
     /// Per-tensor values chosen by name.
     Conditional(Vec<Conditional>),
 }
 
-/// Where tensor `name` sits for a gradient over a model of `layers` decoder layers, as mergekit
-/// computes it: `l / (layers − 1)` for layer l (1 for a one-layer model), 0 for every tensor
-/// outside the layers.
-pub fn layer_t(name: &str, layers: usize) -> f64 {
-    led_io::decoder_layer(name).map_or(0.0, |(l, _)| position(l, layers))
+/// Where tensor `name` sits for a gradient, as mergekit computes it: `l / (L − 1)` for layer l
+/// of a stack of L layers (1 for a one-layer stack; each stack, the decoder's or a vision
+/// tower's, over its own layers), 0 for every tensor outside the stacks. `stacks` gives each
+/// stack's layer count by its prefix ([`led_io::stack_layer`]).
+pub fn layer_t(name: &str, stacks: &BTreeMap<String, usize>) -> f64 {
+    led_io::stack_layer(name).map_or(0.0, |(stack, l)| {
+        position(l, stacks.get(stack).copied().unwrap_or(l + 1))
+    })
 }
 
 /// Gradient position of layer `l` of `layers`: `l / (layers − 1)`, 1 for a single layer.
@@ -438,7 +441,8 @@ parameters:
 ",
         )
         .unwrap();
-        let at = |key: &str, name: &str| c.parameters[key].resolve(name, layer_t(name, 4));
+        let stacks: BTreeMap<String, usize> = [("model.layers.".to_owned(), 4)].into();
+        let at = |key: &str, name: &str| c.parameters[key].resolve(name, layer_t(name, &stacks));
         let n = |x: f64| Some(Scalar::Number(x));
         assert_eq!(at("t", "model.embed_tokens.weight"), n(0.0));
         // t = 1/3: scaled 2/3 between 0 and 0.5 → 1/3; t = 2/3: scaled 4/3 → 0.5 + 0.5/3.
@@ -468,7 +472,22 @@ parameters:
             flag("model.layers.3.mlp.up_proj.weight"),
             Some(Scalar::Bool(false))
         );
-        assert_eq!(layer_t("model.layers.0.mlp.up_proj.weight", 1), 1.0);
+        let one: BTreeMap<String, usize> = [("model.layers.".to_owned(), 1)].into();
+        assert_eq!(layer_t("model.layers.0.mlp.up_proj.weight", &one), 1.0);
+        // A vision tower's layers run over its own count.
+        let both: BTreeMap<String, usize> = [
+            ("model.layers.".to_owned(), 4),
+            ("vision_tower.encoder.layers.".to_owned(), 2),
+        ]
+        .into();
+        assert_eq!(
+            layer_t("vision_tower.encoder.layers.1.fc1.weight", &both),
+            1.0
+        );
+        assert_eq!(
+            layer_t("model.layers.1.mlp.up_proj.weight", &both),
+            1.0 / 3.0
+        );
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub struct MergePlan {
     pub warnings: Vec<String>,
     /// Score files checked against the weights (or path) of the model they are paired with.
     pub scores_checked: usize,
-    /// Decoder layers of the output: gradients are interpolated over them.
-    pub layers: usize,
+    /// The output's stacks of numbered layers (the decoder's `model.layers.`, a vision
+    /// tower's, ...) and their layer counts: gradients are interpolated over each.
+    pub layers: BTreeMap<String, usize>,
     /// With `slices`: the output's layers, slice by slice (gradients run over each slice).
     pub stack: Option<Stack>,
     /// The output tokenizer's chat template (`chat_template`), resolved.
@@ -133,7 +134,7 @@ struct Position<'a> {
 }
 
 impl<'a> Position<'a> {
-    fn new(stack: Option<&'a Stack>, name: &'a str, layers: usize) -> Self {
+    fn new(stack: Option<&'a Stack>, name: &'a str, layers: &BTreeMap<String, usize>) -> Self {
         match stack {
             Some(s) => Position {
                 name,
@@ -188,7 +189,7 @@ struct Resolver<'a> {
     config: &'a MergeConfig,
     models: &'a [Input],
     stack: Option<&'a Stack>,
-    layers: usize,
+    layers: &'a BTreeMap<String, usize>,
 }
 
 impl Resolver<'_> {
@@ -247,7 +248,7 @@ impl MergePlan {
             config: &self.config,
             models: &self.models,
             stack: self.stack.as_ref(),
-            layers: self.layers,
+            layers: &self.layers,
         }
     }
 
@@ -274,7 +275,7 @@ impl MergePlan {
 
     /// The config's top-level parameters for tensor `name`.
     pub fn global_params(&self, name: &str) -> Params {
-        Position::new(self.stack.as_ref(), name, self.layers).global(&self.config)
+        Position::new(self.stack.as_ref(), name, &self.layers).global(&self.config)
     }
 
     /// Check `config` (read from `config_path`) and open its inputs.
@@ -652,11 +653,13 @@ impl MergePlan {
             warnings.extend(found.warnings);
             scores_checked = found.checked;
         }
-        let layers = tensors
-            .iter()
-            .filter_map(|t| led_io::decoder_layer(&t.name).map(|(l, _)| l))
-            .max()
-            .map_or(0, |l| l + 1);
+        let mut layers = BTreeMap::new();
+        for t in &tensors {
+            if let Some((stack, l)) = led_io::stack_layer(&t.name) {
+                let count = layers.entry(stack.to_owned()).or_insert(0);
+                *count = (*count).max(l + 1);
+            }
+        }
         // The method's own checks of every tensor's resolved parameters (DELLA's density ±
         // epsilon, ...): what the merge would refuse, the plan refuses, once per problem.
         let mut refused = std::collections::BTreeSet::new();
@@ -665,7 +668,7 @@ impl MergePlan {
             config: &config,
             models: &models,
             stack: stack.as_ref(),
-            layers,
+            layers: &layers,
         };
         for t in tensors.iter().filter(|t| t.action == Action::Merge) {
             let (global, params) = resolver.tensor(&t.name, &t.inputs);
