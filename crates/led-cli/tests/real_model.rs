@@ -100,3 +100,46 @@ fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
     eprintln!("{check}");
     assert!(check.contains("Paris"), "{check}");
 }
+
+/// mergekit's tokenizer features on a real tokenizer (SmolLM2's byte-level BPE with 49152
+/// tokens): a union vocabulary, a token added with another token's rows, padding to a multiple
+/// of 64, over a task-arithmetic merge of SmolLM2 and a perturbed copy; led and mergekit (its
+/// command from the same virtualenv) write the same tensors bit for bit and tokenizers that
+/// encode alike.
+#[test]
+fn tokenizer_union_on_smollm2_is_mergekits() {
+    let base = common::smollm2();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real/smollm2_merge.py");
+    let ft = d.join("ft");
+    run(Command::new(common::venv_python())
+        .arg(&script)
+        .arg("perturb")
+        .arg(&base)
+        .arg(&ft));
+    let config = d.join("merge.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {f}\n    parameters: {{weight: 0.5}}\ntokenizer:\n  source: union\n  tokens:\n    \"<|tool|>\": {{source: {{kind: model_token, model: \"{f}\", token: \"<|im_start|>\"}}}}\n  pad_to_multiple_of: 64\ndtype: float32\nout_dtype: bfloat16\n",
+            b = base.display(),
+            f = ft.display(),
+        ),
+    )
+    .unwrap();
+    let (ours, theirs) = (d.join("ours"), d.join("theirs"));
+    run(led().arg("merge").arg(&config).arg(&ours));
+    let mergekit = common::venv_python().with_file_name("mergekit-yaml");
+    run(Command::new(mergekit)
+        .arg(&config)
+        .arg(&theirs)
+        .args(["--no-write-model-card", "--quiet"]));
+    let same = run(Command::new(common::venv_python())
+        .arg(&script)
+        .arg("same")
+        .arg(&ours)
+        .arg(&theirs));
+    eprintln!("{same}");
+    assert!(same.contains("\"rows\": 49216"), "{same}");
+}

@@ -7,6 +7,9 @@
                       element is the base's or bf16(base + LAMBDA (ft - base)) (an LED merge
                       keeps or adds each task-vector element); some elements moved; the merged
                       model generates an answer with the chat template
+  same OURS THEIRS    two merges of the same config (led's, mergekit's) hold the same tensors
+                      bit for bit and tokenizers with the same vocabulary that encode alike;
+                      transformers loads both
 """
 import json
 import shutil
@@ -53,5 +56,22 @@ def check(merged, base, ft, lam):
     print(json.dumps({"moved": moved, "total": total, "reply": reply}))
 
 
+def same(ours, theirs):
+    from safetensors.torch import load_file
+    a, b = load_file(f"{ours}/model.safetensors"), load_file(f"{theirs}/model.safetensors")
+    assert sorted(a) == sorted(b), (sorted(set(a) ^ set(b)))
+    for k in a:
+        assert a[k].shape == b[k].shape and torch.equal(a[k], b[k]), k
+    toks = [AutoTokenizer.from_pretrained(d) for d in (ours, theirs)]
+    assert toks[0].get_vocab() == toks[1].get_vocab(), "the vocabularies differ"
+    text = "hi <|tool|> there <|im_start|>user"
+    assert toks[0](text)["input_ids"] == toks[1](text)["input_ids"], text
+    models = [AutoModelForCausalLM.from_pretrained(d) for d in (ours, theirs)]
+    assert models[0].config.vocab_size == models[1].config.vocab_size
+    print(json.dumps({"tensors": len(a), "tokens": len(toks[0]),
+                      "rows": models[0].config.vocab_size,
+                      "tool": toks[0].get_vocab()["<|tool|>"]}))
+
+
 if __name__ == "__main__":
-    {"perturb": perturb, "check": check}[sys.argv[1]](*sys.argv[2:])
+    {"perturb": perturb, "check": check, "same": same}[sys.argv[1]](*sys.argv[2:])
