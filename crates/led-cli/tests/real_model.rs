@@ -7,7 +7,7 @@
 #[path = "../../led-attribution/tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn led() -> Command {
@@ -25,11 +25,9 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
+/// The helper script, SmolLM2, and a "fine-tune" of it written into `d` (`ft`).
+fn smollm2_and_a_finetune(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let base = common::smollm2();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real/smollm2_merge.py");
     let ft = d.join("ft");
     run(Command::new(common::venv_python())
@@ -37,6 +35,14 @@ fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
         .arg("perturb")
         .arg(&base)
         .arg(&ft));
+    (script, base, ft)
+}
+
+#[test]
+fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (script, base, ft) = smollm2_and_a_finetune(d);
     std::fs::write(
         d.join("data.jsonl"),
         "{\"prompt\": \"What is the capital of France?\", \"answer\": \"The capital of France is Paris.\"}\n\
@@ -108,16 +114,9 @@ fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
 /// encode alike.
 #[test]
 fn tokenizer_union_on_smollm2_is_mergekits() {
-    let base = common::smollm2();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real/smollm2_merge.py");
-    let ft = d.join("ft");
-    run(Command::new(common::venv_python())
-        .arg(&script)
-        .arg("perturb")
-        .arg(&base)
-        .arg(&ft));
+    let (script, base, ft) = smollm2_and_a_finetune(d);
     let config = d.join("merge.yaml");
     std::fs::write(
         &config,
