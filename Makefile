@@ -59,7 +59,7 @@ $(SMOLLM2)/config.json: $(STAMP) experiments/smollm2/convert.py
 # merge, evaluation. Stages already done under out/smollm2/ are reused.
 experiment: smollm2
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(EXPERIMENT_DEPS)
-	$(CARGO) build --release -p led-cli --all-features --bin led
+	$(CARGO) build --release -p led-merging-cli --all-features --bin led
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python experiments/smollm2/run.py --led $(CURDIR)/target/release/led --model $(SMOLLM2) --out $(CURDIR)/out/smollm2
 
 build: venv
@@ -88,7 +88,7 @@ gpu-smoke-rehearsal: build
 		$(CURDIR)/target/release/led $(CURDIR)/target/gpu-smoke-rehearsal-out --tiny
 
 demo: venv
-	$(CARGO) run --release -p led-cli --all-features --bin led -- demo
+	$(CARGO) run --release -p led-merging-cli --all-features --bin led -- demo
 
 test: venv smollm2
 	LED_REQUIRE_PEERS=1 LED_SMOLLM2=$(SMOLLM2) $(CARGO) test $(FEATURES) --no-fail-fast

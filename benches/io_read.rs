@@ -1,4 +1,4 @@
-//! Read + convert throughput of `led-io` for a ~256 MB BF16 tensor, next to a plain memory copy
+//! Read + convert throughput of `led-merging-io` for a ~256 MB BF16 tensor, next to a plain memory copy
 //! of the same number of bytes measured in the same run. The file is in the page cache (just
 //! written), so this measures the reader, not the disk.
 //!

@@ -15,7 +15,7 @@ VENV=${LED_VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH" LIBTORCH_USE_PYTORCH=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 SHAPES=${SHAPES:-1024,12,32000 768,2,128256}
 METHODS=${METHODS:-linear task_arithmetic ties dare_linear dare_ties breadcrumbs breadcrumbs_ties della della_linear model_stock slerp}
-cargo build --release -q -p led-cli --bin led
+cargo build --release -q -p led-merging-cli --bin led
 LED=target/release/led
 
 models() { # DIR, per-model parameters line or none

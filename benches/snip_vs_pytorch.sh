@@ -9,7 +9,7 @@ LAYERS=${1:-4} HIDDEN=${2:-512} SAMPLES=${3:-32} TOKENS=${4:-128}
 DIR=target/snip-bench
 VENV=${LED_VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH" LIBTORCH_USE_PYTORCH=1 HF_HUB_OFFLINE=1
-cargo build --release -q -p led-cli --features attribution --bin led
+cargo build --release -q -p led-merging-cli --features attribution --bin led
 rm -rf "$DIR" && mkdir -p "$DIR"
 PY=$(python benches/snip_pytorch.py "$DIR" "$LAYERS" "$HIDDEN" "$SAMPLES" "$TOKENS" | grep '^pytorch')
 read -r _ PT_SECS PT_TOKENS <<< "$PY"

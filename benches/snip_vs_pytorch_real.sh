@@ -11,7 +11,7 @@ MODEL=${LED_SMOLLM2:-models/SmolLM2-135M-Instruct}
 DIR=target/snip-bench-real
 VENV=${LED_VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH" LIBTORCH_USE_PYTORCH=1 HF_HUB_OFFLINE=1
-cargo build --release -q -p led-cli --features attribution --bin led
+cargo build --release -q -p led-merging-cli --features attribution --bin led
 rm -rf "$DIR" && mkdir -p "$DIR"
 python -c "
 import sys; sys.path.insert(0, 'experiments/smollm2'); import data, json

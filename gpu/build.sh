@@ -35,7 +35,7 @@ fi
 export PATH=$venv/bin:$PATH LIBTORCH_USE_PYTORCH=1
 unset LIBTORCH_BYPASS_VERSION_CHECK LIBTORCH LD_LIBRARY_PATH
 cd "$src"
-CARGO_TARGET_DIR=$work/target cargo build --release $locked -p led-cli --features attribution --bin led
+CARGO_TARGET_DIR=$work/target cargo build --release $locked -p led-merging-cli --features attribution --bin led
 mkdir -p "$(dirname "$out")"
 strip -o "$out" "$work/target/release/led"
 ls -l "$out"

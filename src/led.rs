@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use led_io::Dtype;
-use led_mask::Pattern;
-use led_merge::config::{Location, MergeConfig, ModelEntry, Scalar, ScorePaths, Setting};
-use led_merge::{MergePlan, MergeReport, RunOptions};
+use led_merging_io::Dtype;
+use led_merging_mask::Pattern;
+use led_merging_merge::config::{Location, MergeConfig, ModelEntry, Scalar, ScorePaths, Setting};
+use led_merging_merge::{MergePlan, MergeReport, RunOptions};
 
 /// Errors of the high-level API.
 #[derive(Debug, thiserror::Error)]
@@ -15,11 +15,11 @@ use led_merge::{MergePlan, MergeReport, RunOptions};
 pub enum Error {
     /// Planning or merging failed.
     #[error(transparent)]
-    Merge(#[from] led_merge::Error),
+    Merge(#[from] led_merging_merge::Error),
     /// Computing scores failed.
     #[cfg(feature = "attribution")]
     #[error(transparent)]
-    Locate(#[from] led_attribution::Error),
+    Locate(#[from] led_merging_attribution::Error),
     /// Writing the score directory failed.
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
@@ -214,7 +214,7 @@ impl LedMerge {
         #[cfg(feature = "attribution")]
         resolve_locations(&mut config, out, self.options.progress)?;
         let plan = MergePlan::new(config, Path::new("<LedMerge>"))?;
-        Ok(led_merge::run(&plan, out, &self.options)?)
+        Ok(led_merging_merge::run(&plan, out, &self.options)?)
     }
 }
 
@@ -227,7 +227,7 @@ pub fn resolve_locations(
     out: &Path,
     progress: bool,
 ) -> Result<Vec<(PathBuf, bool)>, Error> {
-    use led_attribution::{DataOptions, LocateOptions, Scorer};
+    use led_merging_attribution::{DataOptions, LocateOptions, Scorer};
     let mut done = Vec::new();
     let Some(base) = config.base_model.clone() else {
         return Ok(done);
@@ -245,11 +245,12 @@ pub fn resolve_locations(
             continue;
         }
         let scorer_name = loc.scorer.as_deref().unwrap_or("snip");
-        let scorer = Scorer::parse(scorer_name).ok_or_else(|| led_merge::Error::Config {
-            path: "<config>".into(),
-            key: format!("models[{i}].location.scorer"),
-            reason: format!("{scorer_name:?} is not snip, wanda or random"),
-        })?;
+        let scorer =
+            Scorer::parse(scorer_name).ok_or_else(|| led_merging_merge::Error::Config {
+                path: "<config>".into(),
+                key: format!("models[{i}].location.scorer"),
+                reason: format!("{scorer_name:?} is not snip, wanda or random"),
+            })?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.clone(), e))?;
         let options = LocateOptions {
             scorer,
@@ -268,7 +269,7 @@ pub fn resolve_locations(
         let model_scores = dir.join(format!("models{i}-{stem}-{scorer_name}.safetensors"));
         let base_scores = dir.join(format!("base-{stem}-{scorer_name}.safetensors"));
         for (model, path) in [(&entry.model, &model_scores), (&base, &base_scores)] {
-            let report = led_attribution::locate(model, Some(&loc.data), path, &options)?;
+            let report = led_merging_attribution::locate(model, Some(&loc.data), path, &options)?;
             done.push((path.clone(), report.reused));
         }
         entry.scores = Some(ScorePaths {

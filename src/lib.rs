@@ -3,13 +3,13 @@
 //! Merge fine-tuned large language models without the merge destroying their safety.
 //! This facade re-exports the workspace's crates:
 //!
-//! - [`io`] (`led-io`): Hugging Face safetensors checkpoints, sharded reading and writing,
+//! - [`io`] (`led-merging-io`): Hugging Face safetensors checkpoints, sharded reading and writing,
 //!   score checkpoints.
-//! - [`mask`] (`led-mask`): Elect and Disjoint: top-r thresholds, election patterns, disjoint
+//! - [`mask`] (`led-merging-mask`): Elect and Disjoint: top-r thresholds, election patterns, disjoint
 //!   masks, applying masked task vectors, Jaccard overlap analysis.
-//! - [`merge`] (`led-merge`): the merge operators (LED and the mergekit baselines) and the
+//! - [`merge`] (`led-merging-merge`): the merge operators (LED and the mergekit baselines) and the
 //!   streaming engine driven by mergekit-style YAML.
-//! - `attribution` (`led-attribution`, feature `attribution`): Locate, through libtorch.
+//! - `attribution` (`led-merging-attribution`, feature `attribution`): Locate, through libtorch.
 //!
 //! A whole LED merge in a few lines is [`LedMerge`]; LED-Merging on one tensor, straight from
 //! scores:
@@ -37,15 +37,15 @@ mod led;
 pub use led::resolve_locations;
 pub use led::{Error, LedMerge, Scores, Task};
 #[cfg(feature = "attribution")]
-pub use led_attribution as attribution;
-pub use led_io as io;
-pub use led_mask as mask;
-pub use led_merge as merge;
+pub use led_merging_attribution as attribution;
+pub use led_merging_io as io;
+pub use led_merging_mask as mask;
+pub use led_merging_merge as merge;
 
 /// What a merge needs, in one `use led_merging::prelude::*;`.
 pub mod prelude {
     pub use crate::{Error, LedMerge, Scores, Task};
-    pub use led_merge::{MergeConfig, MergePlan, MergeReport, RunOptions, run};
+    pub use led_merging_merge::{MergeConfig, MergePlan, MergeReport, RunOptions, run};
 }
 
 // The README's Rust examples are compiled and run as doc tests.

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use led_attribution::{ChatTemplate, DataOptions, load_samples};
+use led_merging_attribution::{ChatTemplate, DataOptions, load_samples};
 use tokenizers::Tokenizer;
 
 /// A word-level tokenizer that adds a BOS, as Llama's do.

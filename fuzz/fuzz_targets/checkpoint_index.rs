@@ -19,7 +19,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("model-00001-of-00001.safetensors"), shard()).expect("shard");
     std::fs::write(dir.path().join("model.safetensors.index.json"), data).expect("index");
-    if let Ok(ckpt) = led_io::Checkpoint::open(dir.path()) {
+    if let Ok(ckpt) = led_merging_io::Checkpoint::open(dir.path()) {
         for t in ckpt.tensors() {
             let _ = ckpt.read_f32(&t.name);
         }

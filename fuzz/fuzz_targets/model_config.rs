@@ -5,7 +5,7 @@
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(config) =
-            led_attribution::ModelConfig::parse(text, std::path::Path::new("config.json"))
+            led_merging_attribution::ModelConfig::parse(text, std::path::Path::new("config.json"))
     {
         assert!(config.hidden_size > 0 && config.num_layers > 0 && config.vocab_size > 0);
         assert!(config.num_heads > 0 && config.num_kv_heads > 0);

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = led_io::validate_safetensors("fuzz.safetensors", data);
+    let _ = led_merging_io::validate_safetensors("fuzz.safetensors", data);
 });

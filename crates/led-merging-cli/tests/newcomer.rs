@@ -1,0 +1,471 @@
+//! What a newcomer trips over, each now a clear error or a documented behaviour: score files
+//! paired with the wrong model, pasted twice or covering part of the model; a dry run that
+//! passes where the run would fail; help without examples.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use led_merging_io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+
+/// The demo's score files as its config pairs them, and with safety's and math's swapped.
+#[cfg(feature = "attribution")]
+const RIGHT: [&str; 4] = [
+    "safety.safetensors",
+    "base-safety.safetensors",
+    "math.safetensors",
+    "base-math.safetensors",
+];
+const SWAPPED: [&str; 4] = [
+    "math.safetensors",
+    "base-safety.safetensors",
+    "safety.safetensors",
+    "base-math.safetensors",
+];
+
+fn led() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_led"))
+}
+
+fn demo(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("demo");
+    let run = led()
+        .args(["demo", "--synthetic", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The demo's LED config with the four score files given.
+fn config(d: &Path, name: &str, scores: [&str; 4], extra: &str) -> std::path::PathBuf {
+    let s = |f: &str| d.join("scores").join(f).display().to_string();
+    let yaml = format!(
+        "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.4}}\n    scores: {{model: {s0}, base: {s1}}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n    scores: {{model: {s2}, base: {s3}}}\nparameters: {{election: \"11\", disjoint: true{extra}}}\n",
+        b = d.join("base").display(),
+        sa = d.join("safety").display(),
+        ma = d.join("math").display(),
+        s0 = s(scores[0]),
+        s1 = s(scores[1]),
+        s2 = s(scores[2]),
+        s3 = s(scores[3]),
+    );
+    let path = d.join("configs").join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn merge(cfg: &Path, out: &Path, dry: bool) -> Output {
+    let mut c = led();
+    c.arg("merge").arg(cfg).arg(out);
+    if dry {
+        c.arg("--dry-run");
+    }
+    c.output().unwrap()
+}
+
+/// Both the dry run and the run fail with `needle` in the message, and nothing is written.
+fn refused(cfg: &Path, out: &Path, needles: &[&str]) {
+    for dry in [true, false] {
+        let r = merge(cfg, out, dry);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "dry run {dry}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "dry run {dry}: {n:?} not in {err}");
+        }
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn swapped_or_repeated_score_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let out = dir.path().join("merged");
+    // Safety's and math's score files swapped: each was computed on the other model.
+    let swapped = config(&d, "swapped.yaml", SWAPPED, "");
+    refused(
+        &swapped,
+        &out,
+        &[
+            "models[0].scores.model was computed on",
+            "That is models[1]",
+            "models[1].scores.model was computed on",
+            "That is models[0]",
+        ],
+    );
+    // The same file for both tasks: one file, one role.
+    let twice = config(
+        &d,
+        "twice.yaml",
+        [
+            "safety.safetensors",
+            "base-safety.safetensors",
+            "safety.safetensors",
+            "base-math.safetensors",
+        ],
+        "",
+    );
+    refused(
+        &twice,
+        &out,
+        &["serves models[0].scores.model and models[1].scores.model"],
+    );
+    // A base's scores given as a model's: computed on the base, not on the fine-tune.
+    let base_as_model = config(
+        &d,
+        "base-as-model.yaml",
+        [
+            "base-safety.safetensors",
+            "base-safety.safetensors",
+            "math.safetensors",
+            "base-math.safetensors",
+        ],
+        "",
+    );
+    refused(&base_as_model, &out, &["That is the base", "serves"]);
+}
+
+#[test]
+fn scores_for_part_of_the_model_are_an_error_unless_the_config_opts_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let out = dir.path().join("merged");
+    // Safety's scores for layer 0 only (as if computed on a shallower model), metadata kept.
+    let full = Checkpoint::open(d.join("scores/safety.safetensors")).unwrap();
+    let kept: Vec<_> = full
+        .tensors()
+        .iter()
+        .filter(|t| t.name.starts_with("model.layers.0."))
+        .collect();
+    let specs = kept
+        .iter()
+        .map(|t| TensorSpec::new(&t.name, Dtype::F32, t.shape.clone()))
+        .collect();
+    let partial = d.join("scores/safety-partial.safetensors");
+    let w = CheckpointWriter::create_file(
+        &partial,
+        specs,
+        WriterOptions {
+            metadata: full.metadata().clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for t in &kept {
+        w.write_f32(&t.name, &full.read_f32(&t.name).unwrap())
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let names = [
+        "safety-partial.safetensors",
+        "base-safety.safetensors",
+        "math.safetensors",
+        "base-math.safetensors",
+    ];
+    let cfg = config(&d, "partial.yaml", names, "");
+    refused(
+        &cfg,
+        &out,
+        &[
+            "models[0].scores.model has no scores for 30 of the 39 tensors merged",
+            "layers 1–3",
+            "model.embed_tokens.weight",
+            "missing_scores: base",
+        ],
+    );
+    // Opting in: merged, with one warning for all of them (not one per tensor, not twice).
+    let opted = config(&d, "opted.yaml", names, ", missing_scores: base");
+    let dry = merge(&opted, &out, true);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(text(&dry.stdout).contains("tensors without scores follow `missing_scores`"));
+    let run = merge(&opted, &out, false);
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert_eq!(
+        err.matches("merged as base (missing_scores)").count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "no terminal colour codes: {err}");
+}
+
+#[test]
+fn the_dry_run_checks_what_the_run_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let cfg = d.join("configs/led.yaml");
+    let out = dir.path().join("merged");
+    let dry = merge(&cfg, &out, true);
+    let plan = text(&dry.stdout);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    // A summary, the score check, and no per-tensor lines without -v.
+    assert!(
+        plan.contains("tensors: 39 merged by led")
+            && plan.contains("scores: 4 of 4 score file(s) checked")
+            && !plan.contains("model.layers.0.mlp.up_proj.weight"),
+        "{plan}"
+    );
+    std::fs::create_dir(&out).unwrap();
+    for dry in [true, false] {
+        let r = merge(&cfg, &out, dry);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(err.contains("already exists (pass --force"), "{err}");
+    }
+    // Without a terminal, progress comes as lines (first and final state here: a short run).
+    let run = led()
+        .arg("merge")
+        .arg(&cfg)
+        .arg(&out)
+        .arg("--force")
+        .output()
+        .unwrap();
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(
+        err.contains("merging: (0 %)") && err.contains("merging: (100 %)"),
+        "{err}"
+    );
+    // Every subcommand's help has examples.
+    for sub in ["merge", "analyze", "inspect", "demo", "locate"] {
+        let help = text(&led().args([sub, "--help"]).output().unwrap().stdout);
+        assert!(help.contains("Examples:"), "led {sub} --help: {help}");
+    }
+}
+
+/// Score files from `led locate` record the weights' fingerprint: a swap is named by it, and
+/// rewriting a model's weights after scoring it is caught too.
+#[cfg(feature = "attribution")]
+#[test]
+fn located_score_files_are_checked_by_their_weights_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    for (name, model) in [
+        ("safety", "safety"),
+        ("base-safety", "base"),
+        ("math", "math"),
+        ("base-math", "base"),
+    ] {
+        let r = led()
+            .args(["locate", "--scorer", "random", "--force", "--model"])
+            .arg(d.join(model))
+            .arg("--out")
+            .arg(d.join(format!("scores/{name}.safetensors")))
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", text(&r.stderr));
+    }
+    let out = dir.path().join("merged");
+    let ok = config(&d, "located.yaml", RIGHT, "");
+    let dry = merge(&ok, &out, true);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let swapped = config(&d, "located-swapped.yaml", SWAPPED, "");
+    refused(
+        &swapped,
+        &out,
+        &["the weights differ", "It was computed on models[1]"],
+    );
+    // `led scores sum` takes shards only; the random scorer cannot be sharded.
+    let r = led()
+        .args(["scores", "sum", "--out"])
+        .arg(dir.path().join("sum.safetensors"))
+        .arg(d.join("scores/safety.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        text(&r.stderr).contains("not a shard"),
+        "{}",
+        text(&r.stderr)
+    );
+    let r = led()
+        .args(["locate", "--scorer", "random", "--shard", "0/2", "--model"])
+        .arg(d.join("safety"))
+        .arg("--out")
+        .arg(dir.path().join("part.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        text(&r.stderr).contains("random scorer uses none"),
+        "{}",
+        text(&r.stderr)
+    );
+    // The safety model rewritten after it was scored: its old scores no longer answer for it.
+    let weights = d.join("safety/model-00001-of-00005.safetensors");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&weights, std::fs::read(&weights).unwrap()).unwrap();
+    refused(&ok, &out, &["models[0].scores.model", "the weights differ"]);
+}
+
+/// The demo's task-arithmetic config with `extra` top-level YAML.
+fn ta_config(d: &Path, name: &str, extra: &str) -> std::path::PathBuf {
+    let yaml = format!(
+        "merge_method: task_arithmetic\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1.0}}\n{extra}",
+        d.join("base").display(),
+        d.join("math").display(),
+    );
+    let path = d.join("configs").join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn no_output_transformers_cannot_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let out = dir.path().join("merged");
+    // mergekit's `union` vocabulary is not taken as a path: it needs the models' tokenizers.
+    let union = ta_config(&d, "union.yaml", "tokenizer_source: union\n");
+    refused(&union, &out, &["tokenizer_source", "has no tokenizer.json"]);
+    // A path that is not a model directory.
+    let nowhere = ta_config(&d, "nowhere.yaml", "tokenizer_source: /nonexistent/tok\n");
+    refused(
+        &nowhere,
+        &out,
+        &[
+            "tokenizer_source",
+            "/nonexistent/tok",
+            "not a model directory",
+        ],
+    );
+    // A model directory without a tokenizer.
+    let wider = ta_config(
+        &d,
+        "wider.yaml",
+        &format!("tokenizer_source: {}\n", d.join("math").display()),
+    );
+    refused(
+        &wider,
+        &out,
+        &["not a model directory with a tokenizer.json"],
+    );
+    // A base whose config.json disagrees with its own tensors: the merge is checked as a
+    // loader would before it is moved into place, and nothing is written.
+    let base_config = d.join("base/config.json");
+    let base_text = std::fs::read_to_string(&base_config).unwrap();
+    std::fs::write(
+        &base_config,
+        base_text.replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5"),
+    )
+    .unwrap();
+    let ok = ta_config(&d, "ta.yaml", "");
+    let r = merge(&ok, &out, false);
+    let err = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("would not load") && err.contains("num_hidden_layers is 5"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporary output left behind: {left:?}");
+}
+
+/// What mergekit users write that led does not do gets a message they can act on, with no
+/// Rust API names; what mergekit merely ignores is a warning.
+#[test]
+fn mergekit_spellings_get_actionable_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let out = dir.path().join("merged");
+    let cases = [
+        (
+            "multi.yaml",
+            format!(
+                "merge_method: linear\nmodels:\n  - model: {0}\n---\nmerge_method: linear\nmodels:\n  - model: {0}\n",
+                d.join("math").display()
+            ),
+            "several YAML documents",
+        ),
+        (
+            "hub.yaml",
+            "merge_method: linear\nmodels:\n  - model: meta-llama/Llama-3-8B\n    parameters: {weight: 1}\n".to_owned(),
+            "huggingface-cli download meta-llama/Llama-3-8B",
+        ),
+        (
+            "lora.yaml",
+            format!(
+                "merge_method: linear\nmodels:\n  - model: {}+{}\n    parameters: {{weight: 1}}\n",
+                d.join("math").display(),
+                d.join("lora").display()
+            ),
+            "merge_and_unload",
+        ),
+        (
+            "setting.yaml",
+            format!(
+                "merge_method: linear\nmodels:\n  - model: {}\n    parameters: {{weight: {{a: 1}}}}\n",
+                d.join("math").display()
+            ),
+            "a gradient list",
+        ),
+    ];
+    for (name, yaml, needle) in cases {
+        let cfg = d.join("configs").join(name);
+        std::fs::write(&cfg, yaml).unwrap();
+        let r = merge(&cfg, &out, true);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(
+            !err.contains("from_str") && !err.contains("untagged enum"),
+            "{err}"
+        );
+    }
+    // DELLA's density ± epsilon outside (0, 1): refused by the dry run, as by the run.
+    let della = d.join("configs/della.yaml");
+    std::fs::write(
+        &della,
+        format!(
+            "merge_method: della\nbase_model: {}\nmodels:\n  - model: {}\n    parameters: {{weight: 1, density: 0.9, epsilon: 0.15}}\n",
+            d.join("base").display(),
+            d.join("math").display()
+        ),
+    )
+    .unwrap();
+    refused(
+        &della,
+        &out,
+        &["density − epsilon", "density 0.9, epsilon 0.15"],
+    );
+    // `density` means nothing to linear: ignored with a warning, as mergekit does; a name no
+    // method knows is still an error.
+    let cfg = d.join("configs/ignored.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "merge_method: linear\nmodels:\n  - model: {}\n    parameters: {{weight: 1, density: 0.5}}\n",
+            d.join("math").display()
+        ),
+    )
+    .unwrap();
+    let r = merge(&cfg, &out, true);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stdout).contains("models[0].parameters.density is ignored by linear"),
+        "{}",
+        text(&r.stdout)
+    );
+    let typo = d.join("configs/typo.yaml");
+    std::fs::write(
+        &typo,
+        format!(
+            "merge_method: linear\nmodels:\n  - model: {}\n    parameters: {{weight: 1, densty: 0.5}}\n",
+            d.join("math").display()
+        ),
+    )
+    .unwrap();
+    let r = merge(&typo, &out, true);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("densty"), "{}", text(&r.stderr));
+}

@@ -1,0 +1,455 @@
+//! Opening checkpoints (a Hugging Face model directory or one `.safetensors` file) and reading
+//! tensors as `f32` with memory bounded by the tensor (or range) read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::error::{Error, IoContext, Result};
+use crate::header::{Entries, first_duplicate, read_header};
+use crate::{Dtype, INDEX_FILE, SINGLE_FILE, decode_f32};
+
+/// What the reader knows about one tensor, from headers alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Tensor name, e.g. `model.layers.0.self_attn.q_proj.weight`.
+    pub name: String,
+    /// Element type on disk.
+    pub dtype: Dtype,
+    /// Shape (row-major).
+    pub shape: Vec<usize>,
+    /// Size of the data on disk in bytes.
+    pub byte_len: u64,
+    /// The shard file holding it, relative to the checkpoint directory (the file name for a
+    /// single-file checkpoint).
+    pub shard: PathBuf,
+    shard_idx: usize,
+    /// Absolute offset of the first byte in the shard file.
+    offset: u64,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Debug)]
+struct Shard {
+    path: PathBuf,
+    file: File,
+    metadata: BTreeMap<String, String>,
+}
+
+/// Validate a whole safetensors file held in memory (`name` is used in errors): the header and
+/// every tensor's place in the data section, exactly as [`Checkpoint::open`] checks a file.
+/// Returns the number of tensors.
+pub fn validate_safetensors(name: &str, bytes: &[u8]) -> Result<usize> {
+    let path = Path::new(name);
+    if bytes.len() < 8 {
+        return Err(Error::TooShort {
+            path: path.into(),
+            len: bytes.len() as u64,
+        });
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let file_len = bytes.len() as u64;
+    if n > crate::MAX_HEADER_SIZE {
+        return Err(Error::HeaderTooLarge {
+            path: path.into(),
+            len: n,
+            limit: crate::MAX_HEADER_SIZE,
+        });
+    }
+    if n > file_len - 8 {
+        return Err(Error::HeaderBeyondFile {
+            path: path.into(),
+            len: n,
+            file_len,
+        });
+    }
+    let header =
+        crate::header::parse_header(path, &bytes[8..8 + n as usize], 8 + n, file_len - 8 - n)?;
+    Ok(header.tensors.len())
+}
+
+/// An open checkpoint: headers parsed and validated, no tensor data read.
+///
+/// ```no_run
+/// let ckpt = led_merging_io::Checkpoint::open("models/llama-3-8b")?;
+/// for t in ckpt.tensors() {
+///     println!("{} {} {:?} in {}", t.name, t.dtype, t.shape, t.shard.display());
+/// }
+/// let q = ckpt.read_f32("model.layers.0.self_attn.q_proj.weight")?;
+/// # Ok::<(), led_merging_io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Checkpoint {
+    path: PathBuf,
+    shards: Vec<Shard>,
+    tensors: Vec<TensorInfo>,
+    by_name: HashMap<String, usize>,
+    index_metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexFile {
+    #[serde(default)]
+    metadata: serde_json::Map<String, serde_json::Value>,
+    weight_map: Entries<String>,
+}
+
+/// A shard path from an index must be a plain relative path inside the directory.
+fn is_contained(rel: &str) -> bool {
+    let p = Path::new(rel);
+    !rel.is_empty()
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && p.components().any(|c| matches!(c, Component::Normal(_)))
+}
+
+impl Checkpoint {
+    /// Open a checkpoint directory (`model.safetensors`, else `model.safetensors.index.json`
+    /// and its shards, as transformers does) or a single `.safetensors` file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).at(path)?;
+        if !meta.is_dir() {
+            let name = path
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| path.into());
+            return Self::from_shards(path, vec![(path.to_path_buf(), name)], None);
+        }
+        let single = path.join(SINGLE_FILE);
+        if single.is_file() {
+            return Self::from_shards(path, vec![(single, SINGLE_FILE.into())], None);
+        }
+        let index = path.join(INDEX_FILE);
+        if !index.is_file() {
+            return Err(Error::NoWeights { path: path.into() });
+        }
+        Self::open_index(path, &index)
+    }
+
+    fn open_index(dir: &Path, index: &Path) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidIndex {
+            path: index.into(),
+            reason,
+        };
+        let text = std::fs::read(index).at(index)?;
+        if text.len() as u64 > crate::MAX_HEADER_SIZE {
+            return Err(bad(format!(
+                "{} bytes is larger than the {} byte limit",
+                text.len(),
+                crate::MAX_HEADER_SIZE
+            )));
+        }
+        let parsed: IndexFile = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+        let weight_map = parsed.weight_map.0;
+        if let Some(dup) = first_duplicate(weight_map.iter().map(|(k, _)| k.as_str())) {
+            return Err(Error::DuplicateTensor {
+                path: index.into(),
+                tensor: dup.into(),
+            });
+        }
+        let canonical_dir = dir.canonicalize().at(dir)?;
+        let mut shard_ids: HashMap<&str, usize> = HashMap::new();
+        let mut shard_paths = Vec::new();
+        for (tensor, shard) in &weight_map {
+            if shard_ids.contains_key(shard.as_str()) {
+                continue;
+            }
+            let escapes = || Error::ShardEscapes {
+                path: index.into(),
+                tensor: tensor.clone(),
+                shard: shard.clone(),
+            };
+            if !is_contained(shard) {
+                return Err(escapes());
+            }
+            let full = dir.join(shard);
+            let canonical = match full.canonicalize() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::MissingShard {
+                        path: index.into(),
+                        tensor: tensor.clone(),
+                        shard: full,
+                    });
+                }
+                Err(e) => return Err(Error::io(full, e)),
+            };
+            // A symlink may point anywhere: only its target counts.
+            if !canonical.starts_with(&canonical_dir) {
+                return Err(escapes());
+            }
+            shard_ids.insert(shard, shard_paths.len());
+            shard_paths.push((full, PathBuf::from(shard)));
+        }
+        let wanted: Vec<(String, usize)> = weight_map
+            .iter()
+            .map(|(t, s)| (t.clone(), shard_ids[s.as_str()]))
+            .collect();
+        Self::from_shards(dir, shard_paths, Some((wanted, parsed.metadata)))
+    }
+
+    /// Build from shard files; with an index, keep exactly the tensors it maps to each shard.
+    #[allow(clippy::type_complexity)]
+    fn from_shards(
+        root: &Path,
+        shard_paths: Vec<(PathBuf, PathBuf)>,
+        index: Option<(
+            Vec<(String, usize)>,
+            serde_json::Map<String, serde_json::Value>,
+        )>,
+    ) -> Result<Self> {
+        let mut shards = Vec::with_capacity(shard_paths.len());
+        let mut per_shard: Vec<HashMap<String, TensorInfo>> = Vec::with_capacity(shard_paths.len());
+        for (idx, (full, rel)) in shard_paths.into_iter().enumerate() {
+            let file = File::open(&full).at(&full)?;
+            let header = read_header(&full, &file)?;
+            let infos = header
+                .tensors
+                .into_iter()
+                .map(|t| {
+                    let info = TensorInfo {
+                        name: t.name.clone(),
+                        dtype: t.dtype,
+                        shape: t.shape,
+                        byte_len: t.end - t.begin,
+                        shard: rel.clone(),
+                        shard_idx: idx,
+                        offset: header.data_start + t.begin,
+                    };
+                    (t.name, info)
+                })
+                .collect();
+            per_shard.push(infos);
+            shards.push(Shard {
+                path: full,
+                file,
+                metadata: header.metadata,
+            });
+        }
+        let (mut tensors, index_metadata) = match index {
+            None => (
+                per_shard
+                    .into_iter()
+                    .flat_map(|m| m.into_values())
+                    .collect::<Vec<_>>(),
+                serde_json::Map::new(),
+            ),
+            Some((wanted, meta)) => {
+                let mut out = Vec::with_capacity(wanted.len());
+                for (name, shard) in wanted {
+                    let info = per_shard[shard]
+                        .remove(&name)
+                        .ok_or_else(|| Error::NotInShard {
+                            path: shards[shard].path.clone(),
+                            tensor: name.clone(),
+                        })?;
+                    out.push(info);
+                }
+                for (shard, rest) in shards.iter().zip(&per_shard) {
+                    if let Some(extra) = rest.keys().next() {
+                        tracing::warn!(
+                            "{}: {} tensor(s) not in the index are ignored (first {extra:?})",
+                            shard.path.display(),
+                            rest.len()
+                        );
+                    }
+                }
+                (out, meta)
+            }
+        };
+        // Header order is unspecified: sort by name so every listing is deterministic.
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let by_name = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(Checkpoint {
+            path: root.to_path_buf(),
+            shards,
+            tensors,
+            by_name,
+            index_metadata,
+        })
+    }
+
+    /// The path this checkpoint was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every tensor, sorted by name.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    /// One tensor's description, if present.
+    pub fn get(&self, name: &str) -> Option<&TensorInfo> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// Whether the checkpoint holds `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// One tensor's description, or an error naming the checkpoint and tensor.
+    pub fn info(&self, name: &str) -> Result<&TensorInfo> {
+        self.get(name).ok_or_else(|| Error::TensorNotFound {
+            path: self.path.clone(),
+            tensor: name.into(),
+        })
+    }
+
+    /// The `__metadata__` of the first shard (every shard carries the same one when written by
+    /// this crate).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.shards[0].metadata
+    }
+
+    /// The `__metadata__` of every shard, with the shard's path.
+    pub fn shard_metadata(&self) -> impl Iterator<Item = (&Path, &BTreeMap<String, String>)> {
+        self.shards.iter().map(|s| (s.path.as_path(), &s.metadata))
+    }
+
+    /// The index file's `metadata` object (empty without an index).
+    pub fn index_metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.index_metadata
+    }
+
+    /// Sum of all tensors' sizes on disk.
+    pub fn total_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.byte_len).sum()
+    }
+
+    fn bad_range(&self, name: &str, reason: String) -> Error {
+        Error::BadRange {
+            path: self.path.clone(),
+            tensor: name.into(),
+            reason,
+        }
+    }
+
+    /// Map exactly the bytes of elements `range` of `info` (nothing else of the file).
+    fn map_elements(&self, info: &TensorInfo, range: &Range<usize>) -> Result<Option<Mmap>> {
+        let size = info.dtype.size() as u64;
+        let len = (range.end - range.start) as u64 * size;
+        if len == 0 {
+            return Ok(None);
+        }
+        let shard = &self.shards[info.shard_idx];
+        let offset = info.offset + range.start as u64 * size;
+        // SAFETY: the map is read-only and private to this call; like every mmap-based reader
+        // (safetensors, candle), we rely on nobody truncating the input file while we read it.
+        let map = unsafe {
+            MmapOptions::new()
+                .populate()
+                .offset(offset)
+                .len(len as usize)
+                .map(&shard.file)
+        }
+        .at(&shard.path)?;
+        Ok(Some(map))
+    }
+
+    fn check_range(&self, info: &TensorInfo, range: &Range<usize>) -> Result<()> {
+        let n = info.numel();
+        if range.start > range.end || range.end > n {
+            return Err(self.bad_range(
+                &info.name,
+                format!("element range {range:?} is outside 0..{n}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Read elements `range` (flat, row-major) of tensor `name` into `out` as `f32`.
+    /// `out.len()` must equal the range's length.
+    pub fn read_f32_range_into(
+        &self,
+        name: &str,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let info = self.info(name)?;
+        self.check_range(info, &range)?;
+        if out.len() != range.len() {
+            return Err(self.bad_range(
+                name,
+                format!(
+                    "output buffer holds {} elements, range {range:?} has {}",
+                    out.len(),
+                    range.len()
+                ),
+            ));
+        }
+        if !info.dtype.readable_as_f32() {
+            return Err(Error::UnsupportedDtype {
+                path: self.shards[info.shard_idx].path.clone(),
+                tensor: name.into(),
+                dtype: info.dtype,
+                reason: "cannot be read as f32",
+            });
+        }
+        if let Some(map) = self.map_elements(info, &range)? {
+            let ok = decode_f32(info.dtype, &map, out);
+            debug_assert!(ok);
+        }
+        Ok(())
+    }
+
+    /// Read elements `range` (flat, row-major) of tensor `name` as `f32`.
+    pub fn read_f32_range(&self, name: &str, range: Range<usize>) -> Result<Vec<f32>> {
+        let info = self.info(name)?;
+        // Moderate lengths decode serially into a fresh vector (no zeroing pass); long ones in
+        // parallel.
+        if range.len() > 1 << 20 || !info.dtype.readable_as_f32() || range.start > range.end {
+            let mut out = vec![0.0; range.len()];
+            self.read_f32_range_into(name, range, &mut out)?;
+            return Ok(out);
+        }
+        self.check_range(info, &range)?;
+        Ok(match self.map_elements(info, &range)? {
+            Some(map) => crate::dtype::decode_f32_vec(info.dtype, &map).expect("readable"),
+            None => Vec::new(),
+        })
+    }
+
+    /// Read tensor `name` into `out` (length = numel) as `f32`.
+    pub fn read_f32_into(&self, name: &str, out: &mut [f32]) -> Result<()> {
+        let n = self.info(name)?.numel();
+        self.read_f32_range_into(name, 0..n, out)
+    }
+
+    /// Read tensor `name` as `f32`.
+    pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let n = self.info(name)?.numel();
+        self.read_f32_range(name, 0..n)
+    }
+
+    /// Read tensor `name`'s raw little-endian bytes, whatever its dtype.
+    pub fn read_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let n = self.info(name)?.numel();
+        self.read_bytes_range(name, 0..n)
+    }
+
+    /// Read the raw little-endian bytes of elements `range` (flat, row-major) of tensor `name`.
+    pub fn read_bytes_range(&self, name: &str, range: Range<usize>) -> Result<Vec<u8>> {
+        let info = self.info(name)?;
+        self.check_range(info, &range)?;
+        Ok(self
+            .map_elements(info, &range)?
+            .map(|m| m.to_vec())
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,580 @@
+//! Top-r threshold selection in O(n): a two-pass radix (histogram) select on the scores' bits,
+//! never a sort (docs/how-led-works.md, "2. Elect").
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// The outcome of selecting a tensor's top-r set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// Number of elements n.
+    pub len: usize,
+    /// k = floor(r · n), computed in f64.
+    pub k: usize,
+    /// The k-th largest score t; `None` when k = 0 (nothing is elected).
+    pub value: Option<f32>,
+    /// True membership count: elements with `s ≥ t` and `s > 0` (ties at t all counted, so it
+    /// can exceed k; zeros never count, so it can fall short of k).
+    pub members: usize,
+}
+
+impl Threshold {
+    /// Whether a score is in the top-r set: `s ≥ t` and `s > 0`.
+    #[inline]
+    pub fn admits(&self, s: f32) -> bool {
+        s >= self.cutoff()
+    }
+
+    /// The single cut-off equivalent to `s ≥ t ∧ s > 0` for finite scores: max(t, the
+    /// smallest positive f32), or +∞ when nothing is elected. One comparison per element
+    /// keeps the membership scan vectorisable.
+    #[inline]
+    pub fn cutoff(&self) -> f32 {
+        match self.value {
+            Some(t) => t.max(f32::from_bits(1)),
+            None => f32::INFINITY,
+        }
+    }
+}
+
+/// Scores up to this length are selected with `select_nth_unstable` on a copy.
+const SMALL: usize = 1 << 16;
+/// Elements per parallel histogram task.
+const CHUNK: usize = 1 << 20;
+
+/// Order-preserving map of a finite f32 onto u32 (negative values flipped).
+#[inline]
+fn key(s: f32) -> u32 {
+    let b = s.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+#[inline]
+fn unkey(k: u32) -> f32 {
+    f32::from_bits(if k & 0x8000_0000 != 0 {
+        k & 0x7FFF_FFFF
+    } else {
+        !k
+    })
+}
+
+fn check_ratio(tensor: &str, ratio: f64) -> Result<()> {
+    if ratio.is_nan() || ratio <= 0.0 || ratio > 1.0 {
+        return Err(Error::BadRatio {
+            tensor: tensor.into(),
+            ratio,
+        });
+    }
+    Ok(())
+}
+
+/// k = floor(r · n) in f64, as the spec fixes it.
+pub fn top_k(ratio: f64, n: usize) -> usize {
+    ((ratio * n as f64).floor() as usize).min(n)
+}
+
+fn non_finite(tensor: &str, scores: &[f32]) -> Error {
+    let count = scores.par_iter().filter(|s| !s.is_finite()).count();
+    let first = scores.iter().position(|s| !s.is_finite()).unwrap_or(0);
+    Error::NonFinite {
+        tensor: tensor.into(),
+        count,
+        first,
+    }
+}
+
+/// Add to `hist` (65536 buckets) the counts of one 16-bit digit of the keys, in parallel for
+/// more than one chunk (one histogram per worker); `false` if any score is not finite (checked
+/// in the same pass; `hist` is then partly updated).
+fn histogram(
+    scores: &[f32],
+    hist: &mut [u64],
+    select: impl Fn(u32) -> Option<usize> + Sync,
+) -> bool {
+    let count = |h: &mut [u64], chunk: &[f32]| {
+        let mut bad = false;
+        for &s in chunk {
+            bad |= !s.is_finite();
+            if let Some(b) = select(key(s)) {
+                h[b] += 1;
+            }
+        }
+        !bad
+    };
+    if scores.len() <= CHUNK {
+        return count(hist, scores);
+    }
+    let counted = scores
+        .par_chunks(CHUNK)
+        .try_fold(
+            || vec![0u64; 1 << 16],
+            |mut h, chunk| count(&mut h, chunk).then_some(h),
+        )
+        .try_reduce(
+            || vec![0u64; 1 << 16],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                Some(a)
+            },
+        );
+    match counted {
+        Some(h) => {
+            hist.iter_mut().zip(&h).for_each(|(x, y)| *x += y);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Walk buckets from the top until `k` elements are covered; returns (bucket, count above it).
+fn find_bucket(h: &[u64], k: u64) -> (usize, u64) {
+    let mut above = 0;
+    for b in (0..h.len()).rev() {
+        if above + h[b] >= k {
+            return (b, above);
+        }
+        above += h[b];
+    }
+    unreachable!("k ≤ n")
+}
+
+fn count_members(scores: &[f32], t: f32) -> usize {
+    scores.par_iter().filter(|&&s| s >= t && s > 0.0).count()
+}
+
+/// Select tensor `tensor`'s top-r threshold over `scores` (docs/how-led-works.md, "2. Elect"). Errors for an empty
+/// tensor, r outside (0, 1], and NaN or infinite scores.
+///
+/// ```
+/// # use led_merging_mask::select_threshold;
+/// let t = select_threshold("w", &[9.0, 8.0, 7.0, 7.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0], 0.3)?;
+/// assert_eq!((t.k, t.value, t.members), (3, Some(7.0), 4)); // the tie at 7 is kept
+/// # Ok::<(), led_merging_mask::Error>(())
+/// ```
+pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Threshold> {
+    check_ratio(tensor, ratio)?;
+    let n = scores.len();
+    if n == 0 {
+        return Err(Error::Empty {
+            tensor: tensor.into(),
+        });
+    }
+    let k = top_k(ratio, n);
+    if n <= SMALL {
+        return select_small(tensor, scores, k);
+    }
+    let mut hi = vec![0u64; 1 << 16];
+    if !histogram(scores, &mut hi, |key| Some((key >> 16) as usize)) {
+        return Err(non_finite(tensor, scores));
+    }
+    if k == 0 {
+        return Ok(Threshold {
+            len: n,
+            k,
+            value: None,
+            members: 0,
+        });
+    }
+    let (bucket, above) = find_bucket(&hi, k as u64);
+    let mut lo = vec![0u64; 1 << 16];
+    histogram(scores, &mut lo, |key| {
+        ((key >> 16) as usize == bucket).then_some((key & 0xFFFF) as usize)
+    });
+    let (low, _) = find_bucket(&lo, k as u64 - above);
+    let t = unkey(((bucket as u32) << 16) | low as u32);
+    // Members are the keys ≥ key(t) when t > 0 (then `s > 0` adds nothing), which the two
+    // histograms already counted; with t ≤ 0 the `s > 0` rule needs one more pass.
+    let members = if t > 0.0 {
+        (above + lo[low..].iter().sum::<u64>()) as usize
+    } else {
+        count_members(scores, t)
+    };
+    Ok(Threshold {
+        len: n,
+        k,
+        value: Some(t),
+        members,
+    })
+}
+
+/// Top-r threshold selection over a score tensor too large to hold at once (docs/how-led-works.md, "2. Elect"; the same
+/// result as [`select_threshold`]): the caller feeds every score, in chunks of any size and in
+/// any order, once per pass, while [`StreamingThreshold::needs_pass`] says so (two passes, a
+/// third when the threshold is not positive).
+///
+/// ```
+/// # use led_merging_mask::{StreamingThreshold, select_threshold};
+/// let scores = [9.0, 8.0, 7.0, 7.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0];
+/// let mut s = StreamingThreshold::new("w", scores.len(), 0.3)?;
+/// while s.needs_pass() {
+///     for chunk in scores.chunks(3) {
+///         s.feed(chunk)?;
+///     }
+///     s.end_pass()?;
+/// }
+/// assert_eq!(s.finish(), select_threshold("w", &scores, 0.3)?);
+/// # Ok::<(), led_merging_mask::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamingThreshold {
+    tensor: String,
+    len: usize,
+    k: usize,
+    stage: Stage,
+    /// Scores fed in this pass.
+    fed: usize,
+    hist: Vec<u64>,
+    /// Non-finite scores seen in the first pass: (count, first position).
+    bad: Option<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    High,
+    Low {
+        bucket: usize,
+        above: u64,
+    },
+    Members {
+        t: f32,
+        members: usize,
+        greater: usize,
+    },
+    /// The threshold and how many scores exceed it.
+    Done(Threshold, usize),
+}
+
+impl StreamingThreshold {
+    /// Start selecting the top `ratio` of `len` scores of tensor `tensor`.
+    pub fn new(tensor: &str, len: usize, ratio: f64) -> Result<Self> {
+        check_ratio(tensor, ratio)?;
+        Self::with_k(tensor, len, top_k(ratio, len))
+    }
+
+    /// Start selecting the `k` largest of `len` scores of tensor `tensor` (k ≤ len; k = 0
+    /// selects nothing).
+    pub fn with_k(tensor: &str, len: usize, k: usize) -> Result<Self> {
+        if k > len {
+            return Err(Error::BadK {
+                tensor: tensor.into(),
+                k,
+                len,
+            });
+        }
+        if len == 0 {
+            return Err(Error::Empty {
+                tensor: tensor.into(),
+            });
+        }
+        Ok(StreamingThreshold {
+            tensor: tensor.into(),
+            len,
+            k,
+            stage: Stage::High,
+            fed: 0,
+            hist: vec![0; 1 << 16],
+            bad: None,
+        })
+    }
+
+    /// Whether another pass over all scores is needed.
+    pub fn needs_pass(&self) -> bool {
+        !matches!(self.stage, Stage::Done(..))
+    }
+
+    /// Feed the next chunk of scores of the current pass.
+    pub fn feed(&mut self, chunk: &[f32]) -> Result<()> {
+        let start = self.fed;
+        self.fed += chunk.len();
+        if self.fed > self.len {
+            return Err(Error::LengthMismatch {
+                tensor: self.tensor.clone(),
+                what: "scores fed in one pass".into(),
+                expected: self.len,
+                got: self.fed,
+            });
+        }
+        match self.stage {
+            // After non-finite scores the pass fails at its end: the histogram no longer matters.
+            Stage::High => match histogram(chunk, &mut self.hist, |key| Some((key >> 16) as usize))
+            {
+                true => {}
+                false => {
+                    let count = chunk.par_iter().filter(|s| !s.is_finite()).count();
+                    let first = chunk.iter().position(|s| !s.is_finite()).unwrap_or(0);
+                    let (c, f) = self.bad.get_or_insert((0, start + first));
+                    *c += count;
+                    *f = (*f).min(start + first);
+                }
+            },
+            Stage::Low { bucket, .. } => {
+                // Finite: checked by the first pass.
+                histogram(chunk, &mut self.hist, |key| {
+                    ((key >> 16) as usize == bucket).then_some((key & 0xFFFF) as usize)
+                });
+            }
+            Stage::Members {
+                t,
+                ref mut members,
+                ref mut greater,
+            } => {
+                *members += count_members(chunk, t);
+                *greater += chunk.par_iter().filter(|&&s| key(s) > key(t)).count();
+            }
+            Stage::Done(..) => {}
+        }
+        Ok(())
+    }
+
+    /// End the current pass (every score must have been fed).
+    pub fn end_pass(&mut self) -> Result<()> {
+        if self.fed != self.len && self.needs_pass() {
+            return Err(Error::LengthMismatch {
+                tensor: self.tensor.clone(),
+                what: "scores fed in one pass".into(),
+                expected: self.len,
+                got: self.fed,
+            });
+        }
+        self.fed = 0;
+        let (len, k) = (self.len, self.k);
+        self.stage = match self.stage {
+            Stage::High => {
+                if let Some((count, first)) = self.bad {
+                    return Err(Error::NonFinite {
+                        tensor: self.tensor.clone(),
+                        count,
+                        first,
+                    });
+                }
+                if k == 0 {
+                    Stage::Done(
+                        Threshold {
+                            len,
+                            k,
+                            value: None,
+                            members: 0,
+                        },
+                        0,
+                    )
+                } else {
+                    let (bucket, above) = find_bucket(&self.hist, k as u64);
+                    self.hist.iter_mut().for_each(|x| *x = 0);
+                    Stage::Low { bucket, above }
+                }
+            }
+            Stage::Low { bucket, above } => {
+                let (low, _) = find_bucket(&self.hist, k as u64 - above);
+                let t = unkey(((bucket as u32) << 16) | low as u32);
+                let greater = (above + self.hist[low + 1..].iter().sum::<u64>()) as usize;
+                if t > 0.0 {
+                    Stage::Done(
+                        Threshold {
+                            len,
+                            k,
+                            value: Some(t),
+                            members: greater + self.hist[low] as usize,
+                        },
+                        greater,
+                    )
+                } else {
+                    Stage::Members {
+                        t,
+                        members: 0,
+                        greater: 0,
+                    }
+                }
+            }
+            Stage::Members {
+                t,
+                members,
+                greater,
+            } => Stage::Done(
+                Threshold {
+                    len,
+                    k,
+                    value: Some(t),
+                    members,
+                },
+                greater,
+            ),
+            done @ Stage::Done(..) => done,
+        };
+        Ok(())
+    }
+
+    /// The threshold, once no pass is needed.
+    ///
+    /// # Panics
+    /// If a pass is still needed.
+    pub fn finish(self) -> Threshold {
+        self.finish_with_greater().0
+    }
+
+    /// The threshold and how many scores are strictly greater than it (in the total order of
+    /// f32: the k-th largest is then reached by taking `k − greater` of the scores equal to
+    /// it, e.g. by lowest index, for an exact top-k).
+    ///
+    /// # Panics
+    /// If a pass is still needed.
+    pub fn finish_with_greater(self) -> (Threshold, usize) {
+        match self.stage {
+            Stage::Done(t, greater) => (t, greater),
+            _ => panic!("StreamingThreshold::finish called before the last pass"),
+        }
+    }
+}
+
+fn select_small(tensor: &str, scores: &[f32], k: usize) -> Result<Threshold> {
+    if scores.iter().any(|s| !s.is_finite()) {
+        return Err(non_finite(tensor, scores));
+    }
+    if k == 0 {
+        return Ok(Threshold {
+            len: scores.len(),
+            k,
+            value: None,
+            members: 0,
+        });
+    }
+    let mut copy = scores.to_vec();
+    let (_, t, _) = copy.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let t = *t;
+    Ok(Threshold {
+        len: scores.len(),
+        k,
+        value: Some(t),
+        members: scores.iter().filter(|&&s| s >= t && s > 0.0).count(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_preserves_order() {
+        let vals = [
+            -f32::MAX,
+            -1.5,
+            -1e-30,
+            -0.0,
+            0.0,
+            1e-38,
+            1.0,
+            2.5,
+            f32::MAX,
+        ];
+        for w in vals.windows(2) {
+            assert!(key(w[0]) < key(w[1]), "{} {}", w[0], w[1]);
+        }
+        for v in vals {
+            assert_eq!(unkey(key(v)).to_bits(), v.to_bits());
+        }
+    }
+
+    #[test]
+    fn spec_worked_example_thresholds() {
+        let ft_a = [9.0, 8.0, 7.0, 7.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0];
+        let base_a = [8.0, 9.0, 1.0, 7.0, 7.0, 6.0, 0.0, 0.0, 0.0, 0.0];
+        let t = select_threshold("a", &ft_a, 0.3).unwrap();
+        assert_eq!((t.k, t.value, t.members), (3, Some(7.0), 4));
+        let t = select_threshold("a", &base_a, 0.3).unwrap();
+        assert_eq!((t.k, t.value, t.members), (3, Some(7.0), 4));
+        let ft_b = [0.0, 1.0, 7.0, 9.0, 8.0, 2.0, 6.0, 5.0, 5.0, 3.0];
+        let t = select_threshold("b", &ft_b, 0.5).unwrap();
+        assert_eq!((t.k, t.value, t.members), (5, Some(5.0), 6));
+    }
+
+    #[test]
+    fn zeros_are_never_members_and_k_zero_elects_nothing() {
+        let t = select_threshold("z", &[0.0, 0.0, 3.0, 0.0], 0.75).unwrap();
+        assert_eq!((t.k, t.value, t.members), (3, Some(0.0), 1));
+        let t = select_threshold("z", &[1.0, 2.0, 3.0], 0.2).unwrap();
+        assert_eq!((t.k, t.value, t.members), (0, None, 0));
+        assert!(!t.admits(3.0));
+        let t = select_threshold("neg", &[-1.0, -2.0, 5.0, -0.5], 1.0).unwrap();
+        assert_eq!((t.k, t.value, t.members), (4, Some(-2.0), 1));
+    }
+
+    #[test]
+    fn bad_inputs_name_the_tensor() {
+        for r in [0.0, -0.1, 1.0001, f64::NAN] {
+            let e = select_threshold("layer.w", &[1.0], r).unwrap_err();
+            assert!(
+                matches!(e, Error::BadRatio { .. }) && e.to_string().contains("\"layer.w\""),
+                "{e}"
+            );
+        }
+        assert!(matches!(
+            select_threshold("e", &[], 0.5),
+            Err(Error::Empty { .. })
+        ));
+        let e = StreamingThreshold::with_k("k", 3, 4).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tensor \"k\": cannot select the 4 largest of 3 elements"
+        );
+        assert!(StreamingThreshold::with_k("k", 3, 3).is_ok());
+        let e = select_threshold("n", &[1.0, f32::NAN, f32::INFINITY], 0.5).unwrap_err();
+        assert_eq!(
+            e,
+            Error::NonFinite {
+                tensor: "n".into(),
+                count: 2,
+                first: 1
+            }
+        );
+        let mut big = vec![1.0f32; SMALL * 3];
+        big[SMALL * 2 + 5] = f32::NEG_INFINITY;
+        let e = select_threshold("big", &big, 0.5).unwrap_err();
+        assert_eq!(
+            e,
+            Error::NonFinite {
+                tensor: "big".into(),
+                count: 1,
+                first: SMALL * 2 + 5
+            }
+        );
+        // k = 0 still validates the scores.
+        assert!(select_threshold("big", &big, 1e-9).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, failure_persistence: None, ..Default::default() })]
+        #[test]
+        fn radix_select_equals_sort_based_select(
+            extra in 1usize..5000,
+            levels in 1u32..300,
+            seed in 0u64..1000,
+            r in 0.0001f64..1.0,
+        ) {
+            // Many ties (few distinct levels), zeros and negatives, beyond the small-input path.
+            let n = SMALL + extra;
+            let scores: Vec<f32> = (0..n as u64)
+                .map(|i| ((i.wrapping_mul(6364136223846793005).wrapping_add(seed) >> 33) % u64::from(levels)) as f32 - 3.0)
+                .collect();
+            let radix = select_threshold("x", &scores, r).unwrap();
+            let small = select_small("x", &scores, top_k(r, n)).unwrap();
+            proptest::prop_assert_eq!(radix, small);
+        }
+    }
+
+    #[test]
+    fn radix_and_small_paths_agree() {
+        let n = SMALL * 4 + 3;
+        let scores: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 10007) as f32 * 0.25 - 100.0)
+            .collect();
+        for r in [1e-6, 0.01, 0.1, 0.5, 0.9, 1.0] {
+            let big = select_threshold("x", &scores, r).unwrap();
+            let small = select_small("x", &scores, top_k(r, n)).unwrap();
+            assert_eq!(big, small, "r = {r}");
+        }
+    }
+}

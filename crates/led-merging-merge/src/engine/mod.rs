@@ -1,0 +1,238 @@
+//! Running a plan: tensor by tensor (in parallel across tensors), part by part within large
+//! tensors (`part.rs`), reading inputs as f32, merging, and writing through `led-merging-io`'s atomic
+//! streaming writer, with provenance (`card.rs`).
+
+mod card;
+mod part;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
+use led_merging_io::{CheckpointWriter, TensorSpec, WriterOptions, Written};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::ops::TensorNote;
+use crate::options::RunOptions;
+use crate::parts::{row_parts, rows_of, rows_per_part};
+use crate::plan::{Action, MergePlan, TensorPlan};
+use part::for_each_part;
+
+/// What a merge did.
+#[derive(Debug)]
+pub struct MergeReport {
+    /// The output.
+    pub written: Written,
+    /// Warnings (planning and per tensor).
+    pub warnings: Vec<String>,
+    /// LED statistics per tensor.
+    pub led: BTreeMap<String, led_merging_mask::TensorStats>,
+}
+
+/// Merge (or copy) tensor `t` into `writer`, advancing `bar` by the bytes of each part written.
+fn merge_tensor(
+    plan: &MergePlan,
+    t: &TensorPlan,
+    writer: &CheckpointWriter,
+    options: &RunOptions,
+    bar: &ProgressBar,
+) -> Result<Vec<TensorNote>> {
+    let part_bytes =
+        |rows: &Range<usize>| (rows.len() * rows_of(&t.shape).1 * t.dtype.size()) as u64;
+    // The base when it holds the tensor, else the first model that does.
+    let reference = plan
+        .base
+        .as_ref()
+        .filter(|b| b.get(&t.name).is_some())
+        .or_else(|| t.inputs.first().map(|&k| &plan.models[k]))
+        .unwrap_or(&plan.models[0]);
+    let row = rows_of(&t.shape).1;
+    if t.action == Action::Copy {
+        let per = rows_per_part(&t.shape, options.part_elements(plan.models.len() + 1));
+        for r in row_parts(&t.shape, per) {
+            let bytes = reference
+                .ckpt
+                .read_bytes_range(reference.source(&t.name), r.start * row..r.end * row)?;
+            writer.write_bytes_chunk(&t.name, r.start * row, &bytes)?;
+            bar.inc(part_bytes(&r));
+        }
+        return Ok(Vec::new());
+    }
+    for_each_part(plan, t, options, true, |job, r| {
+        let mut out = vec![0f32; r.len() * row];
+        let part_notes = if job.models.is_empty()
+            && let Some(base) = job.base
+        {
+            // No model holds this tensor: keep the base's values.
+            out.copy_from_slice(base);
+            Vec::new()
+        } else if job.models.is_empty() {
+            reference.ckpt.read_f32_range_into(
+                reference.source(&t.name),
+                r.start * row..r.end * row,
+                &mut out,
+            )?;
+            Vec::new()
+        } else {
+            plan.method.merge(job, &mut out)?
+        };
+        // A fold without early exit vectorises; the position is searched for only on failure.
+        if !out.iter().fold(true, |ok, x| ok & x.is_finite())
+            && let Some(bad) = out.iter().position(|x| !x.is_finite())
+        {
+            return Err(Error::op(
+                &t.name,
+                plan.method.name(),
+                format!(
+                    "result is not finite at element {}: the inputs hold NaN or infinite values",
+                    r.start * row + bad
+                ),
+            ));
+        }
+        writer.write_f32_chunk(&t.name, r.start * row, &out)?;
+        bar.inc(part_bytes(&r));
+        Ok(part_notes)
+    })
+}
+
+/// LED's election for every merged tensor of `plan`, as [`run`] would report it in
+/// [`MergeReport::led`], from the score checkpoints alone: no weight is read, nothing is
+/// written. An error for methods other than `led`.
+pub fn led_election(
+    plan: &MergePlan,
+    options: &RunOptions,
+) -> Result<BTreeMap<String, led_merging_mask::TensorStats>> {
+    if !plan.method.needs_scores() {
+        return Err(Error::Unsupported(format!(
+            "the election needs merge_method: led, not {}",
+            plan.method.name()
+        )));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .build()
+        .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))?;
+    let stats = Mutex::new(BTreeMap::new());
+    pool.install(|| {
+        plan.tensors
+            .par_iter()
+            .with_max_len(1)
+            .filter(|t| t.action == Action::Merge && !t.inputs.is_empty())
+            .try_for_each(|t| {
+                let notes = for_each_part(plan, t, options, false, |job, _| {
+                    crate::ops::Led::election(job)
+                })?;
+                for n in notes {
+                    if let TensorNote::Led(s) = n {
+                        stats
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(t.name.clone(), s);
+                    }
+                }
+                Ok::<_, Error>(())
+            })
+    })?;
+    Ok(stats.into_inner().expect("not poisoned"))
+}
+
+/// Run `plan` into the directory `out`.
+pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeReport> {
+    let yaml = plan.config.to_yaml();
+    let metadata = card::metadata(plan, &yaml);
+    let specs = plan
+        .tensors
+        .iter()
+        .map(|t| TensorSpec::new(&t.name, t.dtype, t.shape.clone()))
+        .collect();
+    let writer = CheckpointWriter::create_dir(
+        out,
+        specs,
+        WriterOptions {
+            max_shard_size: options.max_shard_size,
+            overwrite: options.force,
+            metadata,
+        },
+    )?;
+    let bar = led_merging_io::progress::bar(
+        plan.output_bytes(),
+        "merging",
+        "{binary_bytes}/{binary_total_bytes}, {binary_bytes_per_sec}",
+        options.progress,
+    );
+    let notes = Mutex::new(Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .build()
+        .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))?;
+    // Large tensors the method needs whole are merged one after another (each still parallel
+    // inside), after the rest: threads never multiply the largest tensors' memory.
+    let (whole, rest): (Vec<&TensorPlan>, Vec<&TensorPlan>) = plan
+        .tensors
+        .iter()
+        .partition(|t| t.action == Action::Merge && plan.layout(t, options).oversized);
+    let merge_one = |t: &TensorPlan| {
+        tracing::debug!(tensor = %t.name, "merging");
+        let n = merge_tensor(plan, t, &writer, options, &bar)?;
+        notes
+            .lock()
+            .expect("not poisoned")
+            .push((t.name.clone(), n));
+        Ok::<_, Error>(())
+    };
+    pool.install(|| {
+        rest.par_iter()
+            .with_max_len(1)
+            .try_for_each(|t| merge_one(t))?;
+        whole.iter().try_for_each(|t| merge_one(t))
+    })?;
+    led_merging_io::progress::finish(&bar);
+    let out_dtype = plan
+        .tensors
+        .iter()
+        .find(|t| t.action == Action::Merge)
+        .map(|t| t.dtype);
+    writer.copy_model_files(&plan.donor, out_dtype)?;
+    if let Some(v) = &plan.vocab {
+        writer.set_vocabulary(&v.tokenizer_dir, v.keep_below, &v.added, v.rows)?;
+    }
+    if let Some(stack) = &plan.stack {
+        writer.restack_config(&stack.layer_sources)?;
+    }
+    let mut template_warning = None;
+    if let Some(template) = &plan.chat_template
+        && !writer.set_chat_template(template)?
+    {
+        template_warning = Some(format!(
+            "chat_template not saved: {} has no tokenizer to give it to",
+            plan.donor.display()
+        ));
+    }
+    writer.add_file("README.md", card::model_card(plan, &yaml).as_bytes())?;
+    // A model transformers cannot load is never moved into place.
+    writer.check_loadable()?;
+    let written = writer.finish()?;
+    let mut warnings = plan.warnings.clone();
+    warnings.extend(template_warning);
+    let mut led = BTreeMap::new();
+    let mut notes = notes.into_inner().expect("not poisoned");
+    notes.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, list) in notes {
+        for note in list {
+            match note {
+                TensorNote::Warning(w) => warnings.push(format!("tensor {name:?}: {w}")),
+                TensorNote::Led(stats) => {
+                    led.insert(name.clone(), stats);
+                }
+            }
+        }
+    }
+    Ok(MergeReport {
+        written,
+        warnings,
+        led,
+    })
+}

@@ -1,0 +1,40 @@
+//! # led-merging-merge: merge operators and the streaming merge engine
+//!
+//! Where it sits: Locate → Elect → Disjoint → **Merge**. This crate runs LED-Merging (with
+//! `led-merging-mask` doing Elect and Disjoint per tensor) and the classic baselines (`linear`,
+//! `task_arithmetic`, `ties`, `dare_linear`, `dare_ties`, `breadcrumbs`, `breadcrumbs_ties`,
+//! `della`, `della_linear`, `model_stock`, `slerp`, `nearswap`, `sce`, `nuslerp`, `multislerp`, `arcee_fusion`, `karcher`, `passthrough`, `ram`, `ramplus_tl`, mergekit's `slices` and tokenizers) from mergekit-style YAML, over sharded
+//! Hugging Face checkpoints, one tensor at a time: memory is bounded by the largest tensor times
+//! the number of inputs (times the threads), never by model size. No libtorch.
+//!
+//! ```no_run
+//! use led_merging_merge::{MergeConfig, MergePlan, RunOptions, run};
+//! let path = std::path::Path::new("merge.yaml");
+//! let plan = MergePlan::new(MergeConfig::from_file(path)?, path)?; // checks everything first
+//! print!("{}", plan.describe(false, &RunOptions::default()));
+//! let report = run(&plan, "merged".as_ref(), &RunOptions::default())?;
+//! println!("wrote {} shard(s)", report.written.shards.len());
+//! # Ok::<(), led_merging_merge::Error>(())
+//! ```
+
+pub mod analyze;
+pub mod config;
+mod engine;
+mod error;
+mod inputs;
+pub mod ops;
+mod options;
+mod parts;
+mod plan;
+mod rng;
+mod score_files;
+mod slices;
+mod sparsify;
+mod vocab;
+
+pub use config::MergeConfig;
+pub use engine::{MergeReport, led_election, run};
+pub use error::{Error, Result};
+pub use options::{BLOCK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, RunOptions, default_max_memory};
+pub use plan::{Action, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};
+pub use vocab::VocabPlan;
