@@ -145,9 +145,9 @@ pub fn set_chat_template(dir: &Path, template: &str) -> Result<bool> {
 
 /// Rewrite `dir`'s `config.json` for a model whose decoder layers were restacked: output
 /// layer i came from layer `layer_sources[i]`. Sets the layer count (`num_hidden_layers`, or
-/// GPT-2's `n_layer`, ...) to their count and
-/// reorders the per-layer `layer_types` list (sliding or full attention) the same way. A
-/// directory without `config.json` is left as it is.
+/// GPT-2's `n_layer`, ...) to their count and reorders the per-layer `layer_types` list
+/// (sliding or full attention) the same way. A directory without `config.json` is left as it
+/// is.
 pub fn restack_config(dir: &Path, layer_sources: &[usize]) -> Result<()> {
     let path = dir.join(CONFIG_FILE);
     if !path.is_file() {

@@ -16,13 +16,12 @@ const LAYER_PREFIXES: &[&str] = &[
     "language_model.model.layers.",
 ];
 
-/// The prefix, layer and rest of a decoder-layer tensor name.
-fn layer_parts(name: &str) -> Option<(&'static str, usize, &str)> {
-    LAYER_PREFIXES.iter().find_map(|&prefix| {
-        let rest = name.strip_prefix(prefix)?;
-        let (index, tail) = rest.split_once('.').unwrap_or((rest, ""));
-        Some((prefix, index.parse().ok()?, tail))
-    })
+/// The prefix, layer and rest of a decoder-layer tensor name: its stack
+/// ([`stack_layer`]) when that is one of [`LAYER_PREFIXES`].
+fn layer_parts(name: &str) -> Option<(&str, usize, &str)> {
+    let (prefix, layer) = stack_layer(name).filter(|(p, _)| LAYER_PREFIXES.contains(p))?;
+    let rest = name[prefix.len()..].split_once('.').map_or("", |(_, r)| r);
+    Some((prefix, layer, rest))
 }
 
 /// The decoder layer of tensor `name` (`model.layers.N.rest`, `transformer.h.N.rest`, ...)

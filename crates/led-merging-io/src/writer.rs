@@ -485,18 +485,20 @@ impl CheckpointWriter {
         crate::files::set_chat_template(&self.temp, template)
     }
 
-    /// For a directory target: give it the tokenizer of `tokenizer_dir` (replacing the one
-    /// added so far) edited to a merged vocabulary of `vocab_size` rows. See
-    /// [`crate::set_vocabulary`].
+    /// For a directory target: edit the tokenizer added so far (or, given `tokenizer_from`,
+    /// that directory's tokenizer, replacing it) to a merged vocabulary of `vocab_size` rows.
+    /// See [`crate::set_vocabulary`].
     pub fn set_vocabulary(
         &self,
-        tokenizer_dir: &Path,
+        tokenizer_from: Option<&Path>,
         keep_below: Option<u32>,
         added: &[serde_json::Value],
         vocab_size: usize,
     ) -> Result<()> {
         self.side_file_path(crate::files::CONFIG_FILE)?;
-        crate::files::copy_tokenizer_files(tokenizer_dir, &self.temp)?;
+        if let Some(dir) = tokenizer_from {
+            crate::files::copy_tokenizer_files(dir, &self.temp)?;
+        }
         crate::vocab::set_vocabulary(&self.temp, keep_below, added, vocab_size)
     }
 

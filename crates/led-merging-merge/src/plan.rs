@@ -126,6 +126,37 @@ fn parse_dtype(path: &Path, key: &str, text: &str) -> Result<Dtype> {
     }
 }
 
+/// `given` (the config's parameters at `key` of the file `path`) without the ones `method`
+/// does not take (`here`) but another method does (`takes`): each dropped with a warning in
+/// `ignored`, as mergekit ignores them. A name no method takes stays, for
+/// [`check_parameters`] to refuse as a typo.
+fn without_ignored(
+    (path, key): (&Path, &str),
+    given: &Parameters,
+    here: &[crate::ops::ParamSpec],
+    method: &dyn MergeMethod,
+    takes: impl Fn(&dyn MergeMethod, &str) -> bool,
+    ignored: &mut Vec<String>,
+) -> Parameters {
+    let mut kept = given.clone();
+    kept.retain(|name, _| {
+        let known_here = here.iter().any(|p| p.name == name);
+        let known_elsewhere = methods()
+            .iter()
+            .filter_map(|m| method_of(m))
+            .any(|m| takes(&*m, name));
+        if !known_here && known_elsewhere {
+            ignored.push(format!(
+                "{}: {key}.{name} is ignored by {}",
+                path.display(),
+                method.name()
+            ));
+        }
+        known_here || !known_elsewhere
+    });
+    kept
+}
+
 /// Where a tensor sits: its gradient position and, with `slices`, its slice.
 struct Position<'a> {
     name: &'a str,
@@ -323,27 +354,21 @@ impl MergePlan {
                 .filter(|p| !method.global_params().iter().any(|g| g.name == p.name))
                 .cloned(),
         );
-        // A top-level parameter this method ignores but another one uses (`r` given to `ram`):
-        // a warning, as in mergekit. A name no method knows stays an error (a typo).
+        // A top-level parameter this method ignores but another one uses (`r` given to `ram`).
         let mut ignored = Vec::new();
-        let mut given = config.parameters.clone();
-        given.retain(|name, _| {
-            let known_here = top_level.iter().any(|p| p.name == name);
-            let known_elsewhere = methods().iter().filter_map(|m| method_of(m)).any(|m| {
+        let given = without_ignored(
+            (path, "parameters"),
+            &config.parameters,
+            &top_level,
+            &*method,
+            |m, name| {
                 m.global_params()
                     .iter()
                     .chain(m.model_params())
                     .any(|p| p.name == name)
-            });
-            if !known_here && known_elsewhere {
-                ignored.push(format!(
-                    "{}: parameters.{name} is ignored by {}",
-                    path.display(),
-                    method.name()
-                ));
-            }
-            known_here || !known_elsewhere
-        });
+            },
+            &mut ignored,
+        );
         let mut errors = Vec::new();
         if let Err(e) = check_parameters(path, "parameters", &given, &top_level, method.name()) {
             errors.push(e);
@@ -400,7 +425,7 @@ impl MergePlan {
         }
         let mut model_entries = Vec::new();
         // Per-model parameters this method ignores but another one uses (`density` given to
-        // `linear`): a warning, as in mergekit.
+        // `linear`).
         for (i, (label, entry, placement)) in entries.into_iter().enumerate() {
             let is_base = method.needs_base()
                 && base_path
@@ -410,22 +435,14 @@ impl MergePlan {
                 continue;
             }
             let at = label.as_str();
-            let mut own = entry.parameters.clone();
-            own.retain(|name, _| {
-                let known_here = method.model_params().iter().any(|p| p.name == name);
-                let known_elsewhere = methods()
-                    .iter()
-                    .filter_map(|m| method_of(m))
-                    .any(|m| m.model_params().iter().any(|p| p.name == name));
-                if !known_here && known_elsewhere {
-                    ignored.push(format!(
-                        "{}: {at}.parameters.{name} is ignored by {}",
-                        path.display(),
-                        method.name()
-                    ));
-                }
-                known_here || !known_elsewhere
-            });
+            let own = without_ignored(
+                (path, &format!("{at}.parameters")),
+                &entry.parameters,
+                method.model_params(),
+                &*method,
+                |m, name| m.model_params().iter().any(|p| p.name == name),
+                &mut ignored,
+            );
             // Every entry is checked: the config's problems are reported together.
             let checked = (|| -> Result<()> {
                 check_parameters(

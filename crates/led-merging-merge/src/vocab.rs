@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use indexmap::IndexMap;
 use led_merging_io::{Vocabulary, plain_added_token};
@@ -68,10 +69,13 @@ fn problem(key: impl Into<String>, reason: impl Into<String>) -> Problem {
     (key.into(), reason.into())
 }
 
-/// An input's vocabulary and how many of its rows are tokens.
+/// An input's vocabulary, its embedding rows and how many of them are tokens.
 struct Known {
-    vocab: Option<Vocabulary>,
+    vocab: Option<Rc<Vocabulary>>,
+    rows: usize,
     size: u32,
+    /// The first input with the same directory (itself when none before it).
+    first: usize,
 }
 
 impl VocabPlan {
@@ -129,24 +133,32 @@ impl VocabPlan {
         // The same directory is read once.
         let mut known: Vec<Known> = Vec::with_capacity(inputs.len());
         for (k, input) in inputs.iter().enumerate() {
-            if let Some(j) = (0..k).find(|&j| same_path(&inputs[j].path, &input.path)) {
-                known.push(Known {
-                    vocab: known[j].vocab.clone(),
-                    size: known[j].size,
-                });
-                continue;
-            }
-            let vocab = Vocabulary::read(&input.path).map_err(|e| problem(key, e.to_string()))?;
+            let first = (0..k)
+                .find(|&j| same_path(&inputs[j].path, &input.path))
+                .unwrap_or(k);
             let rows = input
                 .tensors()
                 .into_iter()
                 .find(|(n, _)| led_merging_io::is_vocab_tensor(n))
                 .and_then(|(_, t)| t.shape.first().copied())
-                .unwrap_or(0) as u64;
-            let size = led_merging_io::config_vocab_size(&input.path).map_or(rows, |v| v.min(rows));
+                .unwrap_or(0);
+            if first < k {
+                known.push(Known {
+                    vocab: known[first].vocab.clone(),
+                    rows,
+                    size: known[first].size,
+                    first,
+                });
+                continue;
+            }
+            let vocab = Vocabulary::read(&input.path).map_err(|e| problem(key, e.to_string()))?;
+            let size = led_merging_io::config_vocab_size(&input.path)
+                .map_or(rows as u64, |v| v.min(rows as u64));
             known.push(Known {
-                vocab,
+                vocab: vocab.map(Rc::new),
+                rows,
                 size: size as u32,
+                first,
             });
         }
         let base_key = base
@@ -174,8 +186,7 @@ impl VocabPlan {
                 .vocab
                 .as_ref()
                 .map_or(0, |v| v.ids.values().filter(|&&i| i >= kn.size).count());
-            if beyond > 0 && (k == base_key || !same_path(&inputs[k].path, &inputs[base_key].path))
-            {
+            if beyond > 0 && (k == base_key || kn.first != known[base_key].first) {
                 warnings.push(format!(
                     "{}: {} token(s) of its tokenizer are beyond its {} embedding rows (vocab_size): left out",
                     inputs[k].label, beyond, kn.size
@@ -231,10 +242,9 @@ impl VocabPlan {
             let mut special: IndexMap<&str, &Value> = IndexMap::new();
             let mut seen = HashSet::new();
             for (k, kn) in known.iter().enumerate() {
-                if (0..k).any(|j| same_path(&inputs[j].path, &inputs[k].path)) {
+                let Some(v) = kn.vocab.as_ref().filter(|_| kn.first == k) else {
                     continue;
-                }
-                let Some(v) = &kn.vocab else { continue };
+                };
                 for (token, id) in v.by_id() {
                     if id >= kn.size {
                         continue;
@@ -284,7 +294,7 @@ impl VocabPlan {
         let perms: Vec<Vec<Option<u32>>> = known
             .iter()
             .map(|kn| {
-                let vocab = kn.vocab.as_ref().unwrap_or(&base_vocab);
+                let vocab = kn.vocab.as_deref().unwrap_or(&base_vocab);
                 names
                     .iter()
                     .map(|t| vocab.ids.get(t).copied().filter(|&i| i < kn.size))
@@ -352,12 +362,7 @@ impl VocabPlan {
                             return Err(problem(at, "give one of `token_id` and `token`"));
                         }
                     };
-                    let held = inputs[k]
-                        .tensors()
-                        .into_iter()
-                        .find(|(n, _)| led_merging_io::is_vocab_tensor(n))
-                        .and_then(|(_, t)| t.shape.first().copied())
-                        .unwrap_or(0);
+                    let held = known[k].rows;
                     if row as usize >= held {
                         return Err(problem(
                             at,
@@ -390,6 +395,11 @@ impl VocabPlan {
             rules,
             names,
         }))
+    }
+
+    /// Whether the config forces token `id`'s source on every model.
+    fn forced(&self, id: u32) -> bool {
+        self.rules.get(&id).is_some_and(|r| r.force)
     }
 
     /// One line for the dry run.
@@ -431,7 +441,6 @@ impl VocabPlan {
                 .read_f32_range(input.source(name), start..start + width)?)
         };
         let mut defaults = HashMap::new();
-        let mut forced = HashSet::new();
         for id in 0..self.tokens as u32 {
             let rule = self.rules.get(&id);
             let present: Vec<usize> = holders
@@ -439,10 +448,7 @@ impl VocabPlan {
                 .map(|&(k, _)| k)
                 .filter(|&k| self.perms[k][id as usize].is_some())
                 .collect();
-            let force = rule.is_some_and(|r| r.force);
-            if force {
-                forced.insert(id);
-            }
+            let force = self.forced(id);
             if !force && present.len() == holders.len() {
                 continue;
             }
@@ -482,7 +488,6 @@ impl VocabPlan {
             name: name.to_owned(),
             width,
             defaults,
-            forced,
             pads: HashMap::new(),
         };
         if self.rows > self.tokens {
@@ -515,7 +520,6 @@ pub(crate) struct Aligned<'a> {
     name: String,
     width: usize,
     defaults: HashMap<u32, Vec<f32>>,
-    forced: HashSet<u32>,
     pads: HashMap<usize, Vec<f32>>,
 }
 
@@ -525,7 +529,7 @@ impl Aligned<'_> {
         let w = self.width;
         let tokens = self.plan.tokens;
         let perm = &self.plan.perms[key];
-        let own = |r: usize| perm[r].filter(|_| !self.forced.contains(&(r as u32)));
+        let own = |r: usize| perm[r].filter(|_| !self.plan.forced(r as u32));
         let mut out = Vec::with_capacity(rows.len() * w);
         let mut r = rows.start;
         while r < rows.end {

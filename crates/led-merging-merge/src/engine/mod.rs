@@ -197,7 +197,10 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         .map(|t| t.dtype);
     writer.copy_model_files(&plan.donor, out_dtype)?;
     if let Some(v) = &plan.vocab {
-        writer.set_vocabulary(&v.tokenizer_dir, v.keep_below, &v.added, v.rows)?;
+        // The donor's tokenizer, just copied, is the one to edit unless another is given.
+        let from = Some(v.tokenizer_dir.as_path())
+            .filter(|dir| !crate::inputs::same_path(dir, &plan.donor));
+        writer.set_vocabulary(from, v.keep_below, &v.added, v.rows)?;
     }
     if let Some(stack) = &plan.stack {
         writer.restack_config(&stack.layer_sources)?;
