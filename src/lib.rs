@@ -11,7 +11,7 @@
 //!   streaming engine driven by mergekit-style YAML.
 //! - `attribution` (`led-merging-attribution`, feature `attribution`): Locate, through libtorch.
 //!
-//! A whole LED merge in a few lines is [`LedMerge`]; LED-Merging on one tensor, straight from
+//! A whole LED merge in a few lines is [`prelude::LedMerge`]; LED-Merging on one tensor, straight from
 //! scores:
 //!
 //! ```
@@ -31,11 +31,6 @@
 //! # Ok::<(), led_merging::mask::Error>(())
 //! ```
 
-mod led;
-
-#[cfg(feature = "attribution")]
-pub use led::resolve_locations;
-pub use led::{Error, LedMerge, Scores, Task};
 #[cfg(feature = "attribution")]
 pub use led_merging_attribution as attribution;
 pub use led_merging_io as io;
@@ -44,8 +39,9 @@ pub use led_merging_merge as merge;
 
 /// What a merge needs, in one `use led_merging::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Error, LedMerge, Scores, Task};
-    pub use led_merging_merge::{MergeConfig, MergePlan, MergeReport, RunOptions, run};
+    pub use led_merging_merge::{
+        Error, LedMerge, MergeConfig, MergePlan, MergeReport, RunOptions, Scores, Task, run,
+    };
 }
 
 // The README's Rust examples are compiled and run as doc tests.

@@ -47,6 +47,10 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Computing the scores a `location:` entry asks for failed.
+    #[cfg(feature = "attribution")]
+    #[error(transparent)]
+    Locate(#[from] led_merging_attribution::Error),
     /// A step that is specified but not available in this build or yet.
     #[error("{0}")]
     Unsupported(String),

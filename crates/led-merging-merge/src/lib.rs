@@ -22,6 +22,7 @@ pub mod config;
 mod engine;
 mod error;
 mod inputs;
+pub mod led_merge;
 pub mod ops;
 mod options;
 mod parts;
@@ -35,6 +36,9 @@ mod vocab;
 pub use config::MergeConfig;
 pub use engine::{MergeReport, led_election, run};
 pub use error::{Error, Result};
+#[cfg(feature = "attribution")]
+pub use led_merge::resolve_locations;
+pub use led_merge::{LedMerge, Scores, Task};
 pub use options::{BLOCK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, RunOptions, default_max_memory};
 pub use plan::{Action, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};
 pub use vocab::VocabPlan;

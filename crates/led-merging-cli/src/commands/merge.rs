@@ -129,7 +129,7 @@ pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_merging_mask:
 /// `location:` entries: compute (or reuse) their score checkpoints in `OUT.scores/`.
 #[cfg(feature = "attribution")]
 fn locate_missing_scores(config: &mut MergeConfig, out: &Path) -> Result<()> {
-    for (path, reused) in led_merging::resolve_locations(config, out, true)? {
+    for (path, reused) in led_merging_merge::resolve_locations(config, out, true)? {
         println!(
             "scores {}: {}",
             path.display(),

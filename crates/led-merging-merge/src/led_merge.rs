@@ -1,29 +1,15 @@
 //! A few-lines API for an LED-Merging run: base, tasks (model, λ, r, scores or a dataset),
-//! election pattern, disjoint, output.
+//! election pattern, disjoint, output. The `led` command's `location:` entries go through
+//! [`resolve_locations`] too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use led_merging_io::Dtype;
 use led_merging_mask::Pattern;
-use led_merging_merge::config::{Location, MergeConfig, ModelEntry, Scalar, ScorePaths, Setting};
-use led_merging_merge::{MergePlan, MergeReport, RunOptions};
 
-/// Errors of the high-level API.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Planning or merging failed.
-    #[error(transparent)]
-    Merge(#[from] led_merging_merge::Error),
-    /// Computing scores failed.
-    #[cfg(feature = "attribution")]
-    #[error(transparent)]
-    Locate(#[from] led_merging_attribution::Error),
-    /// Writing the score directory failed.
-    #[error("{0}: {1}")]
-    Io(PathBuf, std::io::Error),
-}
+use crate::config::{Location, MergeConfig, ModelEntry, Scalar, ScorePaths, Setting};
+use crate::{MergePlan, MergeReport, Result, RunOptions};
 
 /// Where a task's importance scores come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,14 +67,14 @@ impl Task {
 /// An LED-Merging run, built in a few calls.
 ///
 /// ```no_run
-/// use led_merging::{LedMerge, Scores, Task};
+/// use led_merging_merge::led_merge::{LedMerge, Scores, Task};
 /// let files = |model: &str, base: &str| Scores::Files { model: model.into(), base: base.into() };
 /// let report = LedMerge::new("models/llama-3-8b")
 ///     .task(Task::new("models/instruct", files("s/instruct.safetensors", "s/base-safety.safetensors")).density(0.1))
 ///     .task(Task::new("models/math", files("s/math.safetensors", "s/base-math.safetensors")).density(0.4))
 ///     .run("merged")?;
 /// println!("{} tensors merged", report.led.len());
-/// # Ok::<(), led_merging::Error>(())
+/// # Ok::<(), led_merging_merge::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct LedMerge {
@@ -207,14 +193,14 @@ impl LedMerge {
     }
 
     /// Check everything, compute missing scores (with `attribution`), merge into `out`.
-    pub fn run(&self, out: impl AsRef<Path>) -> Result<MergeReport, Error> {
+    pub fn run(&self, out: impl AsRef<Path>) -> Result<MergeReport> {
         let out = out.as_ref();
         #[allow(unused_mut)]
         let mut config = self.config();
         #[cfg(feature = "attribution")]
         resolve_locations(&mut config, out, self.options.progress)?;
         let plan = MergePlan::new(config, Path::new("<LedMerge>"))?;
-        Ok(led_merging_merge::run(&plan, out, &self.options)?)
+        crate::run(&plan, out, &self.options)
     }
 }
 
@@ -226,7 +212,7 @@ pub fn resolve_locations(
     config: &mut MergeConfig,
     out: &Path,
     progress: bool,
-) -> Result<Vec<(PathBuf, bool)>, Error> {
+) -> Result<Vec<(PathBuf, bool)>> {
     use led_merging_attribution::{DataOptions, LocateOptions, Scorer};
     let mut done = Vec::new();
     let Some(base) = config.base_model.clone() else {
@@ -245,13 +231,15 @@ pub fn resolve_locations(
             continue;
         }
         let scorer_name = loc.scorer.as_deref().unwrap_or("snip");
-        let scorer =
-            Scorer::parse(scorer_name).ok_or_else(|| led_merging_merge::Error::Config {
-                path: "<config>".into(),
-                key: format!("models[{i}].location.scorer"),
-                reason: format!("{scorer_name:?} is not snip, wanda or random"),
-            })?;
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.clone(), e))?;
+        let scorer = Scorer::parse(scorer_name).ok_or_else(|| crate::Error::Config {
+            path: "<config>".into(),
+            key: format!("models[{i}].location.scorer"),
+            reason: format!("{scorer_name:?} is not snip, wanda or random"),
+        })?;
+        std::fs::create_dir_all(&dir).map_err(|error| led_merging_io::Error::Io {
+            path: dir.clone(),
+            error,
+        })?;
         let options = LocateOptions {
             scorer,
             data: DataOptions {
