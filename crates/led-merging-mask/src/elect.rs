@@ -31,34 +31,50 @@ impl Pattern {
         Pattern::BothLow,
     ];
 
+    /// The election's truth table, the one place it is written: the membership in M_b (first
+    /// digit) and in M_u (second digit) an element must have to be elected.
+    #[inline]
+    pub const fn wants(self) -> (bool, bool) {
+        match self {
+            Pattern::BothHigh => (true, true),
+            Pattern::FineTunedOnly => (false, true),
+            Pattern::BaseOnly => (true, false),
+            Pattern::BothLow => (false, false),
+        }
+    }
+
     /// Whether an element with these memberships is elected.
     #[inline]
     pub fn admits(self, in_base: bool, in_model: bool) -> bool {
-        match self {
-            Pattern::BothHigh => in_base && in_model,
-            Pattern::FineTunedOnly => !in_base && in_model,
-            Pattern::BaseOnly => in_base && !in_model,
-            Pattern::BothLow => !in_base && !in_model,
-        }
+        (in_base, in_model) == self.wants()
+    }
+
+    /// The pattern on 64 elements at once: bit i of the result is `admits(bit i of in_base,
+    /// bit i of in_model)`.
+    #[inline]
+    pub fn admits_word(self, in_base: u64, in_model: u64) -> u64 {
+        let (base, model) = self.wants();
+        let side = |bits: u64, wanted: bool| if wanted { bits } else { !bits };
+        side(in_base, base) & side(in_model, model)
     }
 
     /// The pattern applied to whole masks (set algebra on roaring masks).
     pub fn combine(self, base: &crate::Mask, model: &crate::Mask) -> crate::Mask {
-        match self {
-            Pattern::BothHigh => base & model,
-            Pattern::FineTunedOnly => model - base,
-            Pattern::BaseOnly => base - model,
-            Pattern::BothLow => !&(base | model),
+        match self.wants() {
+            (true, true) => base & model,
+            (false, true) => model - base,
+            (true, false) => base - model,
+            (false, false) => !&(base | model),
         }
     }
 
     /// The two-digit spelling, `"11"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Pattern::BothHigh => "11",
-            Pattern::FineTunedOnly => "01",
-            Pattern::BaseOnly => "10",
-            Pattern::BothLow => "00",
+        match self.wants() {
+            (true, true) => "11",
+            (false, true) => "01",
+            (true, false) => "10",
+            (false, false) => "00",
         }
     }
 }
@@ -129,12 +145,7 @@ pub fn elect_at(
     )?;
     let in_base = DenseMask::from_cutoff(base_scores, base.cutoff());
     let in_model = DenseMask::from_cutoff(model_scores, model.cutoff());
-    let elected = DenseMask::combine(&in_base, &in_model, |b, u| match pattern {
-        Pattern::BothHigh => b & u,
-        Pattern::FineTunedOnly => !b & u,
-        Pattern::BaseOnly => b & !u,
-        Pattern::BothLow => !(b | u),
-    });
+    let elected = DenseMask::combine(&in_base, &in_model, |b, u| pattern.admits_word(b, u));
     Ok(Election {
         base,
         model,
@@ -182,6 +193,29 @@ pub fn lowest_first(tensor: &str, scores: &mut [f32]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truth_table_is_the_paper_s_two_digits() {
+        // (pattern, elected for (in M_b, in M_u) = (1,1), (1,0), (0,1), (0,0)), worked by hand.
+        let table = [
+            ("11", [true, false, false, false]),
+            ("10", [false, true, false, false]),
+            ("01", [false, false, true, false]),
+            ("00", [false, false, false, true]),
+        ];
+        let cases = [(true, true), (true, false), (false, true), (false, false)];
+        for (spelling, expected) in table {
+            let p: Pattern = spelling.parse().unwrap();
+            assert_eq!(p.as_str(), spelling);
+            for ((b, u), want) in cases.into_iter().zip(expected) {
+                assert_eq!(p.admits(b, u), want, "{spelling} at ({b}, {u})");
+            }
+            // Bits 0..4 of the words are the four cases above.
+            let word = p.admits_word(0b0011, 0b0101);
+            let bits: Vec<bool> = (0..4).map(|i| word >> i & 1 == 1).collect();
+            assert_eq!(bits, expected, "{spelling} on words");
+        }
+    }
 
     #[test]
     fn lowest_first_reverses_the_order_exactly() {
