@@ -7,47 +7,10 @@
 
 use std::path::Path;
 
-use led_merging::io::{CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+use led_merging::io::{CheckpointWriter, Dtype, LlamaShape, TensorSpec, WriterOptions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-
-fn specs(hidden: usize, layers: usize, vocab: usize, dtype: Dtype) -> Vec<TensorSpec> {
-    let inter = hidden * 11 / 4;
-    let kv = hidden / 4;
-    let mut s = vec![TensorSpec::new(
-        "model.embed_tokens.weight",
-        dtype,
-        [vocab, hidden],
-    )];
-    for l in 0..layers {
-        for (n, shape) in [
-            ("self_attn.q_proj.weight", [hidden, hidden]),
-            ("self_attn.k_proj.weight", [kv, hidden]),
-            ("self_attn.v_proj.weight", [kv, hidden]),
-            ("self_attn.o_proj.weight", [hidden, hidden]),
-            ("mlp.gate_proj.weight", [inter, hidden]),
-            ("mlp.up_proj.weight", [inter, hidden]),
-            ("mlp.down_proj.weight", [hidden, inter]),
-        ] {
-            s.push(TensorSpec::new(
-                format!("model.layers.{l}.{n}"),
-                dtype,
-                shape,
-            ));
-        }
-        for n in ["input_layernorm.weight", "post_attention_layernorm.weight"] {
-            s.push(TensorSpec::new(
-                format!("model.layers.{l}.{n}"),
-                dtype,
-                [hidden],
-            ));
-        }
-    }
-    s.push(TensorSpec::new("model.norm.weight", dtype, [hidden]));
-    s.push(TensorSpec::new("lm_head.weight", dtype, [vocab, hidden]));
-    s
-}
 
 fn fill(name: &str, n: usize, seed: u64, f: impl Fn(&mut ChaCha8Rng) -> f32 + Sync) -> Vec<f32> {
     let key = name.bytes().fold(seed, |h, b| {
@@ -97,15 +60,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let num = |i: usize, d: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (hidden, layers, vocab, models) = (num(1, 1024), num(2, 8), num(3, 8192), num(4, 3));
-    let specs = specs(hidden, layers, vocab, Dtype::BF16);
+    let shape = LlamaShape {
+        vocab,
+        hidden,
+        intermediate: hidden * 11 / 4,
+        layers,
+        heads: 16,
+        kv_heads: 4,
+        positions: 2048,
+        tied: false,
+    };
+    let specs = shape.specs(Dtype::BF16);
     let params: usize = specs.iter().map(|s| s.numel()).sum();
-    let config = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": hidden,
-        "intermediate_size": hidden * 11 / 4, "num_hidden_layers": layers, "num_attention_heads": 16,
-        "num_key_value_heads": 4, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-        "hidden_act": "silu", "tie_word_embeddings": false, "torch_dtype": "bfloat16",
-    })
-    .to_string();
+    let config = shape.config(Dtype::BF16).to_string();
     std::fs::create_dir_all(out.join("scores"))?;
     let base = |s: &TensorSpec| {
         fill(&s.name, s.numel(), 0, |r| {

@@ -7,27 +7,20 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bytesize::ByteSize;
-use led_merging_io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+use led_merging_io::{Checkpoint, CheckpointWriter, Dtype, LlamaShape, TensorSpec, WriterOptions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Shape of the generated family: a tiny Llama with grouped-query attention.
-struct TinyLlama {
-    vocab: usize,
-    hidden: usize,
-    intermediate: usize,
-    layers: usize,
-    heads: usize,
-    kv_heads: usize,
-}
-
-const SHAPE: TinyLlama = TinyLlama {
+const SHAPE: LlamaShape = LlamaShape {
     vocab: 512,
     hidden: 128,
     intermediate: 344,
     layers: 4,
     heads: 4,
     kv_heads: 2,
+    positions: 256,
+    tied: false,
 };
 
 /// File that marks a directory as the demo's own output.
@@ -35,63 +28,6 @@ const DEMO_MARKER: &str = ".led-demo";
 
 /// Shard budget for the demo's checkpoints: small, so that sharding is exercised.
 const DEMO_SHARD_SIZE: u64 = 400_000;
-
-impl TinyLlama {
-    fn specs(&self) -> Vec<TensorSpec> {
-        let (h, i, kv) = (
-            self.hidden,
-            self.intermediate,
-            self.hidden / self.heads * self.kv_heads,
-        );
-        let mut specs = vec![TensorSpec::new(
-            "model.embed_tokens.weight",
-            Dtype::BF16,
-            [self.vocab, h],
-        )];
-        for l in 0..self.layers {
-            let p = format!("model.layers.{l}");
-            for (name, shape) in [
-                ("self_attn.q_proj.weight", vec![h, h]),
-                ("self_attn.k_proj.weight", vec![kv, h]),
-                ("self_attn.v_proj.weight", vec![kv, h]),
-                ("self_attn.o_proj.weight", vec![h, h]),
-                ("mlp.gate_proj.weight", vec![i, h]),
-                ("mlp.up_proj.weight", vec![i, h]),
-                ("mlp.down_proj.weight", vec![h, i]),
-                ("input_layernorm.weight", vec![h]),
-                ("post_attention_layernorm.weight", vec![h]),
-            ] {
-                specs.push(TensorSpec::new(format!("{p}.{name}"), Dtype::BF16, shape));
-            }
-        }
-        specs.push(TensorSpec::new("model.norm.weight", Dtype::BF16, [h]));
-        specs.push(TensorSpec::new(
-            "lm_head.weight",
-            Dtype::BF16,
-            [self.vocab, h],
-        ));
-        specs
-    }
-
-    fn config(&self) -> serde_json::Value {
-        serde_json::json!({
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
-            "vocab_size": self.vocab,
-            "hidden_size": self.hidden,
-            "intermediate_size": self.intermediate,
-            "num_hidden_layers": self.layers,
-            "num_attention_heads": self.heads,
-            "num_key_value_heads": self.kv_heads,
-            "max_position_embeddings": 256,
-            "rms_norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-            "hidden_act": "silu",
-            "tie_word_embeddings": false,
-            "torch_dtype": "bfloat16",
-        })
-    }
-}
 
 /// Base weights: norms at 1, matrices uniform in ±1/sqrt(fan_in).
 fn base_values(spec: &TensorSpec, rng: &mut ChaCha8Rng) -> Vec<f32> {
@@ -239,8 +175,8 @@ pub fn run(args: &Args) -> Result<()> {
     println!("  {}", led_merging_attribution::Runtime::detect());
 
     // 1. The model family: a base and two fine-tunes that move different weights.
-    let specs = SHAPE.specs();
-    let config = SHAPE.config();
+    let specs = SHAPE.specs(Dtype::BF16);
+    let config = SHAPE.config(Dtype::BF16);
     let mut rng = ChaCha8Rng::seed_from_u64(2025);
     let base: Vec<Vec<f32>> = specs.iter().map(|s| base_values(s, &mut rng)).collect();
     let models: Vec<(&str, PathBuf)> = ["base", "safety", "math"]

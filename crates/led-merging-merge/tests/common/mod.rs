@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use led_merging_io::{CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+use led_merging_io::{CheckpointWriter, Dtype, LlamaShape, TensorSpec, WriterOptions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -17,49 +17,28 @@ pub const LAYERS: usize = 2;
 pub const HEADS: usize = 4;
 pub const KV_HEADS: usize = 2;
 
-/// The tensors of the tiny Llama, with `vocab` rows in the embeddings and head.
-pub fn specs(vocab: usize, dtype: Dtype, tied: bool) -> Vec<TensorSpec> {
-    let kv = HIDDEN / HEADS * KV_HEADS;
-    let mut s = vec![TensorSpec::new(
-        "model.embed_tokens.weight",
-        dtype,
-        [vocab, HIDDEN],
-    )];
-    for l in 0..LAYERS {
-        for (n, shape) in [
-            ("self_attn.q_proj.weight", vec![HIDDEN, HIDDEN]),
-            ("self_attn.k_proj.weight", vec![kv, HIDDEN]),
-            ("self_attn.v_proj.weight", vec![kv, HIDDEN]),
-            ("self_attn.o_proj.weight", vec![HIDDEN, HIDDEN]),
-            ("mlp.gate_proj.weight", vec![INTER, HIDDEN]),
-            ("mlp.up_proj.weight", vec![INTER, HIDDEN]),
-            ("mlp.down_proj.weight", vec![HIDDEN, INTER]),
-            ("input_layernorm.weight", vec![HIDDEN]),
-            ("post_attention_layernorm.weight", vec![HIDDEN]),
-        ] {
-            s.push(TensorSpec::new(
-                format!("model.layers.{l}.{n}"),
-                dtype,
-                shape,
-            ));
-        }
+/// The tiny Llama, with `vocab` rows in the embeddings and head.
+pub fn shape(vocab: usize, tied: bool) -> LlamaShape {
+    LlamaShape {
+        vocab,
+        hidden: HIDDEN,
+        intermediate: INTER,
+        layers: LAYERS,
+        heads: HEADS,
+        kv_heads: KV_HEADS,
+        positions: 64,
+        tied,
     }
-    s.push(TensorSpec::new("model.norm.weight", dtype, [HIDDEN]));
-    if !tied {
-        s.push(TensorSpec::new("lm_head.weight", dtype, [vocab, HIDDEN]));
-    }
-    s
 }
 
+/// The tensors of the tiny Llama.
+pub fn specs(vocab: usize, dtype: Dtype, tied: bool) -> Vec<TensorSpec> {
+    shape(vocab, tied).specs(dtype)
+}
+
+/// Its `config.json` (float32 weights).
 pub fn config(vocab: usize, tied: bool) -> String {
-    serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab,
-        "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS, "max_position_embeddings": 64,
-        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
-        "tie_word_embeddings": tied, "torch_dtype": "float32",
-    })
-    .to_string()
+    shape(vocab, tied).config(Dtype::F32).to_string()
 }
 
 /// Deterministic values for tensor `name` of model `seed`: the base's values plus, for
