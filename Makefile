@@ -103,7 +103,7 @@ fmt:
 	$(CARGO) fmt --all
 
 bench: venv
-	$(CARGO) bench -p led-merging
+	$(CARGO) bench -p led-merging-io -p led-merging-mask
 
 clean-venv:
 	rm -rf $(VENV)

@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use led_merging::mask::{
+use led_merging_mask::{
     DenseMask, LedTask, Mask, Pattern, TaskUpdate, apply_masks, disjoint, elect, led_masks,
     select_threshold,
 };
@@ -136,7 +136,7 @@ fn led_k3(c: &mut Criterion) {
     });
     g.bench_function("elect_disjoint_apply", |b| {
         b.iter(|| {
-            led_merging::mask::led_tensor("w", &base, &tasks, true, black_box(&mut out)).unwrap()
+            led_merging_mask::led_tensor("w", &base, &tasks, true, black_box(&mut out)).unwrap()
         })
     });
     g.finish();

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use led_merging::io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+use led_merging_io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
 
 const ELEMENTS: usize = 128 << 20; // 128 Mi BF16 elements = 256 MiB
 
