@@ -46,12 +46,10 @@ const CHUNK: usize = 1 << 20;
 /// Order-preserving map of a finite f32 onto u32 (negative values flipped).
 #[inline]
 fn key(s: f32) -> u32 {
+    // Without a branch: all bits flipped for a negative, the sign bit set for a positive.
     let b = s.to_bits();
-    if b & 0x8000_0000 != 0 {
-        !b
-    } else {
-        b | 0x8000_0000
-    }
+    let negative = ((b as i32) >> 31) as u32;
+    b ^ (negative | 0x8000_0000)
 }
 
 #[inline]
@@ -204,8 +202,10 @@ pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Thre
 
 /// Top-r threshold selection over a score tensor too large to hold at once (docs/how-led-works.md, "2. Elect"; the same
 /// result as [`select_threshold`]): the caller feeds every score, in chunks of any size and in
-/// any order, once per pass, while [`StreamingThreshold::needs_pass`] says so (two passes, a
-/// third when the threshold is not positive).
+/// any order, once per pass, while [`StreamingThreshold::needs_pass`] says so. Usually one pass:
+/// it keeps the scores in the band where a sample of the first chunk puts the k-th largest;
+/// when the band misses it, two more (a radix select) and, when the threshold is not
+/// positive, one to count the members.
 ///
 /// ```
 /// # use led_merging_mask::{StreamingThreshold, select_threshold};
@@ -231,10 +231,160 @@ pub struct StreamingThreshold {
     hist: Vec<u64>,
     /// Non-finite scores seen in the first pass: (count, first position).
     bad: Option<(usize, usize)>,
+    /// The first pass's band, once the first chunk is fed.
+    band: Option<Band>,
+}
+
+/// The first pass: the keys between `lo` and `hi`, where a sample of the first chunk fed puts
+/// the k-th largest, kept (those strictly between) or counted (those at either end), and the
+/// scores above the band counted. When the k-th largest is in the band, one pass is enough.
+#[derive(Debug, Clone, Default)]
+struct Band {
+    lo: u32,
+    hi: u32,
+    above: u64,
+    at_hi: u64,
+    at_lo: u64,
+    inside: Vec<u32>,
+    /// At most this many keys kept: beyond, the band is given up (the usual passes follow).
+    cap: usize,
+    /// Whether `inside` grew over `cap`.
+    overflow: bool,
+    /// Whether a chunk fed had a non-finite score.
+    non_finite: bool,
+}
+
+/// About this many scores of the first chunk sampled for the band.
+const SAMPLE: usize = 1 << 18;
+
+impl Band {
+    /// The keys where the k-th largest of `len` scores lies, as a sample of `chunk` (the first
+    /// fed) estimates them: between the sample's ranks k̂ ± 4 standard deviations of a binomial
+    /// count (k̂ the sample's rank matching k), plus 2.
+    fn around_estimate(chunk: &[f32], len: usize, k: usize) -> Self {
+        let mut sample: Vec<u32> = chunk
+            .iter()
+            .step_by(chunk.len().div_ceil(SAMPLE).max(1))
+            .map(|&s| key(s))
+            .collect();
+        let taken = sample.len();
+        let p = k as f64 / len as f64;
+        let spread = 4.0 * (taken as f64 * p * (1.0 - p)).sqrt() + 2.0;
+        let estimate = p * taken as f64;
+        // The key of descending rank r (1-based) in the sample.
+        let mut at_rank = |r: f64| {
+            let r = (r.ceil().max(1.0) as usize).min(taken);
+            *sample.select_nth_unstable_by(r - 1, |a, b| b.cmp(a)).1
+        };
+        Band {
+            hi: at_rank(estimate - spread),
+            lo: at_rank(estimate + spread),
+            cap: (chunk.len() / 4).max(1 << 16),
+            ..Band::default()
+        }
+    }
+
+    /// Count and keep one chunk's keys; `false` if a score is not finite.
+    fn feed(&mut self, chunk: &[f32]) -> bool {
+        let (lo, hi) = (self.lo, self.hi);
+        let count = |mut b: Band, chunk: &[f32]| {
+            // Counters in a loop without branches (vectorised), then the (few) keys inside.
+            let (mut above, mut at_hi, mut at_lo, mut inside) = (0u64, 0u64, 0u64, 0u64);
+            let mut non_finite = false;
+            for &s in chunk {
+                non_finite |= !s.is_finite();
+                let key = key(s);
+                above += u64::from(key > hi);
+                at_hi += u64::from(key == hi);
+                at_lo += u64::from(key == lo && lo != hi);
+                inside += u64::from(key > lo && key < hi);
+            }
+            if inside > 0 {
+                let keys = chunk.iter().map(|&s| key(s));
+                b.inside.extend(keys.filter(|&key| key > lo && key < hi));
+            }
+            b.above += above;
+            b.at_hi += at_hi;
+            b.at_lo += at_lo;
+            b.non_finite |= non_finite;
+            b
+        };
+        let fresh = || Band {
+            lo,
+            hi,
+            ..Band::default()
+        };
+        let mut counted = if chunk.len() <= CHUNK {
+            count(fresh(), chunk)
+        } else {
+            chunk
+                .par_chunks(CHUNK)
+                .fold(fresh, count)
+                .reduce(fresh, |mut a, mut b| {
+                    a.add(&mut b);
+                    a
+                })
+        };
+        self.add(&mut counted);
+        if self.inside.len() > self.cap {
+            self.overflow = true;
+            self.inside = Vec::new();
+        }
+        !counted.non_finite
+    }
+
+    fn add(&mut self, other: &mut Band) {
+        self.above += other.above;
+        self.at_hi += other.at_hi;
+        self.at_lo += other.at_lo;
+        if !self.overflow {
+            self.inside.append(&mut other.inside);
+        }
+    }
+
+    /// The answer when the k-th largest is in the band (`None` when it is not, or the band
+    /// overflowed): the threshold, how many scores exceed it, and the members when known
+    /// (with t ≤ 0 they are the positive scores, which the band may not tell).
+    fn answer(mut self, k: usize) -> Option<(f32, usize, Option<usize>)> {
+        let k = k as u64;
+        let inside = self.inside.len() as u64;
+        if self.overflow || k <= self.above || k > self.above + self.at_hi + inside + self.at_lo {
+            return None;
+        }
+        let r = k - self.above;
+        let (t, greater, equal) = if r <= self.at_hi {
+            (self.hi, self.above, self.at_hi)
+        } else if r <= self.at_hi + inside {
+            let i = (r - self.at_hi - 1) as usize;
+            let t = *self.inside.select_nth_unstable_by(i, |a, b| b.cmp(a)).1;
+            let greater = self.inside.iter().filter(|&&x| x > t).count() as u64;
+            let equal = self.inside.iter().filter(|&&x| x == t).count() as u64;
+            (t, self.above + self.at_hi + greater, equal)
+        } else {
+            (self.lo, self.above + self.at_hi + inside, self.at_lo)
+        };
+        let value = unkey(t);
+        // Members: s ≥ t and s > 0, i.e. the keys ≥ t when t > 0, else the keys above +0's.
+        let zero = key(0.0);
+        let members = if value > 0.0 {
+            Some(greater + equal)
+        } else if (self.lo..self.hi).contains(&zero) {
+            let inside_positive = self.inside.iter().filter(|&&x| x > zero).count() as u64;
+            Some(self.above + self.at_hi + inside_positive)
+        } else if zero == self.hi {
+            Some(self.above)
+        } else {
+            None
+        };
+        Some((value, greater as usize, members.map(|m| m as usize)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Stage {
+    /// The first pass, over the band (see [`Band`]).
+    First,
+    /// The high digit's histogram.
     High,
     Low {
         bucket: usize,
@@ -275,10 +425,11 @@ impl StreamingThreshold {
             tensor: tensor.into(),
             len,
             k,
-            stage: Stage::High,
+            stage: Stage::First,
             fed: 0,
             hist: vec![0; 1 << 16],
             bad: None,
+            band: None,
         })
     }
 
@@ -301,17 +452,20 @@ impl StreamingThreshold {
         }
         match self.stage {
             // After non-finite scores the pass fails at its end: the histogram no longer matters.
-            Stage::High => match histogram(chunk, &mut self.hist, |key| Some((key >> 16) as usize))
-            {
-                true => {}
-                false => {
-                    let count = chunk.par_iter().filter(|s| !s.is_finite()).count();
-                    let first = chunk.iter().position(|s| !s.is_finite()).unwrap_or(0);
-                    let (c, f) = self.bad.get_or_insert((0, start + first));
-                    *c += count;
-                    *f = (*f).min(start + first);
+            Stage::First => {
+                let (len, k) = (self.len, self.k);
+                let band = self
+                    .band
+                    .get_or_insert_with(|| Band::around_estimate(chunk, len, k));
+                if !band.feed(chunk) {
+                    self.note_non_finite(chunk, start);
                 }
-            },
+            }
+            Stage::High => {
+                if !histogram(chunk, &mut self.hist, |key| Some((key >> 16) as usize)) {
+                    self.note_non_finite(chunk, start);
+                }
+            }
             Stage::Low { bucket, .. } => {
                 // Finite: checked by the first pass.
                 histogram(chunk, &mut self.hist, |key| {
@@ -331,6 +485,15 @@ impl StreamingThreshold {
         Ok(())
     }
 
+    /// Non-finite scores in `chunk`, fed at `start`: the first pass fails at its end.
+    fn note_non_finite(&mut self, chunk: &[f32], start: usize) {
+        let count = chunk.par_iter().filter(|s| !s.is_finite()).count();
+        let first = chunk.iter().position(|s| !s.is_finite()).unwrap_or(0);
+        let (c, f) = self.bad.get_or_insert((0, start + first));
+        *c += count;
+        *f = (*f).min(start + first);
+    }
+
     /// End the current pass (every score must have been fed).
     pub fn end_pass(&mut self) -> Result<()> {
         if self.fed != self.len && self.needs_pass() {
@@ -344,7 +507,7 @@ impl StreamingThreshold {
         self.fed = 0;
         let (len, k) = (self.len, self.k);
         self.stage = match self.stage {
-            Stage::High => {
+            Stage::First | Stage::High => {
                 if let Some((count, first)) = self.bad {
                     return Err(Error::NonFinite {
                         tensor: self.tensor.clone(),
@@ -362,6 +525,25 @@ impl StreamingThreshold {
                         },
                         0,
                     )
+                } else if let Some(band) = self.band.take() {
+                    match band.answer(k) {
+                        Some((t, greater, Some(members))) => Stage::Done(
+                            Threshold {
+                                len,
+                                k,
+                                value: Some(t),
+                                members,
+                            },
+                            greater,
+                        ),
+                        Some((t, _, None)) => Stage::Members {
+                            t,
+                            members: 0,
+                            greater: 0,
+                        },
+                        // The k-th largest is outside the band: the histogram passes.
+                        None => Stage::High,
+                    }
                 } else {
                     let (bucket, above) = find_bucket(&self.hist, k as u64);
                     self.hist.iter_mut().for_each(|x| *x = 0);
@@ -456,6 +638,67 @@ fn select_small(tensor: &str, scores: &[f32], k: usize) -> Result<Threshold> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn streamed(chunks: &[&[f32]], ratio: f64) -> (Threshold, usize, usize) {
+        let len = chunks.iter().map(|c| c.len()).sum();
+        let mut st = StreamingThreshold::new("w", len, ratio).unwrap();
+        let mut passes = 0;
+        while st.needs_pass() {
+            chunks.iter().for_each(|c| st.feed(c).unwrap());
+            st.end_pass().unwrap();
+            passes += 1;
+        }
+        let (t, greater) = st.finish_with_greater();
+        (t, greater, passes)
+    }
+
+    #[test]
+    fn one_pass_when_the_first_chunk_is_like_the_rest() {
+        // Uniform magnitudes, 90 % zeros (a sparse fine-tune's |δ|), in four chunks.
+        let values: Vec<f32> = (0..400_000u32)
+            .map(|i| {
+                let h = i.wrapping_mul(2654435761) >> 8;
+                if h % 10 == 0 {
+                    (h % 1000) as f32 / 997.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let chunks: Vec<&[f32]> = values.chunks(100_000).collect();
+        for ratio in [0.01, 0.05, 0.5] {
+            let (t, greater, passes) = streamed(&chunks, ratio);
+            assert_eq!(passes, 1, "ratio {ratio}");
+            assert_eq!(t, select_threshold("w", &values, ratio).unwrap());
+            let v = t.value.unwrap();
+            assert_eq!(greater, values.iter().filter(|&&x| x > v).count());
+        }
+    }
+
+    #[test]
+    fn exact_when_the_first_chunk_misleads() {
+        // The first chunk holds only small scores, the rest large ones: the estimate misses and
+        // more passes find the same threshold; a threshold of 0 away from the window still
+        // counts its members.
+        let small: Vec<f32> = (0..50_000).map(|i| (i % 100) as f32 * 1e-6).collect();
+        let large: Vec<f32> = (0..150_000).map(|i| 1.0 + (i % 1000) as f32).collect();
+        let zeros = vec![0.0f32; 600_000];
+        let all: Vec<f32> = [&small[..], &large, &zeros].concat();
+        for ratio in [0.1, 0.9] {
+            let (t, greater, passes) = streamed(&[&small, &large, &zeros], ratio);
+            assert!(passes >= 2, "ratio {ratio}: {passes}");
+            assert_eq!(
+                t,
+                select_threshold("w", &all, ratio).unwrap(),
+                "ratio {ratio}"
+            );
+            let v = t.value.unwrap();
+            assert_eq!(
+                greater,
+                all.iter().filter(|x| x.total_cmp(&v).is_gt()).count()
+            );
+        }
+    }
 
     #[test]
     fn key_preserves_order() {

@@ -40,19 +40,29 @@ pub(crate) fn top_k_cut(tensor: &str, values: &[f32], k: usize) -> crate::Result
 
 /// Keep the elements with |δ| > `t` and the first `ties` with |δ| = `t`; zero the rest.
 pub(crate) fn keep_above(delta: &mut [f32], t: f32, mut ties: usize) {
-    for x in delta.iter_mut() {
-        let keep = match x.abs().total_cmp(&t) {
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Equal if ties > 0 => {
-                ties -= 1;
-                true
-            }
-            _ => false,
-        };
-        if !keep {
-            *x = 0.0;
+    // |δ| and t are finite and non-negative (or t = +∞), where `<` and `==` are the total order:
+    // first every element below t zeroed (a loop the compiler vectorises), then the ties.
+    // (Written as a select, not a conditional store, so that it vectorises.)
+    delta
+        .iter_mut()
+        .for_each(|x| *x = if x.abs() < t { 0.0 } else { *x });
+    // The ties beyond the budget, from the element where it runs out (found a block at a time).
+    const BLOCK: usize = 4096;
+    let equal = |x: &f32| x.abs() == t;
+    let mut cut = delta.len();
+    for (b, block) in delta.chunks(BLOCK).enumerate() {
+        let here = block.iter().filter(|x| equal(x)).count();
+        if here > ties {
+            let within = block.iter().enumerate().filter(|(_, x)| equal(x)).nth(ties);
+            let within = within.map_or(block.len(), |(i, _)| i);
+            cut = b * BLOCK + within;
+            break;
         }
+        ties -= here;
     }
+    delta[cut..]
+        .iter_mut()
+        .for_each(|x| *x = if equal(x) { 0.0 } else { *x });
 }
 
 /// How many elements have |δ| = `t` (the ties a part holds).
@@ -483,21 +493,23 @@ pub(crate) fn sign_consensus(
                     .zip(&d[span.clone()])
                     .for_each(|(t, u)| *t += u);
             }
-            let positive: Vec<bool> = sum.iter().map(|&t| t >= 0.0).collect();
+            // The elected sign as ±1: u agrees when u · sign > 0 (pruned entries, u = 0, never).
+            let mut sign = [0f32; SPAN];
+            let n = sum.len();
+            let sign = &mut sign[..n];
+            sign.iter_mut()
+                .zip(&*sum)
+                .for_each(|(e, &t)| *e = if t >= 0.0 { 1.0 } else { -1.0 });
             sum.fill(0.0);
             div.fill(0.0);
             for (d, &wt) in deltas.iter().zip(weights) {
-                for (((s, w), &u), &up) in sum
-                    .iter_mut()
-                    .zip(div.iter_mut())
-                    .zip(&d[span.clone()])
-                    .zip(&positive)
-                {
-                    // Pruned entries (sign 0) never agree.
-                    if u != 0.0 && (u > 0.0) == up {
-                        *s += u;
-                        *w += wt;
-                    }
+                let d = &d[span.clone()];
+                for i in 0..n {
+                    // Adding +0.0 instead of skipping keeps the bits (the sums start at +0.0
+                    // and never become −0.0) and lets the loop vectorise.
+                    let agree = d[i] * sign[i] > 0.0;
+                    sum[i] += if agree { d[i] } else { 0.0 };
+                    div[i] += if agree { wt } else { 0.0 };
                 }
             }
         });
