@@ -271,14 +271,18 @@ impl Band {
         let p = k as f64 / len as f64;
         let spread = 4.0 * (taken as f64 * p * (1.0 - p)).sqrt() + 2.0;
         let estimate = p * taken as f64;
-        // The key of descending rank r (1-based) in the sample.
-        let mut at_rank = |r: f64| {
-            let r = (r.ceil().max(1.0) as usize).min(taken);
-            *sample.select_nth_unstable_by(r - 1, |a, b| b.cmp(a)).1
+        // The sample's keys of descending ranks r_hi ≤ r_lo (0-based): the second selected
+        // among the keys below the first.
+        let rank = |r: f64| (r.ceil().max(1.0) as usize).min(taken) - 1;
+        let (r_hi, r_lo) = (rank(estimate - spread), rank(estimate + spread));
+        let (_, &mut hi, below) = sample.select_nth_unstable_by(r_hi, |a, b| b.cmp(a));
+        let lo = match r_lo - r_hi {
+            0 => hi,
+            d => *below.select_nth_unstable_by(d - 1, |a, b| b.cmp(a)).1,
         };
         Band {
-            hi: at_rank(estimate - spread),
-            lo: at_rank(estimate + spread),
+            hi,
+            lo,
             cap: (chunk.len() / 4).max(1 << 16),
             ..Band::default()
         }
@@ -288,25 +292,28 @@ impl Band {
     fn feed(&mut self, chunk: &[f32]) -> bool {
         let (lo, hi) = (self.lo, self.hi);
         let count = |mut b: Band, chunk: &[f32]| {
-            // Counters in a loop without branches (vectorised), then the (few) keys inside.
-            let (mut above, mut at_hi, mut at_lo, mut inside) = (0u64, 0u64, 0u64, 0u64);
-            let mut non_finite = false;
-            for &s in chunk {
-                non_finite |= !s.is_finite();
-                let key = key(s);
-                above += u64::from(key > hi);
-                at_hi += u64::from(key == hi);
-                at_lo += u64::from(key == lo && lo != hi);
-                inside += u64::from(key > lo && key < hi);
+            // Counters in a loop without branches (vectorised; u32 lanes over blocks of at
+            // most 2^20), then the (few) keys inside.
+            for block in chunk.chunks(1 << 20) {
+                let (mut above, mut at_hi, mut at_lo, mut inside) = (0u32, 0u32, 0u32, 0u32);
+                let mut non_finite = false;
+                for &s in block {
+                    non_finite |= !s.is_finite();
+                    let key = key(s);
+                    above += u32::from(key > hi);
+                    at_hi += u32::from(key == hi);
+                    at_lo += u32::from(key == lo && lo != hi);
+                    inside += u32::from(key > lo && key < hi);
+                }
+                if inside > 0 {
+                    let keys = block.iter().map(|&s| key(s));
+                    b.inside.extend(keys.filter(|&key| key > lo && key < hi));
+                }
+                b.above += u64::from(above);
+                b.at_hi += u64::from(at_hi);
+                b.at_lo += u64::from(at_lo);
+                b.non_finite |= non_finite;
             }
-            if inside > 0 {
-                let keys = chunk.iter().map(|&s| key(s));
-                b.inside.extend(keys.filter(|&key| key > lo && key < hi));
-            }
-            b.above += above;
-            b.at_hi += at_hi;
-            b.at_lo += at_lo;
-            b.non_finite |= non_finite;
             b
         };
         let fresh = || Band {
