@@ -453,26 +453,43 @@ pub(crate) fn rank_sample_rows(
         .for_each(|(local, values)| {
             let row = first_row + local;
             let n = values.len();
-            let mut order: Vec<u32> = (0..n as u32).collect();
-            order.sort_by(|&a, &b| {
-                values[a as usize]
-                    .abs()
-                    .total_cmp(&values[b as usize].abs())
-                    .then(a.cmp(&b))
-            });
-            let mut rank = vec![0f64; n];
-            for (r, &i) in order.iter().enumerate() {
-                rank[i as usize] = if n > 1 {
+            // Ranks of |δ| ascending, ties by index, min-max normalised. Zeros come first, in
+            // index order; the others sort as one u64 each, |δ|'s bits (ordered as the values,
+            // |δ| > 0) above the index: distinct keys, so an unstable sort gives the order.
+            let normalised = |r: usize| {
+                if n > 1 {
                     r as f64 / (n - 1) as f64
                 } else {
                     1.0
-                };
+                }
+            };
+            let mut rank = vec![0f64; n];
+            let mut zeros = 0;
+            let mut order = Vec::new();
+            for (i, x) in values.iter().enumerate() {
+                match x.abs().to_bits() {
+                    0 => {
+                        rank[i] = normalised(zeros);
+                        zeros += 1;
+                    }
+                    bits => order.push(u64::from(bits) << 32 | i as u64),
+                }
             }
+            order.sort_unstable();
+            for (r, &k) in order.iter().enumerate() {
+                rank[(k & 0xFFFF_FFFF) as usize] = normalised(zeros + r);
+            }
+            // One `random::<f64>()` per element, in index order: (u >> 11) · 2^-53 of the
+            // next u64 of the row's stream (drawn in bulk).
             let mut rng = key.block(row);
-            for (x, r) in values.iter_mut().zip(rank) {
-                let p = (density - epsilon) + 2.0 * epsilon * r;
-                if rng.random::<f64>() >= p {
-                    *x = 0.0;
+            let mut draws = [0u64; 512];
+            for (values, rank) in values.chunks_mut(draws.len()).zip(rank.chunks(draws.len())) {
+                let draws = &mut draws[..values.len()];
+                rng.fill(draws);
+                for ((x, &r), &u) in values.iter_mut().zip(rank).zip(&*draws) {
+                    let p = (density - epsilon) + 2.0 * epsilon * r;
+                    let draw = (u >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+                    *x = if draw >= p { 0.0 } else { *x };
                 }
             }
         });
