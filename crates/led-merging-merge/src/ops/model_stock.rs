@@ -18,6 +18,13 @@ const FILTER_WISE: ParamSpec = ParamSpec::new("filter_wise", boolean);
 fn sums(job: &TensorJob<'_>, base: &[f32], span: std::ops::Range<usize>, acc: &mut Vec<f64>) {
     let n = job.models.len();
     acc.resize(n + n * (n - 1) / 2, 0.0);
+    // The usual counts of models with the sums in registers (the same additions, in order).
+    match n {
+        2 => return sums_of::<2>(job, base, span, acc),
+        3 => return sums_of::<3>(job, base, span, acc),
+        4 => return sums_of::<4>(job, base, span, acc),
+        _ => {}
+    }
     let mut delta = vec![0.0f64; n];
     for j in span {
         for (d, m) in delta.iter_mut().zip(&job.models) {
@@ -32,6 +39,38 @@ fn sums(job: &TensorJob<'_>, base: &[f32], span: std::ops::Range<usize>, acc: &m
             }
         }
     }
+}
+
+/// [`sums`] for `N` models.
+fn sums_of<const N: usize>(
+    job: &TensorJob<'_>,
+    base: &[f32],
+    span: std::ops::Range<usize>,
+    acc: &mut [f64],
+) {
+    let models: [&[f32]; N] = std::array::from_fn(|a| &job.models[a].values[span.clone()]);
+    let base = &base[span];
+    let (norms_acc, dots_acc) = acc.split_at_mut(N);
+    let mut norms: [f64; N] = std::array::from_fn(|a| norms_acc[a]);
+    // dots[a][b] for a < b, in `acc`'s pair order.
+    let mut dots = [[0f64; N]; N];
+    let pairs = || (0..N).flat_map(|a| (a + 1..N).map(move |b| (a, b)));
+    pairs()
+        .zip(&*dots_acc)
+        .for_each(|((a, b), &v)| dots[a][b] = v);
+    for (j, &b0) in base.iter().enumerate() {
+        let delta: [f64; N] = std::array::from_fn(|a| f64::from(models[a][j] - b0));
+        for a in 0..N {
+            norms[a] += delta[a] * delta[a];
+            for b in a + 1..N {
+                dots[a][b] += delta[a] * delta[b];
+            }
+        }
+    }
+    norms_acc.copy_from_slice(&norms);
+    pairs()
+        .zip(dots_acc)
+        .for_each(|((a, b), v)| *v = dots[a][b]);
 }
 
 /// The interpolation ratio t = N·cos / (1 + (N − 1)·cos), cos the task vectors' mean pairwise
