@@ -283,7 +283,8 @@ impl Band {
         Band {
             hi,
             lo,
-            cap: (chunk.len() / 4).max(1 << 16),
+            // Expected: at most len / 128 (4 standard deviations of a 2^18 sample each side).
+            cap: (len / 32).clamp(1 << 16, 1 << 24),
             ..Band::default()
         }
     }
@@ -291,7 +292,7 @@ impl Band {
     /// Count and keep one chunk's keys; `false` if a score is not finite.
     fn feed(&mut self, chunk: &[f32]) -> bool {
         let (lo, hi) = (self.lo, self.hi);
-        let count = |mut b: Band, chunk: &[f32]| {
+        let count = move |mut b: Band, chunk: &[f32]| {
             // Counters in a loop without branches (vectorised; u32 lanes over blocks of at
             // most 2^20), then the (few) keys inside.
             for block in chunk.chunks(1 << 20) {
@@ -306,8 +307,13 @@ impl Band {
                     inside += u32::from(key > lo && key < hi);
                 }
                 if inside > 0 {
-                    let keys = block.iter().map(|&s| key(s));
-                    b.inside.extend(keys.filter(|&key| key > lo && key < hi));
+                    b.inside.reserve(inside as usize);
+                    for &s in block {
+                        let key = key(s);
+                        if key > lo && key < hi {
+                            b.inside.push(key);
+                        }
+                    }
                 }
                 b.above += u64::from(above);
                 b.at_hi += u64::from(at_hi);

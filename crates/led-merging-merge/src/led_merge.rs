@@ -9,7 +9,10 @@ use led_merging_io::Dtype;
 use led_merging_mask::Pattern;
 
 use crate::config::{Location, MergeConfig, ModelEntry, Scalar, ScorePaths, Setting};
-use crate::{MergePlan, MergeReport, Result, RunOptions};
+use crate::engine::{MergeReport, run};
+use crate::error::Result;
+use crate::options::RunOptions;
+use crate::plan::MergePlan;
 
 /// Where a task's importance scores come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +203,7 @@ impl LedMerge {
         #[cfg(feature = "attribution")]
         resolve_locations(&mut config, out, self.options.progress)?;
         let plan = MergePlan::new(config, Path::new("<LedMerge>"))?;
-        crate::run(&plan, out, &self.options)
+        run(&plan, out, &self.options)
     }
 }
 
@@ -231,7 +234,7 @@ pub fn resolve_locations(
             continue;
         }
         let scorer_name = loc.scorer.as_deref().unwrap_or("snip");
-        let scorer = Scorer::parse(scorer_name).ok_or_else(|| crate::Error::Config {
+        let scorer = Scorer::parse(scorer_name).ok_or_else(|| crate::error::Error::Config {
             path: "<config>".into(),
             key: format!("models[{i}].location.scorer"),
             reason: format!("{scorer_name:?} is not snip, wanda or random"),
