@@ -116,7 +116,7 @@ pub enum Chunking {
 
 /// What a method computes over a whole tensor before a tensor merged in parts is merged: the
 /// engine feeds it every part, in index order, round after round while it asks for one (an
-/// exact selection takes two or three), then asks it what each part gets, parts in index order.
+/// exact selection usually takes one, at most four), then asks it what each part gets, parts in index order.
 /// A method reads what it handed out with [`TensorJob::streamed`].
 pub trait TensorStream: Send {
     /// What the parts fed must carry.
