@@ -254,8 +254,11 @@ struct Band {
     non_finite: bool,
 }
 
-/// About this many scores of the first chunk sampled for the band.
+/// At least this many scores of the first chunk sampled for the band (more for long tensors,
+/// up to one in 512 of all, as far as the first chunk holds them: the band narrows as √taken).
 const SAMPLE: usize = 1 << 18;
+/// At most this many keys kept in the band (32 MiB), whatever the tensor's length.
+const MAX_KEPT: usize = 1 << 23;
 
 impl Band {
     /// The keys where the k-th largest of `len` scores lies, as a sample of `chunk` (the first
@@ -264,7 +267,7 @@ impl Band {
     fn around_estimate(chunk: &[f32], len: usize, k: usize) -> Self {
         let mut sample: Vec<u32> = chunk
             .iter()
-            .step_by(chunk.len().div_ceil(SAMPLE).max(1))
+            .step_by(chunk.len().div_ceil(SAMPLE.max(len / 512)).max(1))
             .map(|&s| key(s))
             .collect();
         let taken = sample.len();
@@ -283,8 +286,10 @@ impl Band {
         Band {
             hi,
             lo,
-            // Expected: at most len / 128 (4 standard deviations of a 2^18 sample each side).
-            cap: (len / 32).clamp(1 << 16, 1 << 24),
+            // Expected: at most 4 / √taken of the scores (len / 128 for a sample of 2^18,
+            // len / 512 for 2^22). Beyond the cap (tensors of billions of scores, or a first
+            // chunk too short to sample well) the band is given up for the radix passes.
+            cap: (len / 32).clamp(1 << 16, MAX_KEPT),
             ..Band::default()
         }
     }
