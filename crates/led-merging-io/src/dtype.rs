@@ -187,37 +187,6 @@ fn decode_serial(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
-/// [`decode_f32`] into a new vector, without zeroing it first: serial, for the moderate
-/// lengths a merge reads at once (`None` as [`decode_f32`] returns `false`).
-pub fn decode_f32_vec(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
-    macro_rules! each {
-        ($n:literal, |$b:ident| $conv:expr) => {
-            bytes
-                .chunks_exact($n)
-                .map(|c| {
-                    let $b: [u8; $n] = c.try_into().unwrap();
-                    $conv
-                })
-                .collect()
-        };
-    }
-    if !dtype.readable_as_f32() || !bytes.len().is_multiple_of(dtype.size()) {
-        return None;
-    }
-    Some(match dtype {
-        Dtype::BF16 => each!(2, |b| f32::from_bits(
-            u32::from(u16::from_le_bytes(b)) << 16
-        )),
-        Dtype::F32 => each!(4, |b| f32::from_le_bytes(b)),
-        Dtype::F16 => each!(2, |b| f16::from_bits(u16::from_le_bytes(b)).to_f32()),
-        other => {
-            let mut out = vec![0.0; bytes.len() / other.size()];
-            decode_serial(other, bytes, &mut out);
-            out
-        }
-    })
-}
-
 /// Convert little-endian elements of `dtype` in `bytes` to `f32` in `out`
 /// (`bytes.len() == out.len() * dtype.size()`), in parallel for large inputs.
 ///

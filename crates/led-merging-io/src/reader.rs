@@ -6,7 +6,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
-use memmap2::{Mmap, MmapOptions};
+use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
 use crate::header::{Entries, first_duplicate, read_header};
@@ -340,26 +340,35 @@ impl Checkpoint {
         }
     }
 
-    /// Map exactly the bytes of elements `range` of `info` (nothing else of the file).
-    fn map_elements(&self, info: &TensorInfo, range: &Range<usize>) -> Result<Option<Mmap>> {
-        let size = info.dtype.size() as u64;
-        let len = (range.end - range.start) as u64 * size;
-        if len == 0 {
-            return Ok(None);
-        }
+    /// Read exactly the bytes of elements `start..` of `info` that fill `out` (nothing else of
+    /// the file), by positional reads: no map to set up and tear down per read, and threads
+    /// share the file. A file shortened since it was opened is an error naming it.
+    fn read_elements(&self, info: &TensorInfo, start: usize, out: &mut [u8]) -> Result<()> {
         let shard = &self.shards[info.shard_idx];
-        let offset = info.offset + range.start as u64 * size;
-        // SAFETY: the map is read-only and private to this call; like every mmap-based reader
-        // (safetensors, candle), we rely on nobody truncating the input file while we read it.
-        let map = unsafe {
-            MmapOptions::new()
-                .populate()
-                .offset(offset)
-                .len(len as usize)
-                .map(&shard.file)
+        let offset = info.offset + (start * info.dtype.size()) as u64;
+        read_exact_at(&shard.file, out, offset).at(&shard.path)
+    }
+
+    /// Elements `range` of `info` into `out` as f32 (serially): f32 little-endian straight into
+    /// `out`'s bytes, other dtypes through a buffer that stays in cache.
+    fn read_f32_serial(
+        &self,
+        info: &TensorInfo,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
+            return self.read_elements(info, range.start, bytemuck::cast_slice_mut(out));
         }
-        .at(&shard.path)?;
-        Ok(Some(map))
+        let size = info.dtype.size();
+        let mut raw = vec![0u8; out.len().min(DECODE_ELEMENTS) * size];
+        for (k, out) in out.chunks_mut(DECODE_ELEMENTS).enumerate() {
+            let raw = &mut raw[..out.len() * size];
+            self.read_elements(info, range.start + k * DECODE_ELEMENTS, raw)?;
+            let ok = decode_f32(info.dtype, raw, out);
+            debug_assert!(ok);
+        }
+        Ok(())
     }
 
     fn check_range(&self, info: &TensorInfo, range: &Range<usize>) -> Result<()> {
@@ -401,28 +410,22 @@ impl Checkpoint {
                 reason: "cannot be read as f32",
             });
         }
-        if let Some(map) = self.map_elements(info, &range)? {
-            let ok = decode_f32(info.dtype, &map, out);
-            debug_assert!(ok);
+        if out.len() <= PAR_ELEMENTS {
+            return self.read_f32_serial(info, range, out);
         }
-        Ok(())
+        out.par_chunks_mut(PAR_ELEMENTS)
+            .enumerate()
+            .try_for_each(|(k, out)| {
+                let start = range.start + k * PAR_ELEMENTS;
+                self.read_f32_serial(info, start..start + out.len(), out)
+            })
     }
 
     /// Read elements `range` (flat, row-major) of tensor `name` as `f32`.
     pub fn read_f32_range(&self, name: &str, range: Range<usize>) -> Result<Vec<f32>> {
-        let info = self.info(name)?;
-        // Moderate lengths decode serially into a fresh vector (no zeroing pass); long ones in
-        // parallel.
-        if range.len() > 1 << 20 || !info.dtype.readable_as_f32() || range.start > range.end {
-            let mut out = vec![0.0; range.len()];
-            self.read_f32_range_into(name, range, &mut out)?;
-            return Ok(out);
-        }
-        self.check_range(info, &range)?;
-        Ok(match self.map_elements(info, &range)? {
-            Some(map) => crate::dtype::decode_f32_vec(info.dtype, &map).expect("readable"),
-            None => Vec::new(),
-        })
+        let mut out = vec![0.0; range.len()];
+        self.read_f32_range_into(name, range, &mut out)?;
+        Ok(out)
     }
 
     /// Read tensor `name` into `out` (length = numel) as `f32`.
@@ -447,9 +450,37 @@ impl Checkpoint {
     pub fn read_bytes_range(&self, name: &str, range: Range<usize>) -> Result<Vec<u8>> {
         let info = self.info(name)?;
         self.check_range(info, &range)?;
-        Ok(self
-            .map_elements(info, &range)?
-            .map(|m| m.to_vec())
-            .unwrap_or_default())
+        let mut out = vec![0; range.len() * info.dtype.size()];
+        self.read_elements(info, range.start, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Elements read and converted at once per thread: large reads go in parallel in parts of
+/// this many elements.
+const PAR_ELEMENTS: usize = 1 << 20;
+/// Elements of a dtype other than f32 read per positional read, then converted (their bytes
+/// stay in cache).
+const DECODE_ELEMENTS: usize = 1 << 16;
+
+/// Fill `buf` from `file` at `offset`, whatever the platform.
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut buf, mut offset) = (buf, offset);
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
     }
 }

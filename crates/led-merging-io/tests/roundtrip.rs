@@ -622,3 +622,60 @@ fn temporaries_of_dead_writers_are_cleaned_up() {
     w.finish().unwrap();
     assert_eq!(entries(dir.path()), [".other.led-tmp-4194304999-0", "out"]);
 }
+
+#[test]
+fn long_ranges_read_across_the_parallel_and_decode_parts() {
+    // Over 2^20 elements (read in parallel parts) at an offset that is no part boundary, in
+    // f32 (read straight into the output) and bf16/f16 (decoded through a buffer).
+    let n = (1 << 21) + 77;
+    let v: Vec<f32> = (0..n).map(|i| (i % 251) as f32 - 125.0).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [Dtype::F32, Dtype::BF16, Dtype::F16] {
+        let target = dir.path().join(dtype.to_string());
+        let w = CheckpointWriter::create_dir(
+            &target,
+            vec![TensorSpec::new("t", dtype, [n])],
+            opts(1 << 30),
+        )
+        .unwrap();
+        w.write_f32_chunk("t", 0, &v).unwrap();
+        w.finish().unwrap();
+        let ckpt = Checkpoint::open(&target).unwrap();
+        assert_eq!(ckpt.read_f32("t").unwrap(), v, "{dtype}");
+        let r = 65_537..n - 3;
+        assert_eq!(
+            ckpt.read_f32_range("t", r.clone()).unwrap(),
+            &v[r],
+            "{dtype}"
+        );
+    }
+}
+
+#[test]
+fn a_file_shortened_after_opening_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("m");
+    let w = CheckpointWriter::create_dir(
+        &target,
+        vec![TensorSpec::new("t", Dtype::F32, [1024])],
+        opts(1 << 30),
+    )
+    .unwrap();
+    w.write_f32_chunk("t", 0, &values(1024, 1.0)).unwrap();
+    w.finish().unwrap();
+    let ckpt = Checkpoint::open(&target).unwrap();
+    let file = target.join("model.safetensors");
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let err = ckpt.read_f32("t").unwrap_err();
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+    assert_eq!(
+        ckpt.read_f32_range("t", 0..10).unwrap(),
+        &values(1024, 1.0)[..10]
+    );
+}
