@@ -18,6 +18,13 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// Cut the last `by` bytes off `file`.
+fn shorten(file: &Path, by: u64) {
+    let len = std::fs::metadata(file).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    f.set_len(len - by).unwrap();
+}
+
 fn open_err(path: &Path) -> Error {
     Checkpoint::open(path).expect_err("must be rejected")
 }
@@ -160,18 +167,27 @@ fn offsets_out_of_bounds_reversed_overlapping_and_truncated() {
     w.write_f32("a", &[1.0; 64]).unwrap();
     w.write_f32("z", &[2.0; 64]).unwrap();
     w.finish().unwrap();
-    let file = target.join("model.safetensors");
-    let len = std::fs::metadata(&file).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    shorten(&target.join("model.safetensors"), 10);
     let err = open_err(&target);
     assert!(matches!(err, Error::OffsetOutOfBounds { .. }), "{err}");
     assert_names(&err, "model.safetensors", Some("z"));
     assert!(err.to_string().contains("truncated"));
+}
+
+#[test]
+fn a_file_shortened_after_opening_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("m");
+    let spec = led_merging_io::TensorSpec::new("t", led_merging_io::Dtype::F32, [1024]);
+    let w = led_merging_io::CheckpointWriter::create_dir(&target, vec![spec], Default::default())
+        .unwrap();
+    w.write_f32("t", &[3.0; 1024]).unwrap();
+    w.finish().unwrap();
+    let ckpt = Checkpoint::open(&target).unwrap();
+    shorten(&target.join("model.safetensors"), 100);
+    let err = ckpt.read_f32("t").unwrap_err();
+    assert_names(&err, "model.safetensors", None);
+    assert_eq!(ckpt.read_f32_range("t", 0..10).unwrap(), [3.0; 10]);
 }
 
 #[test]

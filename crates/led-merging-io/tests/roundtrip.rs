@@ -650,32 +650,3 @@ fn long_ranges_read_across_the_parallel_and_decode_parts() {
         );
     }
 }
-
-#[test]
-fn a_file_shortened_after_opening_is_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("m");
-    let w = CheckpointWriter::create_dir(
-        &target,
-        vec![TensorSpec::new("t", Dtype::F32, [1024])],
-        opts(1 << 30),
-    )
-    .unwrap();
-    w.write_f32_chunk("t", 0, &values(1024, 1.0)).unwrap();
-    w.finish().unwrap();
-    let ckpt = Checkpoint::open(&target).unwrap();
-    let file = target.join("model.safetensors");
-    let len = std::fs::metadata(&file).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_len(len - 100)
-        .unwrap();
-    let err = ckpt.read_f32("t").unwrap_err();
-    assert!(err.to_string().contains("model.safetensors"), "{err}");
-    assert_eq!(
-        ckpt.read_f32_range("t", 0..10).unwrap(),
-        &values(1024, 1.0)[..10]
-    );
-}
