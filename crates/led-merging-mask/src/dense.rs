@@ -22,6 +22,33 @@ fn tail_mask(len: usize) -> u64 {
     }
 }
 
+/// Bit b set where `scores[b] >= cutoff`, for at most 64 scores: on x86-64, four comparisons
+/// and one sign-bit gather per instruction; one at a time elsewhere.
+#[inline]
+fn at_or_above(scores: &[f32], cutoff: f32) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(scores) = <&[f32; 64]>::try_from(scores) {
+        // SAFETY: SSE is part of every x86-64 CPU (the target's baseline).
+        return unsafe { at_or_above_sse(scores, cutoff) };
+    }
+    scores
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (b, &x)| bits | u64::from(x >= cutoff) << b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse")]
+fn at_or_above_sse(scores: &[f32; 64], cutoff: f32) -> u64 {
+    use std::arch::x86_64::{_mm_cmpge_ps, _mm_movemask_ps, _mm_set_ps, _mm_set1_ps};
+    let c = _mm_set1_ps(cutoff);
+    scores.chunks_exact(4).enumerate().fold(0, |bits, (q, x)| {
+        let x = _mm_set_ps(x[3], x[2], x[1], x[0]);
+        // An ordered comparison: a NaN is never at or above the cutoff, as above.
+        bits | (_mm_movemask_ps(_mm_cmpge_ps(x, c)) as u64) << (4 * q)
+    })
+}
+
 impl DenseMask {
     /// No element set.
     pub fn zeros(len: usize) -> Self {
@@ -71,11 +98,7 @@ impl DenseMask {
             .zip(scores.par_chunks(WORDS_PER_TASK * 64))
             .for_each(|(words, scores)| {
                 for (word, s) in words.iter_mut().zip(scores.chunks(64)) {
-                    let mut bits = 0u64;
-                    for (b, &x) in s.iter().enumerate() {
-                        bits |= u64::from(x >= cutoff) << b;
-                    }
-                    *word = bits;
+                    *word = at_or_above(s, cutoff);
                 }
             });
         DenseMask { len, words }

@@ -298,26 +298,30 @@ impl Band {
     fn feed(&mut self, chunk: &[f32]) -> bool {
         let (lo, hi) = (self.lo, self.hi);
         let count = move |mut b: Band, chunk: &[f32]| {
-            // Counters in a loop without branches (vectorised; u32 lanes over blocks of at
-            // most 2^20), then the (few) keys inside.
+            // One pass: counters in a loop without branches (vectorised; u32 lanes over
+            // blocks of at most 2^20) over groups of 16 scores; the few groups holding keys
+            // inside are looked at again, their keys gathered without a branch.
             for block in chunk.chunks(1 << 20) {
-                let (mut above, mut at_hi, mut at_lo, mut inside) = (0u32, 0u32, 0u32, 0u32);
+                let (mut above, mut at_hi, mut at_lo) = (0u32, 0u32, 0u32);
                 let mut non_finite = false;
-                for &s in block {
-                    non_finite |= !s.is_finite();
-                    let key = key(s);
-                    above += u32::from(key > hi);
-                    at_hi += u32::from(key == hi);
-                    at_lo += u32::from(key == lo && lo != hi);
-                    inside += u32::from(key > lo && key < hi);
-                }
-                if inside > 0 {
-                    b.inside.reserve(inside as usize);
-                    for &s in block {
+                for group in block.chunks(16) {
+                    let mut inside = 0u32;
+                    for &s in group {
+                        non_finite |= !s.is_finite();
                         let key = key(s);
-                        if key > lo && key < hi {
-                            b.inside.push(key);
+                        above += u32::from(key > hi);
+                        at_hi += u32::from(key == hi);
+                        at_lo += u32::from(key == lo && lo != hi);
+                        inside += u32::from(key > lo && key < hi);
+                    }
+                    if inside > 0 {
+                        let (mut keys, mut n) = ([0u32; 16], 0);
+                        for &s in group {
+                            let key = key(s);
+                            keys[n] = key;
+                            n += usize::from(key > lo && key < hi);
                         }
+                        b.inside.extend_from_slice(&keys[..n]);
                     }
                 }
                 b.above += u64::from(above);

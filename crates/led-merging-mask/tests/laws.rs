@@ -2,8 +2,9 @@
 
 use led_merging_mask::bitvec::prelude::{BitVec, Lsb0};
 use led_merging_mask::{
-    DenseMask, LedTask, Mask, Pattern, StreamingThreshold, TensorStats, disjoint, elect, led_masks,
-    led_tensor, led_tensor_at, overlap_counts, select_threshold, task_thresholds, top_k, top_set,
+    DenseMask, LedTask, Mask, Pattern, StreamingThreshold, TaskUpdate, TensorStats, apply_masks,
+    disjoint, elect, led_masks, led_tensor, led_tensor_at, overlap_counts, select_threshold,
+    task_thresholds, top_k, top_set,
 };
 use proptest::prelude::*;
 
@@ -264,5 +265,38 @@ proptest! {
         }
         prop_assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), whole.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
         prop_assert_eq!(stats.unwrap(), whole_stats);
+    }
+
+    #[test]
+    fn cutoff_masks_hold_exactly_the_scores_at_or_above(
+        s in prop::collection::vec(prop_oneof![Just(0.0f32), Just(-0.0f32), Just(f32::NAN), Just(f32::INFINITY), Just(f32::NEG_INFINITY), -5.0f32..5.0], 0..300),
+        cutoff in prop_oneof![Just(0.0f32), Just(-0.0f32), Just(f32::NEG_INFINITY), -5.0f32..5.0],
+    ) {
+        let m = DenseMask::from_cutoff(&s, cutoff);
+        let want: Vec<usize> = (0..s.len()).filter(|&i| s[i] >= cutoff).collect();
+        prop_assert_eq!(m.iter_ones().collect::<Vec<_>>(), want);
+        prop_assert_eq!(m.len(), s.len());
+    }
+
+    #[test]
+    fn applying_masks_is_the_sum_element_by_element(
+        (n, masks) in (0usize..300, 1usize..4).prop_flat_map(|(n, k)| (Just(n), prop::collection::vec(dense(n), k))),
+        lambdas in prop::collection::vec(-2.0f32..2.0, 3),
+    ) {
+        let base: Vec<f32> = (0..n).map(|e| if e % 7 == 0 { -0.0 } else { (e as f32).sin() }).collect();
+        // Weights outside the masks are not finite: they must not reach the output.
+        let models: Vec<Vec<f32>> = masks.iter().enumerate().map(|(k, m)| (0..n).map(|e| if m.get(e) { (e * (k + 2)) as f32 * 0.01 } else { f32::NAN }).collect()).collect();
+        let tasks: Vec<TaskUpdate<'_>> = masks.iter().zip(&models).zip(&lambdas).map(|((mask, model), &lambda)| TaskUpdate { model, lambda, mask }).collect();
+        let mut out = vec![7.0; n];
+        apply_masks("t", &base, &tasks, &mut out).unwrap();
+        let mut want = base.clone();
+        for t in &tasks {
+            for (e, w) in want.iter_mut().enumerate() {
+                if t.mask.get(e) {
+                    *w += t.lambda * (t.model[e] - base[e]);
+                }
+            }
+        }
+        prop_assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
     }
 }
