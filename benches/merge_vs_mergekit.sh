@@ -51,6 +51,8 @@ YAML
 }
 measure() { # DIR, label, command...: prints "label seconds peak_kib"
   local dir=$1 label=$2; shift 2
+  # Every input page-cached first: mergekit's runs can evict the score files LED reads.
+  cat "$dir"/base/*.safetensors "$dir"/model-*/*.safetensors "$dir"/scores/*.safetensors > /dev/null
   /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" > "$dir/$label.log" 2>&1 || { cat "$dir/$label.log"; exit 1; }
   read -r secs kib < "$dir/time.txt"
   echo "$label $secs $kib"
