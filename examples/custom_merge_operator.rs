@@ -17,7 +17,7 @@ use led_merging::merge::{MergeConfig, MergePlan, Result, RunOptions, run};
 /// `max_disputed` of the weights are disputed stays at the base whole.
 struct Consensus;
 
-const WEIGHT: ParamSpec = ParamSpec::new("weight", any_number);
+const WEIGHT: ParamSpec = ParamSpec::new("weight", any_number).required();
 const MAX_DISPUTED: ParamSpec = ParamSpec::new("max_disputed", unit).or(1.0);
 
 /// Whether the models moved weight `j` of `job` in different directions.
@@ -59,9 +59,6 @@ impl MergeMethod for Consensus {
     }
     fn model_params(&self) -> &'static [ParamSpec] {
         &[WEIGHT]
-    }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["weight"]
     }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[MAX_DISPUTED]

@@ -373,8 +373,9 @@ impl MergePlan {
         if let Err(e) = check_parameters(path, "parameters", &given, &top_level, method.name()) {
             errors.push(e);
         }
-        for required in method.required_global_params() {
-            if !config.parameters.contains_key(*required) {
+        for required in method.global_params().iter().filter(|p| p.required) {
+            let required = required.name;
+            if !config.parameters.contains_key(required) {
                 errors.push(config_err(
                     path,
                     format!("parameters.{required}"),
@@ -452,9 +453,10 @@ impl MergePlan {
                     method.model_params(),
                     method.name(),
                 )?;
-                for required in method.required_model_params() {
-                    if !entry.parameters.contains_key(*required)
-                        && !config.parameters.contains_key(*required)
+                for required in method.model_params().iter().filter(|p| p.required) {
+                    let required = required.name;
+                    if !entry.parameters.contains_key(required)
+                        && !config.parameters.contains_key(required)
                     {
                         return Err(config_err(
                             path,

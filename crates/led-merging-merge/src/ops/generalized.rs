@@ -72,9 +72,6 @@ impl MergeMethod for Family {
     fn model_params(&self) -> &'static [ParamSpec] {
         self.model_params
     }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["weight"]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         self.global_params
     }

@@ -24,7 +24,7 @@ pub struct Led;
 /// λ_i: LED adds each masked task vector whole unless told otherwise.
 const LAMBDA_I: ParamSpec = WEIGHT.or(1.0);
 /// r_i, required.
-const DENSITY: ParamSpec = ParamSpec::new("density", ratio);
+const DENSITY: ParamSpec = ParamSpec::new("density", ratio).required();
 const ELECTION: ParamSpec = ParamSpec::new("election", pattern);
 const DISJOINT: ParamSpec = ParamSpec::new("disjoint", boolean);
 const NEG_PRUNE: ParamSpec = ParamSpec::new("neg_prune", boolean);
@@ -49,9 +49,6 @@ impl MergeMethod for Led {
     }
     fn model_params(&self) -> &'static [ParamSpec] {
         &[LAMBDA_I, DENSITY, ELECTION]
-    }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["density"]
     }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[ELECTION, DISJOINT, MISSING, NEG_PRUNE]

@@ -19,9 +19,6 @@ impl MergeMethod for Linear {
     fn model_params(&self) -> &'static [ParamSpec] {
         &[WEIGHT]
     }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["weight"]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[NORMALIZE]
     }

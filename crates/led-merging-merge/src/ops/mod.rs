@@ -238,18 +238,10 @@ pub trait MergeMethod: Send + Sync {
     fn base_is_input(&self) -> bool {
         false
     }
-    /// Per-model parameters accepted.
+    /// Per-model parameters accepted (and required, [`ParamSpec::required`]).
     fn model_params(&self) -> &'static [ParamSpec];
-    /// Per-model parameters that must be given.
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &[]
-    }
-    /// Global parameters accepted.
+    /// Global parameters accepted (and required).
     fn global_params(&self) -> &'static [ParamSpec];
-    /// Global parameters that must be given.
-    fn required_global_params(&self) -> &'static [&'static str] {
-        &[]
-    }
     /// Check the number of (non-base) models; returns why it's wrong.
     fn check_model_count(&self, n: usize) -> Result<(), String> {
         if n == 0 {

@@ -31,9 +31,6 @@ impl MergeMethod for MultiSlerp {
     fn model_params(&self) -> &'static [ParamSpec] {
         &[WEIGHT]
     }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["weight"]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[NORMALIZE_WEIGHTS, EPS]
     }

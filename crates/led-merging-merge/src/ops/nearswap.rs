@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct NearSwap;
 
-const T: ParamSpec = ParamSpec::new("t", any_number);
+const T: ParamSpec = ParamSpec::new("t", any_number).required();
 
 impl MergeMethod for NearSwap {
     fn name(&self) -> &'static str {
@@ -20,9 +20,6 @@ impl MergeMethod for NearSwap {
     }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[T]
-    }
-    fn required_global_params(&self) -> &'static [&'static str] {
-        &["t"]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
         super::exactly_one_model(n)

@@ -23,9 +23,6 @@ impl MergeMethod for NuSlerp {
     fn model_params(&self) -> &'static [ParamSpec] {
         &[WEIGHT]
     }
-    fn required_model_params(&self) -> &'static [&'static str] {
-        &["weight"]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[ROW_WISE, FLATTEN]
     }

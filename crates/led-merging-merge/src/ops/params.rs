@@ -7,16 +7,17 @@ use std::path::Path;
 use crate::config::{Parameters, Scalar};
 use crate::error::{Error, Result};
 
-/// A parameter a method accepts, with its validity check.
+/// A parameter a method accepts, with its validity check (as mergekit's `ConfigParameterDef`).
 #[derive(Clone, Copy)]
 pub struct ParamSpec {
     /// Name as written in the config.
     pub name: &'static str,
     /// Returns why a value is invalid.
     pub check: fn(&Scalar) -> Result<(), String>,
-    /// The value when the config does not give one (`None`: no default; a method that needs
-    /// the parameter lists it as required).
+    /// The value when the config does not give one.
     pub default: Option<f64>,
+    /// Whether the config must give it (per model, or at the top level for every model).
+    pub required: bool,
 }
 
 impl ParamSpec {
@@ -26,13 +27,23 @@ impl ParamSpec {
             name,
             check,
             default: None,
+            required: false,
         }
     }
 
-    /// This parameter with default `value`.
+    /// This parameter with default `value` (so no longer required).
     pub const fn or(self, value: f64) -> Self {
         ParamSpec {
             default: Some(value),
+            required: false,
+            ..self
+        }
+    }
+
+    /// This parameter, required.
+    pub const fn required(self) -> Self {
+        ParamSpec {
+            required: true,
             ..self
         }
     }
@@ -164,8 +175,8 @@ impl Params {
     }
 }
 
-/// A model's weight (no default: the methods that weight models require it).
-pub const WEIGHT: ParamSpec = ParamSpec::new("weight", any_number);
+/// A model's weight, required (LED's has a default).
+pub const WEIGHT: ParamSpec = ParamSpec::new("weight", any_number).required();
 /// The fraction of a task vector kept; everything when not given.
 pub const DENSITY: ParamSpec = ParamSpec::new("density", unit).or(1.0);
 /// Breadcrumbs' fraction of largest magnitudes dropped (mergekit's default).

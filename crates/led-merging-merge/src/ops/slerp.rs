@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct Slerp;
 
-const T: ParamSpec = ParamSpec::new("t", unit);
+const T: ParamSpec = ParamSpec::new("t", unit).required();
 
 impl MergeMethod for Slerp {
     fn name(&self) -> &'static str {
@@ -20,9 +20,6 @@ impl MergeMethod for Slerp {
     }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[T]
-    }
-    fn required_global_params(&self) -> &'static [&'static str] {
-        &["t"]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
         super::exactly_one_model(n)
