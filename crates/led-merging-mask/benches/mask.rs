@@ -1,6 +1,6 @@
 //! Elect and Disjoint at scale (issue: mask algebra).
 //!
-//! - `threshold/*`: top-r threshold of 10^8 random f32 scores: our radix select against a full
+//! - `threshold/*`: top-r threshold of 10^8 random f32 scores: `select_threshold` against a full
 //!   sort and against `select_nth_unstable`, all in the same run.
 //! - `led_k3/*`: elect + disjoint + apply for K = 3 tasks over one 10^8-element tensor at
 //!   r = (0.1, 0.4, 0.5), per phase.
@@ -9,7 +9,7 @@
 //!
 //! Mask memory (dense vs roaring) is printed before the timings.
 //!
-//! Run: `cargo bench -p led-merging --bench mask`.
+//! Run: `cargo bench -p led-merging-mask --bench mask`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -49,7 +49,7 @@ fn threshold(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
-    g.bench_function("radix_select", |b| {
+    g.bench_function("select_threshold", |b| {
         b.iter(|| black_box(select_threshold("w", black_box(&scores), 0.1).unwrap()))
     });
     g.bench_function("copy_select_nth_unstable", |b| {

@@ -1,5 +1,6 @@
-//! Top-r threshold selection in O(n): a two-pass radix (histogram) select on the scores' bits,
-//! never a sort (docs/how-led-works.md, "2. Elect").
+//! Top-r threshold selection in O(n), never a sort (docs/how-led-works.md, "2. Elect"): one
+//! pass keeping the scores in the band where a sample puts the cut, else a two-pass radix
+//! (histogram) select on the scores' bits; over a tensor in memory or fed in parts.
 
 use rayon::prelude::*;
 
@@ -38,8 +39,6 @@ impl Threshold {
     }
 }
 
-/// Scores up to this length are selected with `select_nth_unstable` on a copy.
-const SMALL: usize = 1 << 16;
 /// Elements per parallel histogram task.
 const CHUNK: usize = 1 << 20;
 
@@ -74,16 +73,6 @@ fn check_ratio(tensor: &str, ratio: f64) -> Result<()> {
 /// k = floor(r · n) in f64, as the spec fixes it.
 pub fn top_k(ratio: f64, n: usize) -> usize {
     ((ratio * n as f64).floor() as usize).min(n)
-}
-
-fn non_finite(tensor: &str, scores: &[f32]) -> Error {
-    let count = scores.par_iter().filter(|s| !s.is_finite()).count();
-    let first = scores.iter().position(|s| !s.is_finite()).unwrap_or(0);
-    Error::NonFinite {
-        tensor: tensor.into(),
-        count,
-        first,
-    }
 }
 
 /// Add to `hist` (65536 buckets) the counts of one 16-bit digit of the keys, in parallel for
@@ -155,53 +144,17 @@ fn count_members(scores: &[f32], t: f32) -> usize {
 /// # Ok::<(), led_merging_mask::Error>(())
 /// ```
 pub fn select_threshold(tensor: &str, scores: &[f32], ratio: f64) -> Result<Threshold> {
-    check_ratio(tensor, ratio)?;
-    let n = scores.len();
-    if n == 0 {
-        return Err(Error::Empty {
-            tensor: tensor.into(),
-        });
+    // The streamed selection fed the whole tensor at once: usually one pass (its band).
+    let mut select = StreamingThreshold::new(tensor, scores.len(), ratio)?;
+    while select.needs_pass() {
+        select.feed(scores)?;
+        select.end_pass()?;
     }
-    let k = top_k(ratio, n);
-    if n <= SMALL {
-        return select_small(tensor, scores, k);
-    }
-    let mut hi = vec![0u64; 1 << 16];
-    if !histogram(scores, &mut hi, |key| Some((key >> 16) as usize)) {
-        return Err(non_finite(tensor, scores));
-    }
-    if k == 0 {
-        return Ok(Threshold {
-            len: n,
-            k,
-            value: None,
-            members: 0,
-        });
-    }
-    let (bucket, above) = find_bucket(&hi, k as u64);
-    let mut lo = vec![0u64; 1 << 16];
-    histogram(scores, &mut lo, |key| {
-        ((key >> 16) as usize == bucket).then_some((key & 0xFFFF) as usize)
-    });
-    let (low, _) = find_bucket(&lo, k as u64 - above);
-    let t = unkey(((bucket as u32) << 16) | low as u32);
-    // Members are the keys ≥ key(t) when t > 0 (then `s > 0` adds nothing), which the two
-    // histograms already counted; with t ≤ 0 the `s > 0` rule needs one more pass.
-    let members = if t > 0.0 {
-        (above + lo[low..].iter().sum::<u64>()) as usize
-    } else {
-        count_members(scores, t)
-    };
-    Ok(Threshold {
-        len: n,
-        k,
-        value: Some(t),
-        members,
-    })
+    Ok(select.finish())
 }
 
-/// Top-r threshold selection over a score tensor too large to hold at once (docs/how-led-works.md, "2. Elect"; the same
-/// result as [`select_threshold`]): the caller feeds every score, in chunks of any size and in
+/// Top-r threshold selection over a score tensor too large to hold at once (docs/how-led-works.md, "2. Elect";
+/// [`select_threshold`] feeds it a whole tensor held in memory): the caller feeds every score, in chunks of any size and in
 /// any order, once per pass, while [`StreamingThreshold::needs_pass`] says so. Usually one pass:
 /// it keeps the scores in the band where a sample of the first chunk puts the k-th largest;
 /// when the band misses it, two more (a radix select) and, when the threshold is not
@@ -634,32 +587,25 @@ impl StreamingThreshold {
     }
 }
 
-fn select_small(tensor: &str, scores: &[f32], k: usize) -> Result<Threshold> {
-    if scores.iter().any(|s| !s.is_finite()) {
-        return Err(non_finite(tensor, scores));
-    }
-    if k == 0 {
-        return Ok(Threshold {
-            len: scores.len(),
-            k,
-            value: None,
-            members: 0,
-        });
-    }
-    let mut copy = scores.to_vec();
-    let (_, t, _) = copy.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    let t = *t;
-    Ok(Threshold {
-        len: scores.len(),
-        k,
-        value: Some(t),
-        members: scores.iter().filter(|&&s| s >= t && s > 0.0).count(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A length past the first chunk's sample and the parallel blocks.
+    const SMALL: usize = 1 << 16;
+
+    /// The k-th largest by a selection over a copy: the reference the streamed selection is
+    /// held to.
+    fn select_small(scores: &[f32], k: usize) -> Threshold {
+        let mut copy = scores.to_vec();
+        let t = (k > 0).then(|| *copy.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1);
+        Threshold {
+            len: scores.len(),
+            k,
+            value: t,
+            members: t.map_or(0, |t| scores.iter().filter(|&&s| s >= t && s > 0.0).count()),
+        }
+    }
 
     fn streamed(chunks: &[&[f32]], ratio: f64) -> (Threshold, usize, usize) {
         let len = chunks.iter().map(|c| c.len()).sum();
@@ -825,7 +771,7 @@ mod tests {
                 .map(|i| ((i.wrapping_mul(6364136223846793005).wrapping_add(seed) >> 33) % u64::from(levels)) as f32 - 3.0)
                 .collect();
             let radix = select_threshold("x", &scores, r).unwrap();
-            let small = select_small("x", &scores, top_k(r, n)).unwrap();
+            let small = select_small(&scores, top_k(r, n));
             proptest::prop_assert_eq!(radix, small);
         }
     }
@@ -838,7 +784,7 @@ mod tests {
             .collect();
         for r in [1e-6, 0.01, 0.1, 0.5, 0.9, 1.0] {
             let big = select_threshold("x", &scores, r).unwrap();
-            let small = select_small("x", &scores, top_k(r, n)).unwrap();
+            let small = select_small(&scores, top_k(r, n));
             assert_eq!(big, small, "r = {r}");
         }
     }
