@@ -471,14 +471,12 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
     }
     #[cfg(windows)]
     {
-        let (mut buf, mut offset) = (buf, offset);
-        while !buf.is_empty() {
-            match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            match std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], at)? {
                 0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                n => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
+                n => done += n,
             }
         }
         Ok(())
