@@ -4,7 +4,7 @@
 //! importances. Quantiles are exact over the whole tensor (mergekit samples 10⁶ elements of
 //! larger tensors at random: docs/merge-operators.md).
 
-use super::{MergeMethod, ParamSpec, TensorJob, TensorNote};
+use super::{MergeMethod, TensorJob, TensorNote};
 use crate::error::{Error, Result};
 
 /// Arcee Fusion.
@@ -22,12 +22,6 @@ fn softmax(x: &[f32]) -> Vec<f32> {
 impl MergeMethod for ArceeFusion {
     fn name(&self) -> &'static str {
         "arcee_fusion"
-    }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
-    fn global_params(&self) -> &'static [ParamSpec] {
-        &[]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
         super::exactly_one_model(n)

@@ -31,9 +31,6 @@ impl MergeMethod for Karcher {
     fn base_is_input(&self) -> bool {
         true
     }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[MAX_ITER, TOL]
     }

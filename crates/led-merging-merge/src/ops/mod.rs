@@ -239,9 +239,13 @@ pub trait MergeMethod: Send + Sync {
         false
     }
     /// Per-model parameters accepted (and required, [`ParamSpec::required`]).
-    fn model_params(&self) -> &'static [ParamSpec];
+    fn model_params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
     /// Global parameters accepted (and required).
-    fn global_params(&self) -> &'static [ParamSpec];
+    fn global_params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
     /// Check the number of (non-base) models; returns why it's wrong.
     fn check_model_count(&self, n: usize) -> Result<(), String> {
         if n == 0 {

@@ -102,9 +102,6 @@ impl MergeMethod for ModelStock {
     fn name(&self) -> &'static str {
         "model_stock"
     }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[FILTER_WISE]
     }

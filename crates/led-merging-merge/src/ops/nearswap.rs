@@ -15,9 +15,6 @@ impl MergeMethod for NearSwap {
     fn name(&self) -> &'static str {
         "nearswap"
     }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[T]
     }

@@ -21,9 +21,6 @@ impl MergeMethod for Passthrough {
     fn model_params(&self) -> &'static [ParamSpec] {
         &[SCALE]
     }
-    fn global_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
     fn check_tensor(
         &self,
         _global: &super::Params,

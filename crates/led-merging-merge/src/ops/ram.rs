@@ -65,9 +65,6 @@ impl MergeMethod for Ram {
     fn name(&self) -> &'static str {
         if self.plus { "ramplus_tl" } else { "ram" }
     }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         if self.plus {
             &[R, ALPHA, EPSILON]

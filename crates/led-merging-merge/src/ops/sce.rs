@@ -17,9 +17,6 @@ impl MergeMethod for Sce {
     fn name(&self) -> &'static str {
         "sce"
     }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[SELECT_TOPK, INT8_MASK]
     }

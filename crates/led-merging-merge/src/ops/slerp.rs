@@ -15,9 +15,6 @@ impl MergeMethod for Slerp {
     fn name(&self) -> &'static str {
         "slerp"
     }
-    fn model_params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[T]
     }
