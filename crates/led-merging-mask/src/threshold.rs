@@ -402,7 +402,7 @@ impl StreamingThreshold {
             k,
             stage: Stage::First,
             fed: 0,
-            hist: vec![0; 1 << 16],
+            hist: Vec::new(),
             bad: None,
             band: None,
         })
@@ -517,7 +517,10 @@ impl StreamingThreshold {
                             greater: 0,
                         },
                         // The k-th largest is outside the band: the histogram passes.
-                        None => Stage::High,
+                        None => {
+                            self.hist = vec![0; 1 << 16];
+                            Stage::High
+                        }
                     }
                 } else {
                     let (bucket, above) = find_bucket(&self.hist, k as u64);

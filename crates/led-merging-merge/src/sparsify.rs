@@ -41,8 +41,8 @@ pub(crate) fn top_k_cut(tensor: &str, values: &[f32], k: usize) -> crate::Result
 /// Keep the elements with |δ| > `t` and the first `ties` with |δ| = `t`; zero the rest.
 pub(crate) fn keep_above(delta: &mut [f32], t: f32, mut ties: usize) {
     // |δ| and t are finite and non-negative (or t = +∞), where `<` and `==` are the total order:
-    // first every element below t zeroed (a loop the compiler vectorises), then the ties.
-    // (Written as a select, not a conditional store, so that it vectorises.)
+    // first every element below t zeroed (a select, not a conditional store, so that the loop
+    // vectorises), then the ties.
     delta
         .iter_mut()
         .for_each(|x| *x = if x.abs() < t { 0.0 } else { *x });
