@@ -469,3 +469,54 @@ fn mergekit_spellings_get_actionable_messages() {
     assert_eq!(r.status.code(), Some(1));
     assert!(text(&r.stderr).contains("densty"), "{}", text(&r.stderr));
 }
+
+/// `location:` entries are scored by `led merge` itself, each task into its own pair of files
+/// (two tasks on the same data once shared the base's, which the score check then refused),
+/// and a second run reuses all four.
+#[cfg(feature = "attribution")]
+#[test]
+fn location_entries_get_their_own_score_files_and_are_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let data = dir.path().join("data.jsonl");
+    std::fs::write(&data, "{\"text\": \"hello\"}\n{\"text\": \"world\"}\n").unwrap();
+    let location = format!("{{data: {}, samples: 2, scorer: random}}", data.display());
+    let cfg = d.join("configs").join("located.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{density: 0.4}}\n    location: {location}\n  - model: {m}\n    parameters: {{density: 0.5}}\n    location: {location}\n",
+            b = d.join("base").display(),
+            s = d.join("safety").display(),
+            m = d.join("math").display(),
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("merged");
+    for (run, word) in [(0, "computed"), (1, "reused")] {
+        let mut c = led();
+        c.arg("merge").arg(&cfg).arg(&out);
+        if run == 1 {
+            c.arg("--force");
+        }
+        let r = c.output().unwrap();
+        let said = format!("{}{}", text(&r.stdout), text(&r.stderr));
+        assert!(r.status.success(), "run {run}: {said}");
+        assert_eq!(said.matches(word).count(), 4, "run {run}: {said}");
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir.path().join("merged.scores"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "models0-base-data-random.safetensors",
+            "models0-data-random.safetensors",
+            "models1-base-data-random.safetensors",
+            "models1-data-random.safetensors",
+        ]
+    );
+    assert!(out.join("config.json").is_file());
+}

@@ -243,12 +243,13 @@ pub fn resolve_locations(
             path: dir.clone(),
             error,
         })?;
+        let mut data = DataOptions::default();
+        if let Some(samples) = loc.samples {
+            data.samples = samples as usize;
+        }
         let options = LocateOptions {
             scorer,
-            data: DataOptions {
-                samples: loc.samples.unwrap_or(128) as usize,
-                ..Default::default()
-            },
+            data,
             progress,
             ..Default::default()
         };
@@ -257,8 +258,10 @@ pub fn resolve_locations(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Each task's own pair: one file serves one role (docs/merging.md), so two tasks on the
+        // same data (or data files of the same name) never share the base's scores.
         let model_scores = dir.join(format!("models{i}-{stem}-{scorer_name}.safetensors"));
-        let base_scores = dir.join(format!("base-{stem}-{scorer_name}.safetensors"));
+        let base_scores = dir.join(format!("models{i}-base-{stem}-{scorer_name}.safetensors"));
         for (model, path) in [(&entry.model, &model_scores), (&base, &base_scores)] {
             let report = led_merging_attribution::locate(model, Some(&loc.data), path, &options)?;
             done.push((path.clone(), report.reused));
