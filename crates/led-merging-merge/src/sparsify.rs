@@ -1,4 +1,4 @@
-//! Sparsification rules shared by the methods (spec `merge-operators.md`), each zeroing the
+//! Sparsification rules shared by the methods (docs/merge-operators.md), each zeroing the
 //! dropped elements of a task vector in place.
 
 use rand::RngExt;
