@@ -88,7 +88,7 @@ impl MergeMethod for Consensus {
             ),
         };
         let share = count as f64 / len.max(1) as f64;
-        let max = job.global.value(&MAX_DISPUTED).unwrap_or(1.0);
+        let max = job.global.value(&MAX_DISPUTED);
         for (j, (o, &b)) in out.iter_mut().zip(base).enumerate() {
             *o = b;
             if share <= max && !disputed(job, j) {

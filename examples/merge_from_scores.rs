@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = std::path::Path::new(&config);
     let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
     let options = RunOptions {
-        force: true,
+        overwrite: true,
         ..Default::default()
     };
     print!("{}", plan.describe(true, &options));

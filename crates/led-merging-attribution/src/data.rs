@@ -27,7 +27,7 @@ pub struct DataOptions {
     pub prompt_field: Option<String>,
     /// Answer field.
     pub answer_field: Option<String>,
-    /// Number of samples (default 128).
+    /// Number of samples (default [`led_merging_io::meta::DEFAULT_SAMPLES`]).
     pub samples: usize,
     /// `None`: the first `samples` records; `Some(seed)`: a seeded random subset.
     pub subset_seed: Option<u64>,
@@ -44,7 +44,7 @@ impl Default for DataOptions {
         DataOptions {
             prompt_field: None,
             answer_field: None,
-            samples: 128,
+            samples: led_merging_io::meta::DEFAULT_SAMPLES,
             subset_seed: None,
             max_answer_tokens: None,
             skip_bad: false,

@@ -205,7 +205,7 @@ pub enum Error {
     },
     /// The output target exists and overwriting was not asked for.
     #[error(
-        "{path}: already exists (pass --force to replace it; in the library: `force`/`overwrite` in the options)"
+        "{path}: already exists (pass --force to replace it; in the library: `overwrite` in the options)"
     )]
     TargetExists {
         /// The target.

@@ -37,6 +37,8 @@ pub const SCORE_DATASET: &str = "led.scores.dataset";
 pub const SCORE_DATASET_SHA256: &str = "led.scores.dataset_sha256";
 /// Scores: number of samples used.
 pub const SCORE_SAMPLES: &str = "led.scores.samples";
+/// How many samples the Locate step scores when not told (`led locate`, `location:`).
+pub const DEFAULT_SAMPLES: usize = 128;
 /// Scores: seed (sample selection, random scorer).
 pub const SCORE_SEED: &str = "led.scores.seed";
 /// Prefix of scorer-specific options (`led.scores.option.max_tokens`, ...).

@@ -22,8 +22,8 @@ const MIN_PART_ELEMENTS: usize = 1 << 16;
 /// How to run a merge.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Replace an existing output.
-    pub force: bool,
+    /// Replace an existing output (`--force`).
+    pub overwrite: bool,
     /// Worker threads; 0 = all cores. Each holds one part at a time.
     pub threads: usize,
     /// Shard budget in bytes.
@@ -60,7 +60,7 @@ fn bytes_per_element(inputs: usize) -> u64 {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            force: false,
+            overwrite: false,
             threads: 0,
             max_shard_size: led_merging_io::DEFAULT_MAX_SHARD_SIZE,
             progress: false,

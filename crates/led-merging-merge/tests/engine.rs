@@ -570,7 +570,7 @@ fn output_is_atomic_and_never_overwritten_unasked() {
         &p,
         &out,
         &RunOptions {
-            force: true,
+            overwrite: true,
             ..Default::default()
         },
     )

@@ -282,7 +282,7 @@ pub fn run(args: &Args) -> Result<()> {
         )?;
         let merged = out.join(format!("merged-{method}"));
         let options = led_merging_merge::RunOptions {
-            force: true,
+            overwrite: true,
             max_shard_size: DEMO_SHARD_SIZE,
             ..Default::default()
         };

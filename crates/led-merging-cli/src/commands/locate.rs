@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value = "snip")]
     pub scorer: String,
     /// Number of samples.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = led_merging_io::meta::DEFAULT_SAMPLES)]
     pub samples: usize,
     /// Seed (with --subset and for --scorer random).
     #[arg(long, default_value_t = 0)]

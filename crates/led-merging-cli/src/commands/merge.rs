@@ -59,7 +59,7 @@ pub fn run(args: &Args, verbose: bool) -> Result<()> {
     }
     let plan = MergePlan::new(parsed, config)?;
     let options = RunOptions {
-        force: args.force,
+        overwrite: args.force,
         threads: args.threads,
         max_shard_size,
         progress: true,

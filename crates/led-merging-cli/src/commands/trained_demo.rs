@@ -352,7 +352,7 @@ pub fn run(out: &Path) -> Result<()> {
             &plan,
             &dir,
             &RunOptions {
-                force: true,
+                overwrite: true,
                 ..Default::default()
             },
         )?;

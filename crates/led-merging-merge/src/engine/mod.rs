@@ -153,7 +153,7 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         specs,
         WriterOptions {
             max_shard_size: options.max_shard_size,
-            overwrite: options.force,
+            overwrite: options.overwrite,
             metadata,
         },
     )?;

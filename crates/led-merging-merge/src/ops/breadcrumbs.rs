@@ -33,10 +33,7 @@ pub const BREADCRUMBS_TIES: Family = Family {
 pub(crate) struct Outliers;
 
 fn cuts(p: &super::Params) -> (f64, f64) {
-    (
-        p.value(&DENSITY).unwrap_or(1.0),
-        p.value(&GAMMA).unwrap_or(0.0),
-    )
+    (p.value(&DENSITY), p.value(&GAMMA))
 }
 
 impl Sparsifier for Outliers {

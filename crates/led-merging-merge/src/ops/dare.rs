@@ -49,7 +49,7 @@ pub(crate) fn key<'a>(job: &TensorJob<'a>, j: usize) -> StreamKey<'a> {
 
 /// Model `j`'s density for `job`.
 pub(crate) fn density(job: &TensorJob<'_>, j: usize) -> f64 {
-    job.models[j].params.value(&DENSITY).unwrap_or(1.0)
+    job.models[j].params.value(&DENSITY)
 }
 
 /// Model `j`'s whole-tensor L1 rescale factor, when `job` is a part of a tensor streamed by
@@ -61,9 +61,7 @@ pub(crate) fn l1_factor_of(job: &TensorJob<'_>, j: usize) -> Option<f32> {
 /// Whether the L1 factor over the whole tensor is needed: L1 rescale and some drop.
 pub(crate) fn needs_l1(t: &TensorSetup<'_>) -> bool {
     rescale_from(t.global) == Rescale::L1
-        && t.models
-            .iter()
-            .any(|p: &Params| p.value(&DENSITY).unwrap_or(1.0) < 1.0)
+        && t.models.iter().any(|p: &Params| p.value(&DENSITY) < 1.0)
 }
 
 impl Sparsifier for RandomDrop {
@@ -129,7 +127,7 @@ impl L1Stream {
             sums: t
                 .models
                 .iter()
-                .map(|p| (p.value(&DENSITY).unwrap_or(1.0) < 1.0).then_some((0.0, 0.0)))
+                .map(|p| (p.value(&DENSITY) < 1.0).then_some((0.0, 0.0)))
                 .collect(),
             drop,
             done: false,

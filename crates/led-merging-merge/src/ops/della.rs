@@ -36,8 +36,8 @@ pub(crate) struct RankSampling;
 
 /// The keep probabilities (density ± epsilon) must lie inside (0, 1).
 fn bounds(model: usize, p: &Params) -> Result<(f64, f64), String> {
-    let density = p.value(&DENSITY).unwrap_or(1.0);
-    let eps = p.value(&EPSILON).unwrap_or(0.0);
+    let density = p.value(&DENSITY);
+    let eps = p.value(&EPSILON);
     if density - eps > 0.0 && density + eps < 1.0 {
         Ok((density, eps))
     } else {
@@ -59,7 +59,7 @@ fn row_len(job: &TensorJob<'_>, len: usize) -> usize {
 /// Model `j`'s drop on a part: its rows' streams.
 fn drop_rows(job: &TensorJob<'_>, j: usize, delta: &mut [f32]) {
     let row = row_len(job, delta.len()).max(1);
-    let eps = job.models[j].params.value(&EPSILON).unwrap_or(0.0);
+    let eps = job.models[j].params.value(&EPSILON);
     rank_sample_rows(
         delta,
         row,

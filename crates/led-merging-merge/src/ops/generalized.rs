@@ -116,8 +116,10 @@ pub(crate) fn merge(
         deltas.push(delta);
         weights.push(weight);
     }
-    let normalize = job.global.flag(&NORMALIZE, family.default_normalize);
-    let lambda = job.global.value(&LAMBDA).unwrap_or(1.0) as f32;
+    let normalize = job
+        .global
+        .flag(&NORMALIZE.or_flag(family.default_normalize));
+    let lambda = job.global.value(&LAMBDA) as f32;
     if family.consensus {
         let mut sum = vec![0f32; base.len()];
         let mut div = vec![0f32; base.len()];

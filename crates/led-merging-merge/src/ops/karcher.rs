@@ -41,8 +41,8 @@ impl MergeMethod for Karcher {
             out.copy_from_slice(only);
             return Ok(Vec::new());
         }
-        let max_iter = job.global.value(&MAX_ITER).unwrap_or(10.0) as usize;
-        let tol = job.global.value(&TOL).unwrap_or(1e-5);
+        let max_iter = job.global.value(&MAX_ITER) as usize;
+        let tol = job.global.value(&TOL);
         let alpha = 1.0 / tensors.len() as f64;
         let norms: Vec<f64> = tensors.iter().map(|t| dot(t, t).sqrt()).collect();
         // Directions of the models whose norm is over `tol`; the others only count in the scale.

@@ -26,8 +26,8 @@ const LAMBDA_I: ParamSpec = WEIGHT.or(1.0);
 /// r_i, required.
 const DENSITY: ParamSpec = ParamSpec::new("density", ratio).required();
 const ELECTION: ParamSpec = ParamSpec::new("election", pattern);
-const DISJOINT: ParamSpec = ParamSpec::new("disjoint", boolean);
-const NEG_PRUNE: ParamSpec = ParamSpec::new("neg_prune", boolean);
+const DISJOINT: ParamSpec = ParamSpec::new("disjoint", boolean).or_flag(true);
+const NEG_PRUNE: ParamSpec = ParamSpec::new("neg_prune", boolean).or_flag(false);
 const MISSING: ParamSpec = ParamSpec::new("missing_scores", |v| match v {
     Scalar::Text(s) if s == "base" || s == "task_arithmetic" => Ok(()),
     other => Err(format!(
@@ -69,8 +69,9 @@ impl MergeMethod for Led {
             .models
             .iter()
             .map(|p| {
-                // Validated by the plan: every model has a density.
-                let ratio = p.value(&DENSITY).unwrap_or(1.0);
+                let ratio = p.number(DENSITY.name).ok_or_else(|| {
+                    Error::op(t.name, "led", "a model has no `density` for this tensor")
+                })?;
                 let select = || StreamingThreshold::new(t.name, t.numel(), ratio);
                 Ok([select()?, select()?])
             })
@@ -98,7 +99,7 @@ impl MergeMethod for Led {
             out.copy_from_slice(base);
             if fallback == "task_arithmetic" {
                 for m in &job.models {
-                    let w = m.params.value(&LAMBDA_I).unwrap_or(1.0) as f32;
+                    let w = m.params.value(&LAMBDA_I) as f32;
                     out.iter_mut()
                         .zip(m.values)
                         .zip(base)
@@ -138,7 +139,7 @@ impl Led {
 /// Whether `neg_prune` applies to `tensor`: the authors' locate scripts negate the scores of
 /// Linear and norm weights, not those of the embedding and the output head.
 fn elects_lowest(tensor: &str, global: &Params) -> bool {
-    global.flag(&NEG_PRUNE, false)
+    global.flag(&NEG_PRUNE)
         && !matches!(
             led_merging_mask::classify(tensor).1,
             led_merging_mask::TensorKind::Embed | led_merging_mask::TensorKind::LmHead
@@ -163,7 +164,7 @@ fn tasks<'a>(job: &TensorJob<'a>) -> Result<Option<(Vec<LedTask<'a>>, bool)>> {
                 base_scores: scores.base,
                 model_scores: scores.model,
                 ratio: density,
-                lambda: m.params.value(&LAMBDA_I).unwrap_or(1.0) as f32,
+                lambda: m.params.value(&LAMBDA_I) as f32,
                 pattern: m
                     .params
                     .get("election")
@@ -172,7 +173,7 @@ fn tasks<'a>(job: &TensorJob<'a>) -> Result<Option<(Vec<LedTask<'a>>, bool)>> {
             })
         })
         .collect::<Result<_>>()?;
-    Ok(Some((tasks, job.global.flag(&DISJOINT, true))))
+    Ok(Some((tasks, job.global.flag(&DISJOINT))))
 }
 
 /// Each task's top-r thresholds over its two whole score tensors, selected over the parts;

@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct Linear;
 
+/// `linear` divides by the sum of weights unless told not to.
+const NORMALIZE_ON: ParamSpec = NORMALIZE.or_flag(true);
+
 impl MergeMethod for Linear {
     fn name(&self) -> &'static str {
         "linear"
@@ -20,7 +23,7 @@ impl MergeMethod for Linear {
         &[WEIGHT]
     }
     fn global_params(&self) -> &'static [ParamSpec] {
-        &[NORMALIZE]
+        &[NORMALIZE_ON]
     }
     fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
         Chunking::Elementwise
@@ -32,7 +35,7 @@ impl MergeMethod for Linear {
             .map(|m| job.model_number(m, "weight", "linear").map(|w| w as f32))
             .collect::<Result<_>>()?;
         let total: f32 = weights.iter().sum();
-        let normalize = job.global.bool_or("normalize", true);
+        let normalize = job.global.flag(&NORMALIZE_ON);
         if normalize && total == 0.0 {
             return Err(Error::op(
                 job.name,

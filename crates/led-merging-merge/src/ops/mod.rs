@@ -38,8 +38,8 @@ pub use nearswap::NearSwap;
 pub use nuslerp::NuSlerp;
 pub(crate) use params::check_parameters;
 pub use params::{
-    DENSITY, EPSILON, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, ParamSpec, Params, RESCALE, WEIGHT,
-    any_number, boolean, count, pattern, ratio, rescale, unit,
+    DENSITY, EPSILON, Fallback, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, ParamSpec, Params, RESCALE,
+    WEIGHT, any_number, boolean, count, pattern, ratio, rescale, unit,
 };
 pub use passthrough::Passthrough;
 pub use ram::{RAM, RAMPLUS_TL};

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct ModelStock;
 
-const FILTER_WISE: ParamSpec = ParamSpec::new("filter_wise", boolean);
+const FILTER_WISE: ParamSpec = ParamSpec::new("filter_wise", boolean).or_flag(false);
 
 /// Add the task vectors' squared norms (one per model) and pairwise dot products (i < j, in
 /// order) over elements `span` to `acc`, in f64.
@@ -160,7 +160,7 @@ impl MergeMethod for ModelStock {
 
 /// Whether the ratio is taken per row of the last dimension.
 fn filter_wise(job: &TensorJob<'_>) -> bool {
-    job.global.flag(&FILTER_WISE, false) && job.shape.len() > 1
+    job.global.flag(&FILTER_WISE) && job.shape.len() > 1
 }
 
 /// The sums of [`sums`] over the whole job (none filter-wise: rows are whole in every part).

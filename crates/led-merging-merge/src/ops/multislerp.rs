@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct MultiSlerp;
 
-const NORMALIZE_WEIGHTS: ParamSpec = ParamSpec::new("normalize_weights", boolean);
+const NORMALIZE_WEIGHTS: ParamSpec = ParamSpec::new("normalize_weights", boolean).or_flag(true);
 const EPS: ParamSpec = ParamSpec::new("eps", any_number).or(1e-8);
 
 /// ‖x‖ in f64, as f32.
@@ -41,7 +41,7 @@ impl MergeMethod for MultiSlerp {
             out.copy_from_slice(m.values);
             return Ok(Vec::new());
         }
-        let eps = job.global.value(&EPS).unwrap_or(1e-8) as f32;
+        let eps = job.global.value(&EPS) as f32;
         let mut w: Vec<f32> = job
             .models
             .iter()
@@ -50,7 +50,7 @@ impl MergeMethod for MultiSlerp {
                     .map(|w| w as f32)
             })
             .collect::<Result<_>>()?;
-        if job.global.flag(&NORMALIZE_WEIGHTS, true) {
+        if job.global.flag(&NORMALIZE_WEIGHTS) {
             let total: f32 = w.iter().sum();
             w.iter_mut().for_each(|x| *x /= total);
         }

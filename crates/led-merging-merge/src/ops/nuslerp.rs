@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct NuSlerp;
 
-const ROW_WISE: ParamSpec = ParamSpec::new("nuslerp_row_wise", boolean);
-const FLATTEN: ParamSpec = ParamSpec::new("nuslerp_flatten", boolean);
+const ROW_WISE: ParamSpec = ParamSpec::new("nuslerp_row_wise", boolean).or_flag(false);
+const FLATTEN: ParamSpec = ParamSpec::new("nuslerp_flatten", boolean).or_flag(true);
 
 impl MergeMethod for NuSlerp {
     fn name(&self) -> &'static str {
@@ -56,8 +56,8 @@ impl MergeMethod for NuSlerp {
         };
         let n = v0.len();
         // Which vector element j belongs to: the whole tensor, its row, or its column.
-        let flatten = job.global.flag(&FLATTEN, true);
-        let row_wise = job.global.flag(&ROW_WISE, false) && job.shape.len() > 1;
+        let flatten = job.global.flag(&FLATTEN);
+        let row_wise = job.global.flag(&ROW_WISE) && job.shape.len() > 1;
         let last = job.shape.last().copied().unwrap_or(n).max(1);
         let inner = n / job.shape.first().copied().unwrap_or(1).max(1);
         let (groups, group): (usize, Box<dyn Fn(usize) -> usize>) = if flatten {

@@ -15,7 +15,7 @@ pub struct ParamSpec {
     /// Returns why a value is invalid.
     pub check: fn(&Scalar) -> Result<(), String>,
     /// The value when the config does not give one.
-    pub default: Option<f64>,
+    pub default: Option<Fallback>,
     /// Whether the config must give it (per model, or at the top level for every model).
     pub required: bool,
 }
@@ -34,7 +34,16 @@ impl ParamSpec {
     /// This parameter with default `value` (so no longer required).
     pub const fn or(self, value: f64) -> Self {
         ParamSpec {
-            default: Some(value),
+            default: Some(Fallback::Number(value)),
+            required: false,
+            ..self
+        }
+    }
+
+    /// This boolean parameter with default `value`.
+    pub const fn or_flag(self, value: bool) -> Self {
+        ParamSpec {
+            default: Some(Fallback::Flag(value)),
             required: false,
             ..self
         }
@@ -47,6 +56,15 @@ impl ParamSpec {
             ..self
         }
     }
+}
+
+/// A parameter's default: the one place it is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fallback {
+    /// A number.
+    Number(f64),
+    /// A boolean.
+    Flag(bool),
 }
 
 impl std::fmt::Debug for ParamSpec {
@@ -146,32 +164,27 @@ impl Params {
         }
     }
 
-    /// A number, or `default`.
-    pub fn number_or(&self, name: &str, default: f64) -> f64 {
-        self.number(name).unwrap_or(default)
-    }
-
-    /// A boolean, or `default`.
-    pub fn bool_or(&self, name: &str, default: bool) -> bool {
-        match self.0.get(name) {
-            Some(Scalar::Bool(b)) => *b,
-            _ => default,
-        }
-    }
-
     /// The raw value.
     pub fn get(&self, name: &str) -> Option<&Scalar> {
         self.0.get(name)
     }
 
-    /// Parameter `spec`'s number: as given, else its default.
-    pub fn value(&self, spec: &ParamSpec) -> Option<f64> {
-        self.number(spec.name).or(spec.default)
+    /// Parameter `spec`'s number: as given, else its default. `spec` has a number default
+    /// ([`ParamSpec::or`]); read a required one with [`Params::number`].
+    pub fn value(&self, spec: &ParamSpec) -> f64 {
+        match (self.number(spec.name), spec.default) {
+            (Some(n), _) | (None, Some(Fallback::Number(n))) => n,
+            _ => panic!("parameter {} has no number default", spec.name),
+        }
     }
 
-    /// Parameter `spec`'s boolean: as given, else `default`.
-    pub fn flag(&self, spec: &ParamSpec, default: bool) -> bool {
-        self.bool_or(spec.name, default)
+    /// Parameter `spec`'s boolean: as given, else its default ([`ParamSpec::or_flag`]).
+    pub fn flag(&self, spec: &ParamSpec) -> bool {
+        match (self.0.get(spec.name), spec.default) {
+            (Some(Scalar::Bool(b)), _) => *b,
+            (_, Some(Fallback::Flag(b))) => b,
+            _ => panic!("parameter {} has no boolean default", spec.name),
+        }
     }
 }
 
@@ -185,7 +198,7 @@ pub const GAMMA: ParamSpec = ParamSpec::new("gamma", unit).or(0.01);
 pub const EPSILON: ParamSpec = ParamSpec::new("epsilon", unit).or(0.15);
 /// The scale of the summed task vectors.
 pub const LAMBDA: ParamSpec = ParamSpec::new("lambda", any_number).or(1.0);
-/// Divide by the sum of weights (each method has its own default).
+/// Divide by the sum of weights (each method has its own default: `.or_flag(..)`).
 pub const NORMALIZE: ParamSpec = ParamSpec::new("normalize", boolean);
 /// DARE/DELLA's rescale of kept entries.
 pub const RESCALE: ParamSpec = ParamSpec::new("rescale", rescale);

@@ -26,7 +26,7 @@ const ALPHA: ParamSpec = ParamSpec::new("alpha", any_number).or(0.2);
 
 /// ε of `job`.
 fn epsilon(job: &TensorJob<'_>) -> f32 {
-    job.global.value(&EPSILON).unwrap_or(1e-5) as f32
+    job.global.value(&EPSILON) as f32
 }
 
 /// Whether model `m`'s τ at element `j` is over ε, for every model, and how many are.
@@ -95,8 +95,8 @@ impl MergeMethod for Ram {
                     acc
                 }
             };
-            let r = job.global.value(&R).unwrap_or(0.1) as f32;
-            let alpha = job.global.value(&ALPHA).unwrap_or(0.2) as f32;
+            let r = job.global.value(&R) as f32;
+            let alpha = job.global.value(&ALPHA) as f32;
             (0..n)
                 .map(|i| {
                     let rho = counts[i] as f32 / (counts[n + i] as f32).max(eps);

@@ -26,7 +26,7 @@ impl MergeMethod for Sce {
         let base = job.base("sce")?;
         let n = job.models.len();
         let mut tvs: Vec<Vec<f32>> = (0..n).map(|j| job.delta(j).collect()).collect();
-        let density = job.global.value(&SELECT_TOPK).unwrap_or(1.0);
+        let density = job.global.value(&SELECT_TOPK);
         if density < 1.0 {
             select(job.name, &mut tvs, density)?;
         }

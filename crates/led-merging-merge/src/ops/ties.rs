@@ -37,7 +37,7 @@ struct TopK {
 }
 
 fn densities(models: &[super::Params]) -> impl Iterator<Item = f64> + '_ {
-    models.iter().map(|p| p.value(&DENSITY).unwrap_or(1.0))
+    models.iter().map(|p| p.value(&DENSITY))
 }
 
 impl Sparsifier for MagnitudeTopK {
@@ -85,7 +85,7 @@ impl Sparsifier for MagnitudeTopK {
         method: &'static str,
     ) -> Result<Option<String>> {
         let m = &job.models[j];
-        let density = m.params.value(&DENSITY).unwrap_or(1.0);
+        let density = m.params.value(&DENSITY);
         let kept = match PerModel::<TopK>::of(job, j) {
             Some(top) => {
                 keep_above(delta, top.threshold, top.ties);
