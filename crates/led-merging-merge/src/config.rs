@@ -156,7 +156,7 @@ pub struct ScorePaths {
 pub struct Location {
     /// JSONL or CSV calibration data.
     pub data: PathBuf,
-    /// Number of samples (default 128).
+    /// Number of samples (default [`led_merging_io::meta::DEFAULT_SAMPLES`]).
     #[serde(default)]
     pub samples: Option<u64>,
     /// `snip` (default), `wanda` or `random`.

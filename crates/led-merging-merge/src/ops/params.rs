@@ -171,6 +171,10 @@ impl Params {
 
     /// Parameter `spec`'s number: as given, else its default. `spec` has a number default
     /// ([`ParamSpec::or`]); read a required one with [`Params::number`].
+    ///
+    /// # Panics
+    /// When `spec` has no number default and the parameter is not given: a method reading a
+    /// parameter it declared without default this way.
     pub fn value(&self, spec: &ParamSpec) -> f64 {
         match (self.number(spec.name), spec.default) {
             (Some(n), _) | (None, Some(Fallback::Number(n))) => n,
@@ -179,6 +183,9 @@ impl Params {
     }
 
     /// Parameter `spec`'s boolean: as given, else its default ([`ParamSpec::or_flag`]).
+    ///
+    /// # Panics
+    /// When `spec` has no boolean default and the parameter is not given.
     pub fn flag(&self, spec: &ParamSpec) -> bool {
         match (self.0.get(spec.name), spec.default) {
             (Some(Scalar::Bool(b)), _) => *b,
