@@ -128,135 +128,14 @@ impl ModelConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let bad = |m: String| Error::Config(path.to_path_buf(), m);
         let raw: Raw = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let arch_name = raw
-            .architectures
-            .first()
-            .cloned()
-            .or_else(|| raw.model_type.clone())
-            .unwrap_or_default();
-        let architecture = match arch_name.as_str() {
-            "LlamaForCausalLM" | "llama" => Architecture::Llama,
-            "MistralForCausalLM" | "mistral" => Architecture::Mistral,
-            "Qwen2ForCausalLM" | "qwen2" => Architecture::Qwen2,
-            other => {
-                return Err(bad(format!(
-                    "architecture {other:?} is not supported (Llama, Mistral, Qwen2)"
-                )));
-            }
-        };
-        if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "silu") {
-            return Err(bad(format!("hidden_act {act:?} is not supported (silu)")));
-        }
-        if raw.partial_rotary_factor.is_some_and(|f| f != 1.0) {
-            return Err(bad(
-                "partial_rotary_factor other than 1 is not supported".into()
-            ));
-        }
-        // transformers 5 moved rope settings into `rope_parameters`.
-        let rope = raw
-            .rope_parameters
-            .as_ref()
-            .or(raw.rope_scaling.as_ref())
-            .filter(|v| !v.is_null());
-        let rope_theta = raw
-            .rope_theta
-            .or_else(|| {
-                rope.and_then(|r| r.get("rope_theta"))
-                    .and_then(Value::as_f64)
-            })
-            .unwrap_or(10000.0);
-        let rope_scaling = match rope {
-            None => None,
-            Some(r) => {
-                let kind = r
-                    .get("rope_type")
-                    .or_else(|| r.get("type"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("default");
-                match kind {
-                    "default" => None,
-                    "llama3" => {
-                        let num = |k: &str| {
-                            r.get(k).and_then(Value::as_f64).ok_or_else(|| {
-                                bad(format!("rope_scaling.{k} missing for llama3 scaling"))
-                            })
-                        };
-                        Some(Llama3Scaling {
-                            factor: num("factor")?,
-                            low_freq_factor: num("low_freq_factor")?,
-                            high_freq_factor: num("high_freq_factor")?,
-                            original_max_position_embeddings: num(
-                                "original_max_position_embeddings",
-                            )?,
-                        })
-                    }
-                    other => {
-                        return Err(bad(format!(
-                            "rope_scaling type {other:?} is not supported (llama3)"
-                        )));
-                    }
-                }
-            }
-        };
-        let nonzero = |v: usize, k: &str| {
-            if v == 0 {
-                Err(bad(format!("{k} must be positive")))
-            } else {
-                Ok(v)
-            }
-        };
-        let num_heads = nonzero(raw.num_attention_heads, "num_attention_heads")?;
-        let hidden = nonzero(raw.hidden_size, "hidden_size")?;
-        let num_kv_heads = nonzero(
-            raw.num_key_value_heads.unwrap_or(num_heads),
-            "num_key_value_heads",
-        )?;
-        if num_heads % num_kv_heads != 0 {
-            return Err(bad(format!(
-                "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
-            )));
-        }
-        let head_dim = match raw.head_dim {
-            Some(h) => nonzero(h, "head_dim")?,
-            None if hidden % num_heads == 0 => hidden / num_heads,
-            None => {
-                return Err(bad(format!(
-                    "hidden_size {hidden} is not a multiple of num_attention_heads {num_heads}"
-                )));
-            }
-        };
-        if head_dim % 2 != 0 {
-            return Err(bad(format!(
-                "head_dim {head_dim} must be even for rotary embeddings"
-            )));
-        }
-        let positive = |v: f64, k: &str| {
-            if v.is_finite() && v > 0.0 {
-                Ok(v)
-            } else {
-                Err(bad(format!("{k} must be a positive number, not {v}")))
-            }
-        };
-        positive(rope_theta, "rope_theta")?;
+        let architecture = architecture(&raw).map_err(bad)?;
+        let (rope_theta, rope_scaling) = rope(&raw).map_err(bad)?;
+        let (num_heads, num_kv_heads, head_dim) = heads(&raw).map_err(bad)?;
         if !(raw.rms_norm_eps.is_finite() && raw.rms_norm_eps >= 0.0) {
             return Err(bad(format!(
                 "rms_norm_eps must be a non-negative number, not {}",
                 raw.rms_norm_eps
             )));
-        }
-        if let Some(s) = &rope_scaling {
-            positive(s.factor, "rope_scaling.factor")?;
-            positive(s.low_freq_factor, "rope_scaling.low_freq_factor")?;
-            positive(
-                s.original_max_position_embeddings,
-                "rope_scaling.original_max_position_embeddings",
-            )?;
-            if s.high_freq_factor <= s.low_freq_factor {
-                return Err(bad(format!(
-                    "rope_scaling.high_freq_factor {} must exceed low_freq_factor {}",
-                    s.high_freq_factor, s.low_freq_factor
-                )));
-            }
         }
         let sliding_window = match architecture {
             Architecture::Mistral => raw.sliding_window,
@@ -265,10 +144,10 @@ impl ModelConfig {
         };
         Ok(ModelConfig {
             architecture,
-            vocab_size: nonzero(raw.vocab_size, "vocab_size")?,
-            hidden_size: hidden,
-            intermediate_size: nonzero(raw.intermediate_size, "intermediate_size")?,
-            num_layers: nonzero(raw.num_hidden_layers, "num_hidden_layers")?,
+            vocab_size: nonzero(raw.vocab_size, "vocab_size").map_err(bad)?,
+            hidden_size: raw.hidden_size,
+            intermediate_size: nonzero(raw.intermediate_size, "intermediate_size").map_err(bad)?,
+            num_layers: nonzero(raw.num_hidden_layers, "num_hidden_layers").map_err(bad)?,
             num_heads,
             num_kv_heads,
             head_dim,
@@ -284,6 +163,142 @@ impl ModelConfig {
             pad_token_id: pad_token_id(raw.pad_token_id.as_ref(), raw.vocab_size).map_err(bad)?,
         })
     }
+}
+
+/// `v`, or why a zero `k` is refused.
+fn nonzero(v: usize, k: &str) -> std::result::Result<usize, String> {
+    if v == 0 {
+        Err(format!("{k} must be positive"))
+    } else {
+        Ok(v)
+    }
+}
+
+/// `v`, or why `k` is not a positive number.
+fn positive(v: f64, k: &str) -> std::result::Result<f64, String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{k} must be a positive number, not {v}"))
+    }
+}
+
+/// The architecture (`architectures[0]`, else `model_type`), and its activation and rotary
+/// settings checked.
+fn architecture(raw: &Raw) -> std::result::Result<Architecture, String> {
+    let arch_name = raw
+        .architectures
+        .first()
+        .cloned()
+        .or_else(|| raw.model_type.clone())
+        .unwrap_or_default();
+    let architecture = match arch_name.as_str() {
+        "LlamaForCausalLM" | "llama" => Architecture::Llama,
+        "MistralForCausalLM" | "mistral" => Architecture::Mistral,
+        "Qwen2ForCausalLM" | "qwen2" => Architecture::Qwen2,
+        other => {
+            return Err(format!(
+                "architecture {other:?} is not supported (Llama, Mistral, Qwen2)"
+            ));
+        }
+    };
+    if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "silu") {
+        return Err(format!("hidden_act {act:?} is not supported (silu)"));
+    }
+    if raw.partial_rotary_factor.is_some_and(|f| f != 1.0) {
+        return Err("partial_rotary_factor other than 1 is not supported".into());
+    }
+    Ok(architecture)
+}
+
+/// `rope_theta` and the llama3 rope scaling, checked. transformers 5 moved rope settings into
+/// `rope_parameters`.
+fn rope(raw: &Raw) -> std::result::Result<(f64, Option<Llama3Scaling>), String> {
+    let rope = raw
+        .rope_parameters
+        .as_ref()
+        .or(raw.rope_scaling.as_ref())
+        .filter(|v| !v.is_null());
+    let rope_theta = raw
+        .rope_theta
+        .or_else(|| {
+            rope.and_then(|r| r.get("rope_theta"))
+                .and_then(Value::as_f64)
+        })
+        .unwrap_or(10000.0);
+    let kind = rope.map(|r| {
+        r.get("rope_type")
+            .or_else(|| r.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+    });
+    let scaling = match (rope, kind) {
+        (Some(r), Some("llama3")) => {
+            let num = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| format!("rope_scaling.{k} missing for llama3 scaling"))
+            };
+            Some(Llama3Scaling {
+                factor: num("factor")?,
+                low_freq_factor: num("low_freq_factor")?,
+                high_freq_factor: num("high_freq_factor")?,
+                original_max_position_embeddings: num("original_max_position_embeddings")?,
+            })
+        }
+        (_, None | Some("default")) => None,
+        (_, Some(other)) => {
+            return Err(format!(
+                "rope_scaling type {other:?} is not supported (llama3)"
+            ));
+        }
+    };
+    positive(rope_theta, "rope_theta")?;
+    if let Some(s) = &scaling {
+        positive(s.factor, "rope_scaling.factor")?;
+        positive(s.low_freq_factor, "rope_scaling.low_freq_factor")?;
+        positive(
+            s.original_max_position_embeddings,
+            "rope_scaling.original_max_position_embeddings",
+        )?;
+        if s.high_freq_factor <= s.low_freq_factor {
+            return Err(format!(
+                "rope_scaling.high_freq_factor {} must exceed low_freq_factor {}",
+                s.high_freq_factor, s.low_freq_factor
+            ));
+        }
+    }
+    Ok((rope_theta, scaling))
+}
+
+/// Attention heads, key-value heads and the head dimension, checked.
+fn heads(raw: &Raw) -> std::result::Result<(usize, usize, usize), String> {
+    let num_heads = nonzero(raw.num_attention_heads, "num_attention_heads")?;
+    let hidden = nonzero(raw.hidden_size, "hidden_size")?;
+    let num_kv_heads = nonzero(
+        raw.num_key_value_heads.unwrap_or(num_heads),
+        "num_key_value_heads",
+    )?;
+    if num_heads % num_kv_heads != 0 {
+        return Err(format!(
+            "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
+        ));
+    }
+    let head_dim = match raw.head_dim {
+        Some(h) => nonzero(h, "head_dim")?,
+        None if hidden % num_heads == 0 => hidden / num_heads,
+        None => {
+            return Err(format!(
+                "hidden_size {hidden} is not a multiple of num_attention_heads {num_heads}"
+            ));
+        }
+    };
+    if head_dim % 2 != 0 {
+        return Err(format!(
+            "head_dim {head_dim} must be even for rotary embeddings"
+        ));
+    }
+    Ok((num_heads, num_kv_heads, head_dim))
 }
 
 /// `pad_token_id` as transformers uses it for the embedding's `padding_idx`: absent or null is

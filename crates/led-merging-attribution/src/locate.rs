@@ -445,58 +445,15 @@ pub fn locate(
     options: &LocateOptions,
 ) -> Result<LocateReport> {
     let record = request(model, data, options)?;
-    if out.exists() {
-        let existing = Checkpoint::open(out)?;
-        match ScoreMetadata::from_map(out, existing.metadata()) {
-            Ok(found) if found.same_request(&record) => {
-                return Ok(LocateReport {
-                    reused: true,
-                    ..Default::default()
-                });
-            }
-            _ if options.overwrite => {}
-            Ok(found) => {
-                return Err(Error::ScoreFileMismatch {
-                    path: out.to_path_buf(),
-                    differences: found.differences(&record).join("; "),
-                });
-            }
-            Err(_) => {
-                return Err(Error::Io(led_merging_io::Error::TargetExists {
-                    path: out.to_path_buf(),
-                }));
-            }
-        }
-    }
-    let started = Instant::now();
-    if options.scorer == Scorer::Random && options.shard.is_some() {
-        return Err(Error::Data(
-            out.to_path_buf(),
-            "--shard splits samples; the random scorer uses none: run it once".into(),
-        ));
-    }
-    if options.scorer == Scorer::Random {
-        let ckpt = Checkpoint::open(model)?;
-        let floats: Vec<_> = ckpt
-            .tensors()
-            .iter()
-            .filter(|t| t.dtype.is_float())
-            .collect();
-        let specs = floats
-            .iter()
-            .map(|t| TensorSpec::new(&t.name, Dtype::F32, t.shape.clone()))
-            .collect();
-        let writer = score_writer(out, &record, options.overwrite, specs)?;
-        for t in floats {
-            let values = random_scores(options.seed, &t.name, t.numel());
-            write_score(&writer, out, &t.name, &values)?;
-        }
-        writer.finish()?;
+    if reusable(out, &record, options)? {
         return Ok(LocateReport {
-            seconds: started.elapsed().as_secs_f64(),
-            device: "none".into(),
+            reused: true,
             ..Default::default()
         });
+    }
+    let started = Instant::now();
+    if options.scorer == Scorer::Random {
+        return locate_random(model, out, &record, options, started);
     }
     let data = data.ok_or_else(|| {
         Error::Data(
@@ -524,27 +481,7 @@ pub fn locate(
         (None, tch::Device::Cpu) => None,
         _ => budget_of(device, options.max_memory)?,
     };
-    // Several devices: contiguous layer ranges sized from each one's budget, one pass.
-    let placement = if all_devices.len() > 1 {
-        let config = crate::ModelConfig::from_dir(model)?;
-        let b = element_bytes(kind);
-        let mut costs = vec![0u64; config.num_layers + 2];
-        for (name, shape) in Model::parameter_shapes(&config) {
-            let numel: i64 = shape.iter().product();
-            costs[crate::placement::unit_of(&name, config.num_layers)] +=
-                numel as u64 * (2 * b + 4);
-        }
-        let budgets = all_devices
-            .iter()
-            .map(|&d| Ok(budget_of(d, options.max_memory)?.unwrap_or(u64::MAX / 64)))
-            .collect::<Result<Vec<_>>>()?;
-        let p = crate::placement::Placement::new(&all_devices, &budgets, &costs)
-            .map_err(|why| Error::Model(model.to_path_buf(), why))?;
-        tracing::info!("placement: {}", p.describe());
-        Some((p, config.num_layers))
-    } else {
-        None
-    };
+    let placement = placement(model, &all_devices, kind, options)?;
     let load_start = Instant::now();
     let net = match &placement {
         Some((p, layers)) => Model::load_placed(model, kind, |n| p.device_of(n, *layers))?,
@@ -558,6 +495,162 @@ pub fn locate(
         .filter(|n| !wanda || n.contains("embed_tokens") || n.ends_with(".bias"))
         .cloned()
         .collect();
+    let plan = memory_plan(
+        &net,
+        kind,
+        &grad_names,
+        &samples,
+        // Over several devices the placement sized the run: one pass.
+        if placement.is_some() { None } else { budget },
+    )?;
+    let planned_peak = plan.peak();
+    let groups = plan.groups;
+    tracing::info!(
+        "{} parameter group(s), each one pass over the samples; planned peak {planned_peak} bytes",
+        groups.len()
+    );
+    // A Wanda shard keeps its sums of squares instead of scores (summed, then finalised, by
+    // `led scores sum`).
+    let partial_wanda = wanda && options.shard.is_some();
+    let specs = score_specs(&net, &grad_names, partial_wanda);
+    let pass = Pass {
+        net: &net,
+        samples: &samples,
+        options,
+        devices: &all_devices,
+        budget,
+        writer: score_writer(out, &record, options.overwrite, specs)?,
+        out,
+        wanda,
+        bar: led_merging_io::progress::bar(
+            (samples.len() * groups.len()) as u64,
+            options.scorer.as_str(),
+            "{pos}/{len} sample passes, {per_sec}",
+            options.progress,
+        ),
+    };
+    let mut acts = Activations::default();
+    let mut times = Times::default();
+    for (gi, group) in groups.iter().enumerate() {
+        pass.score_group(gi, group, &grad_names, &mut acts, &mut times)?;
+    }
+    led_merging_io::progress::finish(&pass.bar);
+    let write_start = Instant::now();
+    pass.write_wanda(&grad_names, &acts, partial_wanda)?;
+    pass.writer.finish()?;
+    times.write_seconds += write_start.elapsed().as_secs_f64();
+    Ok(LocateReport {
+        reused: false,
+        samples: samples.len(),
+        tokens: times.tokens,
+        seconds: started.elapsed().as_secs_f64(),
+        scoring_seconds: times.scoring_seconds,
+        load_seconds,
+        write_seconds: times.write_seconds,
+        data: data_report,
+        device: match &placement {
+            Some((p, _)) => p.describe(),
+            None => format!("{device:?}"),
+        },
+        groups: groups.len(),
+        planned_peak,
+        budget,
+    })
+}
+
+/// Whether a score file at `out` already answers `record`; an error when a different file is
+/// there and `overwrite` is off.
+fn reusable(out: &Path, record: &ScoreMetadata, options: &LocateOptions) -> Result<bool> {
+    if !out.exists() {
+        return Ok(false);
+    }
+    let existing = Checkpoint::open(out)?;
+    match ScoreMetadata::from_map(out, existing.metadata()) {
+        Ok(found) if found.same_request(record) => Ok(true),
+        _ if options.overwrite => Ok(false),
+        Ok(found) => Err(Error::ScoreFileMismatch {
+            path: out.to_path_buf(),
+            differences: found.differences(record).join("; "),
+        }),
+        Err(_) => Err(Error::Io(led_merging_io::Error::TargetExists {
+            path: out.to_path_buf(),
+        })),
+    }
+}
+
+/// The random scorer: uniform scores keyed by (seed, tensor name), no model run.
+fn locate_random(
+    model: &Path,
+    out: &Path,
+    record: &ScoreMetadata,
+    options: &LocateOptions,
+    started: Instant,
+) -> Result<LocateReport> {
+    if options.shard.is_some() {
+        return Err(Error::Data(
+            out.to_path_buf(),
+            "--shard splits samples; the random scorer uses none: run it once".into(),
+        ));
+    }
+    let ckpt = Checkpoint::open(model)?;
+    let floats: Vec<_> = ckpt
+        .tensors()
+        .iter()
+        .filter(|t| t.dtype.is_float())
+        .collect();
+    let specs = floats
+        .iter()
+        .map(|t| TensorSpec::new(&t.name, Dtype::F32, t.shape.clone()))
+        .collect();
+    let writer = score_writer(out, record, options.overwrite, specs)?;
+    for t in floats {
+        let values = random_scores(options.seed, &t.name, t.numel());
+        write_score(&writer, out, &t.name, &values)?;
+    }
+    writer.finish()?;
+    Ok(LocateReport {
+        seconds: started.elapsed().as_secs_f64(),
+        device: "none".into(),
+        ..Default::default()
+    })
+}
+
+/// Several devices: contiguous layer ranges sized from each one's budget, one pass (with the
+/// model's layer count). `None` on one device.
+fn placement(
+    model: &Path,
+    all_devices: &[tch::Device],
+    kind: Kind,
+    options: &LocateOptions,
+) -> Result<Option<(crate::placement::Placement, usize)>> {
+    if all_devices.len() <= 1 {
+        return Ok(None);
+    }
+    let config = crate::ModelConfig::from_dir(model)?;
+    let b = element_bytes(kind);
+    let mut costs = vec![0u64; config.num_layers + 2];
+    for (name, shape) in Model::parameter_shapes(&config) {
+        let numel: i64 = shape.iter().product();
+        costs[crate::placement::unit_of(&name, config.num_layers)] += numel as u64 * (2 * b + 4);
+    }
+    let budgets = all_devices
+        .iter()
+        .map(|&d| Ok(budget_of(d, options.max_memory)?.unwrap_or(u64::MAX / 64)))
+        .collect::<Result<Vec<_>>>()?;
+    let p = crate::placement::Placement::new(all_devices, &budgets, &costs)
+        .map_err(|why| Error::Model(model.to_path_buf(), why))?;
+    tracing::info!("placement: {}", p.describe());
+    Ok(Some((p, config.num_layers)))
+}
+
+/// The memory plan of scoring `net` on `samples` within `budget`.
+fn memory_plan(
+    net: &Model,
+    kind: Kind,
+    grad_names: &[String],
+    samples: &[crate::data::Sample],
+    budget: Option<u64>,
+) -> Result<MemoryPlan> {
     let sizes: Vec<(String, u64)> = net
         .params
         .iter()
@@ -569,35 +662,21 @@ pub fn locate(
         .map(|s| s.ids.len() - s.prompt_len)
         .max()
         .unwrap_or(0);
-    let plan = MemoryPlan::new(
+    MemoryPlan::new(
         &net.config,
         &sizes,
         kind,
-        &grad_names,
+        grad_names,
         (longest, longest_answer),
-        // Over several devices the placement sized the run: one pass.
-        if placement.is_some() { None } else { budget },
+        budget,
     )
-    .map_err(|why| Error::Model(net.path.clone(), why))?;
-    let planned_peak = plan.peak();
-    let groups = plan.groups;
-    tracing::info!(
-        "{} parameter group(s), each one pass over the samples; planned peak {planned_peak} bytes",
-        groups.len()
-    );
-    let mut acts = Activations::default();
-    let bar = led_merging_io::progress::bar(
-        (samples.len() * groups.len()) as u64,
-        options.scorer.as_str(),
-        "{pos}/{len} sample passes, {per_sec}",
-        options.progress,
-    );
-    // Scores go to the file as soon as each group is done: the host holds one tensor at a time.
-    // A Wanda shard keeps its sums of squares instead of scores (summed, then finalised, by
-    // `led scores sum`).
-    let partial_wanda = wanda && options.shard.is_some();
-    let specs = net
-        .params
+    .map_err(|why| Error::Model(net.path.clone(), why))
+}
+
+/// The score file's tensors: one f32 score per parameter, or, for a Wanda shard, the sums of
+/// squares of the inputs of the tensors Wanda scores.
+fn score_specs(net: &Model, grad_names: &[String], partial_wanda: bool) -> Vec<TensorSpec> {
+    net.params
         .iter()
         .map(|(n, t)| {
             let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
@@ -608,27 +687,58 @@ pub fn locate(
                 TensorSpec::new(n, Dtype::F32, shape)
             }
         })
-        .collect();
-    let writer = score_writer(out, &record, options.overwrite, specs)?;
-    let mut tokens = 0usize;
-    let (mut scoring_seconds, mut write_seconds) = (0f64, 0f64);
-    // CUDA runs asynchronously: a timer stops after the device's queued work has finished.
-    let finished = || {
-        for d in &all_devices {
+        .collect()
+}
+
+/// Time spent, and tokens seen, over the passes.
+#[derive(Default)]
+struct Times {
+    tokens: usize,
+    scoring_seconds: f64,
+    write_seconds: f64,
+}
+
+/// One scoring run: the model, its samples and the score file being written.
+struct Pass<'a> {
+    net: &'a Model,
+    samples: &'a [crate::data::Sample],
+    options: &'a LocateOptions,
+    devices: &'a [tch::Device],
+    budget: Option<u64>,
+    writer: led_merging_io::CheckpointWriter,
+    out: &'a Path,
+    wanda: bool,
+    bar: indicatif::ProgressBar,
+}
+
+impl Pass<'_> {
+    /// CUDA runs asynchronously: a timer stops after the device's queued work has finished.
+    fn finished(&self) -> Instant {
+        for d in self.devices {
             if let tch::Device::Cuda(n) = d {
                 tch::Cuda::synchronize(*n as i64);
             }
         }
         Instant::now()
-    };
-    for (gi, group) in groups.iter().enumerate() {
-        let fail = |e: Error| step_error(e, device, group, budget);
-        for n in &grad_names {
-            let name = n.as_str();
+    }
+
+    /// One pass over the samples with gradients for `group` only (group `gi`), whose scores
+    /// then go to the file: device memory holds one group's gradients at a time.
+    fn score_group(
+        &self,
+        gi: usize,
+        group: &[String],
+        grad_names: &[String],
+        acts: &mut Activations,
+        times: &mut Times,
+    ) -> Result<()> {
+        let (net, device) = (self.net, self.devices[0]);
+        let fail = |e: Error| step_error(e, device, group, self.budget);
+        for n in grad_names {
             drop(
                 net.params[n]
                     .f_set_requires_grad(group.contains(n))
-                    .map_err(torch_err(&net.path, name))?,
+                    .map_err(torch_err(&net.path, n))?,
             );
         }
         let inputs: Vec<&Tensor> = group.iter().map(|n| &net.params[n]).collect();
@@ -640,9 +750,10 @@ pub fn locate(
                     .map_err(fail)?,
             );
         }
-        let pass_start = finished();
-        for s in &samples {
-            if options
+        let pass_start = self.finished();
+        for s in self.samples {
+            if self
+                .options
                 .interrupt
                 .as_ref()
                 .is_some_and(|f| f.load(Ordering::Relaxed))
@@ -650,7 +761,7 @@ pub fn locate(
                 return Err(Error::Interrupted);
             }
             // Wanda's activation norms are gathered once, in the first group's pass.
-            let record = wanda && gi == 0;
+            let record = self.wanda && gi == 0;
             if record {
                 let mut mask = vec![0f32; s.ids.len()];
                 mask[s.prompt_len..].iter_mut().for_each(|m| *m = 1.0);
@@ -661,7 +772,7 @@ pub fn locate(
                 );
             }
             let loss = net
-                .answer_loss(&s.ids, s.prompt_len, record.then_some(&mut acts))
+                .answer_loss(&s.ids, s.prompt_len, record.then_some(&mut *acts))
                 .map_err(fail)?;
             // Gradients of this group only, returned rather than accumulated into `.grad`, so
             // nothing but this group's gradients is ever held. |g| in place: no temporary.
@@ -680,13 +791,12 @@ pub fn locate(
             })
             .map_err(fail)?;
             if gi == 0 {
-                tokens += s.ids.len();
+                times.tokens += s.ids.len();
             }
-            bar.inc(1);
+            self.bar.inc(1);
         }
-        let write_start = finished();
-        scoring_seconds += (write_start - pass_start).as_secs_f64();
-        // Scores of this group now, into the file: device memory holds one group at a time.
+        let write_start = self.finished();
+        times.scoring_seconds += (write_start - pass_start).as_secs_f64();
         tch::no_grad(|| -> Result<()> {
             for (name, mut g) in group.iter().zip(acc) {
                 // |W| ⊙ Σ|∇W| into the f32 accumulator; the only temporary is |W|.
@@ -695,61 +805,57 @@ pub fn locate(
                     .and_then(|w| g.f_mul_(&w))
                     .map_err(torch_err(&net.path, name))?;
                 let values = to_f32_vec(&score).map_err(torch_err(&net.path, name))?;
-                write_score(&writer, out, name, &values)?;
+                write_score(&self.writer, self.out, name, &values)?;
             }
             Ok(())
         })
         .map_err(fail)?;
-        write_seconds += write_start.elapsed().as_secs_f64();
-    }
-    led_merging_io::progress::finish(&bar);
-    let write_start = Instant::now();
-    tch::no_grad(|| -> Result<()> {
-        // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.
-        for (name, w) in net.params.iter().filter(|(n, _)| !grad_names.contains(n)) {
-            let sumsq = acts.sums.get(name).ok_or_else(|| {
-                Error::Model(
-                    net.path.clone(),
-                    format!("no score for tensor {name:?}: it saw no input"),
-                )
-            })?;
-            if partial_wanda {
-                let values = to_f32_vec(sumsq).map_err(torch_err(&net.path, name))?;
-                write_score(&writer, out, &crate::shards::sumsq_name(name), &values)?;
-                continue;
-            }
-            // One f32 tensor, worked in place: the plan's temporary.
-            let s = w
-                .f_to_kind(Kind::Float)
-                .and_then(|mut a| {
-                    drop(a.f_abs_()?);
-                    a.f_mul_(&sumsq.f_sqrt()?)
-                })
-                .map_err(torch_err(&net.path, name))?;
-            let values = to_f32_vec(&s).map_err(torch_err(&net.path, name))?;
-            write_score(&writer, out, name, &values)?;
-        }
+        times.write_seconds += write_start.elapsed().as_secs_f64();
         Ok(())
-    })?;
-    writer.finish()?;
-    write_seconds += write_start.elapsed().as_secs_f64();
-    Ok(LocateReport {
-        reused: false,
-        samples: samples.len(),
-        tokens,
-        seconds: started.elapsed().as_secs_f64(),
-        scoring_seconds,
-        load_seconds,
-        write_seconds,
-        data: data_report,
-        device: match &placement {
-            Some((p, _)) => p.describe(),
-            None => format!("{device:?}"),
-        },
-        groups: groups.len(),
-        planned_peak,
-        budget,
-    })
+    }
+
+    /// Wanda's scores (or, for a shard, its sums of squares) of the tensors scored by their
+    /// inputs' norms, into the file.
+    fn write_wanda(
+        &self,
+        grad_names: &[String],
+        acts: &Activations,
+        partial_wanda: bool,
+    ) -> Result<()> {
+        let net = self.net;
+        tch::no_grad(|| -> Result<()> {
+            // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.
+            for (name, w) in net.params.iter().filter(|(n, _)| !grad_names.contains(n)) {
+                let sumsq = acts.sums.get(name).ok_or_else(|| {
+                    Error::Model(
+                        net.path.clone(),
+                        format!("no score for tensor {name:?}: it saw no input"),
+                    )
+                })?;
+                if partial_wanda {
+                    let values = to_f32_vec(sumsq).map_err(torch_err(&net.path, name))?;
+                    write_score(
+                        &self.writer,
+                        self.out,
+                        &crate::shards::sumsq_name(name),
+                        &values,
+                    )?;
+                    continue;
+                }
+                // One f32 tensor, worked in place: the plan's temporary.
+                let s = w
+                    .f_to_kind(Kind::Float)
+                    .and_then(|mut a| {
+                        drop(a.f_abs_()?);
+                        a.f_mul_(&sumsq.f_sqrt()?)
+                    })
+                    .map_err(torch_err(&net.path, name))?;
+                let values = to_f32_vec(&s).map_err(torch_err(&net.path, name))?;
+                write_score(&self.writer, self.out, name, &values)?;
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -59,14 +59,13 @@ pub struct SumReport {
     pub scorer: String,
 }
 
-/// Sum the shard files `parts` (every shard of one request, in any order) into the score file
-/// `out`, equal to what one unsharded `led locate` writes: same tensors, same metadata.
-pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> {
+/// Shard files by shard index.
+type Shards = BTreeMap<usize, (PathBuf, Checkpoint)>;
+
+/// Every shard of one request, by index, with the request's record and shard count; an error
+/// naming the file for a foreign, repeated or missing shard.
+fn open_shards(parts: &[PathBuf], out: &Path) -> Result<(Shards, ScoreMetadata, usize)> {
     let bad = |p: &Path, why: String| Error::Data(p.to_path_buf(), why);
-    if parts.is_empty() {
-        return Err(bad(out, "no shard files given".into()));
-    }
-    // Open every part, read its record and shard.
     let mut shards: BTreeMap<usize, (PathBuf, Checkpoint)> = BTreeMap::new();
     let mut request: Option<(PathBuf, ScoreMetadata, usize)> = None;
     for p in parts {
@@ -127,18 +126,22 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
             ),
         ));
     }
-    let parts: Vec<&(PathBuf, Checkpoint)> = shards.values().collect();
-    let names: Vec<&str> = parts[0]
+    Ok((shards, record, n))
+}
+
+/// The tensors the shards hold (every shard the same ones).
+fn tensor_names(parts: &[&(PathBuf, Checkpoint)]) -> Result<Vec<String>> {
+    let names: Vec<String> = parts[0]
         .1
         .tensors()
         .iter()
-        .map(|t| t.name.as_str())
+        .map(|t| t.name.clone())
         .collect();
     for (p, c) in &parts[1..] {
-        let theirs: Vec<&str> = c.tensors().iter().map(|t| t.name.as_str()).collect();
-        if theirs != names {
-            return Err(bad(
-                p,
+        let theirs: Vec<&String> = c.tensors().iter().map(|t| &t.name).collect();
+        if !theirs.iter().copied().eq(names.iter()) {
+            return Err(Error::Data(
+                p.to_path_buf(),
                 format!(
                     "holds other tensors than {} (a damaged or foreign shard)",
                     parts[0].0.display()
@@ -146,8 +149,13 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
             ));
         }
     }
-    // Wanda: finalise with the weights the shards were computed on.
-    let model = if names.iter().any(|n| n.starts_with(SUMSQ_PREFIX)) {
+    Ok(names)
+}
+
+/// Wanda shards (sums of squares): the model they were computed on, checked unchanged, to
+/// finalise them with. `None` for SNIP shards.
+fn wanda_model(record: &ScoreMetadata, names: &[String]) -> Result<Option<Checkpoint>> {
+    Ok(if names.iter().any(|n| n.starts_with(SUMSQ_PREFIX)) {
         let model = Checkpoint::open(&record.model)?;
         let print = led_merging_io::weights_fingerprint(&model)?;
         if record
@@ -155,15 +163,28 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
             .get(led_merging_io::meta::WEIGHTS_FINGERPRINT_OPTION)
             != Some(&print)
         {
-            return Err(bad(
-                Path::new(&record.model),
+            return Err(Error::Data(
+                PathBuf::from(&record.model),
                 "its weights changed since the shards were computed: compute them again".into(),
             ));
         }
         Some(model)
     } else {
         None
-    };
+    })
+}
+
+/// Sum the shard files `parts` (every shard of one request, in any order) into the score file
+/// `out`, equal to what one unsharded `led locate` writes: same tensors, same metadata.
+pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> {
+    let bad = |p: &Path, why: String| Error::Data(p.to_path_buf(), why);
+    if parts.is_empty() {
+        return Err(bad(out, "no shard files given".into()));
+    }
+    let (shards, record, n) = open_shards(parts, out)?;
+    let parts: Vec<&(PathBuf, Checkpoint)> = shards.values().collect();
+    let names = tensor_names(&parts)?;
+    let model = wanda_model(&record, &names)?;
     let bf16 = record.options.get("compute").map(String::as_str) == Some("cuda-bf16");
     let out_name = |n: &str| n.strip_prefix(SUMSQ_PREFIX).unwrap_or(n).to_owned();
     let specs = names
