@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use led_merging_io::{Vocabulary, plain_added_token};
 use serde_json::Value;
 
-use crate::config::{MergeConfig, TokenKind, TokenSource};
+use crate::config::{MergeConfig, TokenEmbedding, TokenKind, TokenSource};
 use crate::error::{Error, Result};
 use crate::inputs::{Input, same_path};
 
@@ -78,18 +78,21 @@ struct Known {
     first: usize,
 }
 
-impl VocabPlan {
-    /// The vocabulary plan of `config` over `inputs` (the base first when the plan has one,
-    /// then the models); `None` without `tokenizer_source` or `tokenizer` (every input's rows
-    /// are then taken as they are). `base` is the config's `base_model`. Warnings go to
-    /// `warnings`.
-    pub(crate) fn new(
-        config: &MergeConfig,
-        base: Option<&Path>,
-        inputs: &[&Input],
-        warnings: &mut Vec<String>,
-    ) -> std::result::Result<Option<Self>, Problem> {
-        let (source, key, tokens, pad) = match (&config.tokenizer_source, &config.tokenizer) {
+/// The tokenizer settings of a config: `tokenizer_source`, or the `tokenizer` block.
+struct Settings<'a> {
+    /// `base`, `union` or a directory.
+    source: String,
+    /// The config key that gave `source` (for errors).
+    key: &'static str,
+    /// The block's per-token sources.
+    tokens: Option<&'a IndexMap<String, TokenEmbedding>>,
+    pad: Option<usize>,
+}
+
+impl<'a> Settings<'a> {
+    /// `None` without `tokenizer_source` or `tokenizer`.
+    fn of(config: &'a MergeConfig) -> std::result::Result<Option<Self>, Problem> {
+        let settings = match (&config.tokenizer_source, &config.tokenizer) {
             (None, None) => return Ok(None),
             (Some(_), Some(_)) => {
                 return Err(problem(
@@ -97,183 +100,172 @@ impl VocabPlan {
                     "give `tokenizer_source` or the `tokenizer` block, not both (as mergekit)",
                 ));
             }
-            (Some(s), None) => (s.clone(), "tokenizer_source", None, None),
-            (None, Some(t)) => (
-                t.source.clone(),
-                "tokenizer.source",
-                Some(&t.tokens),
-                t.pad_to_multiple_of,
-            ),
+            (Some(s), None) => Settings {
+                source: s.clone(),
+                key: "tokenizer_source",
+                tokens: None,
+                pad: None,
+            },
+            (None, Some(t)) => Settings {
+                source: t.source.clone(),
+                key: "tokenizer.source",
+                tokens: Some(&t.tokens),
+                pad: t.pad_to_multiple_of,
+            },
         };
-        if pad == Some(0) {
+        if settings.pad == Some(0) {
             return Err(problem(
                 "tokenizer.pad_to_multiple_of",
                 "must be a positive number",
             ));
         }
-        // A directory source first: a wrong path is the first thing to say.
-        let given = match source.as_str() {
-            "base" | "union" => None,
-            dir => {
-                let dir = PathBuf::from(dir);
-                let vocab = Vocabulary::read(&dir)
-                    .map_err(|e| problem(key, e.to_string()))?
-                    .ok_or_else(|| {
-                        problem(
-                            key,
-                            format!(
-                                "{}: not a model directory with a tokenizer.json; expected `base`, `union` or a model directory",
-                                dir.display()
-                            ),
-                        )
-                    })?;
-                Some((dir, vocab))
-            }
-        };
-        // The same directory is read once.
-        let mut known: Vec<Known> = Vec::with_capacity(inputs.len());
-        for (k, input) in inputs.iter().enumerate() {
-            let first = (0..k)
-                .find(|&j| same_path(&inputs[j].path, &input.path))
-                .unwrap_or(k);
-            let rows = input
-                .tensors()
-                .into_iter()
-                .find(|(n, _)| led_merging_io::is_vocab_tensor(n))
-                .and_then(|(_, t)| t.shape.first().copied())
-                .unwrap_or(0);
-            if first < k {
-                known.push(Known {
-                    vocab: known[first].vocab.clone(),
-                    rows,
-                    size: known[first].size,
-                    first,
-                });
-                continue;
-            }
-            let vocab = Vocabulary::read(&input.path).map_err(|e| problem(key, e.to_string()))?;
-            let size = led_merging_io::config_vocab_size(&input.path)
-                .map_or(rows as u64, |v| v.min(rows as u64));
+        Ok(Some(settings))
+    }
+
+    /// A directory source, read.
+    fn directory(&self) -> std::result::Result<Option<(PathBuf, Vocabulary)>, Problem> {
+        if matches!(self.source.as_str(), "base" | "union") {
+            return Ok(None);
+        }
+        let dir = PathBuf::from(&self.source);
+        let vocab = Vocabulary::read(&dir)
+            .map_err(|e| problem(self.key, e.to_string()))?
+            .ok_or_else(|| {
+                problem(
+                    self.key,
+                    format!(
+                        "{}: not a model directory with a tokenizer.json; expected `base`, `union` or a model directory",
+                        dir.display()
+                    ),
+                )
+            })?;
+        Ok(Some((dir, vocab)))
+    }
+}
+
+/// Every input's vocabulary and rows, each directory read once.
+fn read_inputs(inputs: &[&Input], key: &str) -> std::result::Result<Vec<Known>, Problem> {
+    let mut known: Vec<Known> = Vec::with_capacity(inputs.len());
+    for (k, input) in inputs.iter().enumerate() {
+        let first = (0..k)
+            .find(|&j| same_path(&inputs[j].path, &input.path))
+            .unwrap_or(k);
+        let rows = input
+            .tensors()
+            .into_iter()
+            .find(|(n, _)| led_merging_io::is_vocab_tensor(n))
+            .and_then(|(_, t)| t.shape.first().copied())
+            .unwrap_or(0);
+        if first < k {
             known.push(Known {
-                vocab: vocab.map(Rc::new),
+                vocab: known[first].vocab.clone(),
                 rows,
-                size: size as u32,
+                size: known[first].size,
                 first,
             });
+            continue;
         }
-        let base_key = base
-            .and_then(|b| inputs.iter().position(|i| same_path(&i.path, b)))
-            .unwrap_or(0);
-        let base_vocab = known[base_key].vocab.clone().ok_or_else(|| {
-            problem(
-                key,
-                format!(
-                    "{source}: the base, {}, has no tokenizer.json: led reads vocabularies from tokenizer.json",
-                    inputs[base_key].path.display()
-                ),
-            )
-        })?;
-        let base_size = known[base_key].size;
+        let vocab = Vocabulary::read(&input.path).map_err(|e| problem(key, e.to_string()))?;
+        let size = led_merging_io::config_vocab_size(&input.path)
+            .map_or(rows as u64, |v| v.min(rows as u64));
+        known.push(Known {
+            vocab: vocab.map(Rc::new),
+            rows,
+            size: size as u32,
+            first,
+        });
+    }
+    Ok(known)
+}
+
+/// Warnings about inputs without a tokenizer, or with tokens beyond their rows.
+fn warn_inputs(inputs: &[&Input], known: &[Known], base_key: usize, warnings: &mut Vec<String>) {
+    for (k, kn) in known.iter().enumerate() {
+        if kn.vocab.is_none() && k != base_key {
+            warnings.push(format!(
+                "{}: {}: no tokenizer.json; its vocabulary is taken to be the base's",
+                inputs[k].label,
+                inputs[k].path.display()
+            ));
+        }
+        let beyond = kn
+            .vocab
+            .as_ref()
+            .map_or(0, |v| v.ids.values().filter(|&&i| i >= kn.size).count());
+        if beyond > 0 && (k == base_key || kn.first != known[base_key].first) {
+            warnings.push(format!(
+                "{}: {} token(s) of its tokenizer are beyond its {} embedding rows (vocab_size): left out",
+                inputs[k].label, beyond, kn.size
+            ));
+        }
+    }
+}
+
+/// The output vocabulary being built: token → id, and the `added_tokens` entries of the
+/// tokens added to the source tokenizer.
+struct Output {
+    ids: IndexMap<String, u32>,
+    added: Vec<Value>,
+}
+
+impl Output {
+    /// Add `token` at the next id, unless it is there (`entry`: its added-token settings).
+    fn add(&mut self, token: &str, entry: Option<&Value>) {
+        if self.ids.contains_key(token) {
+            return;
+        }
+        let id = self.ids.len() as u32;
+        let entry = match entry {
+            Some(e) => {
+                let mut e = e.clone();
+                e["id"] = Value::from(id);
+                e
+            }
+            None => plain_added_token(token, id),
+        };
+        self.added.push(entry);
+        self.ids.insert(token.to_owned(), id);
+    }
+
+    /// `union`: every model's tokens (within its rows), in input order and by id: plain
+    /// tokens first, then added tokens with the settings of the first model adding them.
+    fn add_union(&mut self, known: &[Known]) {
+        let mut plain: Vec<&str> = Vec::new();
+        let mut special: IndexMap<&str, &Value> = IndexMap::new();
+        let mut seen = HashSet::new();
         for (k, kn) in known.iter().enumerate() {
-            if kn.vocab.is_none() && k != base_key {
-                warnings.push(format!(
-                    "{}: {}: no tokenizer.json; its vocabulary is taken to be the base's",
-                    inputs[k].label,
-                    inputs[k].path.display()
-                ));
-            }
-            let beyond = kn
-                .vocab
-                .as_ref()
-                .map_or(0, |v| v.ids.values().filter(|&&i| i >= kn.size).count());
-            if beyond > 0 && (k == base_key || kn.first != known[base_key].first) {
-                warnings.push(format!(
-                    "{}: {} token(s) of its tokenizer are beyond its {} embedding rows (vocab_size): left out",
-                    inputs[k].label, beyond, kn.size
-                ));
-            }
-        }
-        // The output vocabulary: token → id.
-        let stripped = || -> IndexMap<String, u32> {
-            base_vocab
-                .by_id()
-                .into_iter()
-                .filter(|&(_, i)| i < base_size)
-                .map(|(t, i)| (t.to_owned(), i))
-                .collect()
-        };
-        let strips = base_vocab.ids.values().any(|&i| i >= base_size);
-        let (mut out, tokenizer_dir, keep_below) = match given {
-            None => (
-                stripped(),
-                inputs[base_key].path.clone(),
-                strips.then_some(base_size),
-            ),
-            Some((dir, vocab)) => {
-                let out = vocab
-                    .by_id()
-                    .into_iter()
-                    .map(|(t, i)| (t.to_owned(), i))
-                    .collect();
-                (out, dir, None)
-            }
-        };
-        let mut added = Vec::new();
-        let mut add = |out: &mut IndexMap<String, u32>, token: &str, entry: Option<&Value>| {
-            if out.contains_key(token) {
-                return;
-            }
-            let id = out.len() as u32;
-            let entry = match entry {
-                Some(e) => {
-                    let mut e = e.clone();
-                    e["id"] = Value::from(id);
-                    e
-                }
-                None => plain_added_token(token, id),
+            let Some(v) = kn.vocab.as_ref().filter(|_| kn.first == k) else {
+                continue;
             };
-            added.push(entry);
-            out.insert(token.to_owned(), id);
-        };
-        if source == "union" {
-            // Every model's tokens (within its rows), in input order and by id: plain tokens
-            // first, then added tokens with the settings of the first model adding them.
-            let mut plain: Vec<&str> = Vec::new();
-            let mut special: IndexMap<&str, &Value> = IndexMap::new();
-            let mut seen = HashSet::new();
-            for (k, kn) in known.iter().enumerate() {
-                let Some(v) = kn.vocab.as_ref().filter(|_| kn.first == k) else {
+            for (token, id) in v.by_id() {
+                if id >= kn.size {
                     continue;
-                };
-                for (token, id) in v.by_id() {
-                    if id >= kn.size {
-                        continue;
+                }
+                match v.added.get(&id) {
+                    Some(entry) => {
+                        special.entry(token).or_insert(entry);
                     }
-                    match v.added.get(&id) {
-                        Some(entry) => {
-                            special.entry(token).or_insert(entry);
-                        }
-                        None => {
-                            if seen.insert(token) {
-                                plain.push(token);
-                            }
+                    None => {
+                        if seen.insert(token) {
+                            plain.push(token);
                         }
                     }
                 }
             }
-            for token in plain.into_iter().filter(|t| !special.contains_key(t)) {
-                add(&mut out, token, None);
-            }
-            for (token, entry) in special {
-                add(&mut out, token, Some(entry));
-            }
         }
-        for token in tokens.into_iter().flat_map(|t| t.keys()) {
-            add(&mut out, token, None);
+        for token in plain.into_iter().filter(|t| !special.contains_key(t)) {
+            self.add(token, None);
         }
-        let count = out.len();
+        for (token, entry) in special {
+            self.add(token, Some(entry));
+        }
+    }
+
+    /// Output tokens by id; an error when the ids have gaps.
+    fn names(&self, key: &str, tokenizer_dir: &Path) -> std::result::Result<Vec<String>, Problem> {
+        let count = self.ids.len();
         let mut names = vec![String::new(); count];
-        for (token, &id) in &out {
+        for (token, &id) in &self.ids {
             match names.get_mut(id as usize) {
                 Some(slot) if slot.is_empty() => *slot = token.clone(),
                 _ => {
@@ -287,31 +279,37 @@ impl VocabPlan {
                 }
             }
         }
-        let rows = match pad {
-            Some(m) => count.div_ceil(m) * m,
-            None => count,
-        };
-        let perms: Vec<Vec<Option<u32>>> = known
+        Ok(names)
+    }
+}
+
+/// What the config's per-token sources are checked against.
+struct RuleInputs<'a> {
+    inputs: &'a [&'a Input],
+    known: &'a [Known],
+    perms: &'a [Vec<Option<u32>>],
+    out: &'a IndexMap<String, u32>,
+}
+
+impl RuleInputs<'_> {
+    /// The key of the input at `model`.
+    fn key_of(&self, at: &str, model: &Path) -> std::result::Result<usize, Problem> {
+        self.inputs
             .iter()
-            .map(|kn| {
-                let vocab = kn.vocab.as_deref().unwrap_or(&base_vocab);
-                names
-                    .iter()
-                    .map(|t| vocab.ids.get(t).copied().filter(|&i| i < kn.size))
-                    .collect()
+            .position(|i| same_path(&i.path, model))
+            .ok_or_else(|| {
+                problem(
+                    at,
+                    format!("{} is not one of the merged models", model.display()),
+                )
             })
-            .collect();
-        let key_of = |at: &str, model: &Path| {
-            inputs
-                .iter()
-                .position(|i| same_path(&i.path, model))
-                .ok_or_else(|| {
-                    problem(
-                        at,
-                        format!("{} is not one of the merged models", model.display()),
-                    )
-                })
-        };
+    }
+
+    /// Every `tokenizer.tokens` entry, by output id.
+    fn rules(
+        &self,
+        tokens: Option<&IndexMap<String, TokenEmbedding>>,
+    ) -> std::result::Result<BTreeMap<u32, TokenRule>, Problem> {
         let mut rules = BTreeMap::new();
         for (token, cfg) in tokens.into_iter().flatten() {
             let at = format!("tokenizer.tokens.{token}.source");
@@ -323,9 +321,9 @@ impl VocabPlan {
                     ));
                 }
                 Some(TokenSource::Model(m)) => {
-                    let k = key_of(&at, m)?;
-                    let id = out[token.as_str()] as usize;
-                    if perms[k][id].is_none() {
+                    let k = self.key_of(&at, m)?;
+                    let id = self.out[token.as_str()] as usize;
+                    if self.perms[k][id].is_none() {
                         return Err(problem(
                             at,
                             format!(
@@ -341,55 +339,153 @@ impl VocabPlan {
                     model,
                     token_id,
                     token: text,
-                })) => {
-                    let k = key_of(&at, model)?;
-                    let row = match (token_id, text) {
-                        (Some(id), None) => *id,
-                        (None, Some(text)) => known[k]
-                            .vocab
-                            .as_ref()
-                            .and_then(|v| v.ids.get(text).copied())
-                            .ok_or_else(|| {
-                                problem(
-                                    &at,
-                                    format!(
-                                        "token {text:?} is not in {}'s tokenizer",
-                                        model.display()
-                                    ),
-                                )
-                            })?,
-                        _ => {
-                            return Err(problem(at, "give one of `token_id` and `token`"));
-                        }
-                    };
-                    let held = known[k].rows;
-                    if row as usize >= held {
-                        return Err(problem(
-                            at,
-                            format!(
-                                "row {row} is beyond {}'s {held} embedding rows",
-                                model.display()
-                            ),
-                        ));
-                    }
-                    RowSource::Row(k, row)
-                }
+                })) => self.model_token(&at, model, *token_id, text.as_deref())?,
             };
             rules.insert(
-                out[token.as_str()],
+                self.out[token.as_str()],
                 TokenRule {
                     source,
                     force: cfg.force,
                 },
             );
         }
+        Ok(rules)
+    }
+
+    /// `{kind: model_token, model, token_id | token}`: that row of that model.
+    fn model_token(
+        &self,
+        at: &str,
+        model: &Path,
+        token_id: Option<u32>,
+        text: Option<&str>,
+    ) -> std::result::Result<RowSource, Problem> {
+        let k = self.key_of(at, model)?;
+        let row = match (token_id, text) {
+            (Some(id), None) => id,
+            (None, Some(text)) => self.known[k]
+                .vocab
+                .as_ref()
+                .and_then(|v| v.ids.get(text).copied())
+                .ok_or_else(|| {
+                    problem(
+                        at,
+                        format!("token {text:?} is not in {}'s tokenizer", model.display()),
+                    )
+                })?,
+            _ => return Err(problem(at, "give one of `token_id` and `token`")),
+        };
+        let held = self.known[k].rows;
+        if row as usize >= held {
+            return Err(problem(
+                at,
+                format!(
+                    "row {row} is beyond {}'s {held} embedding rows",
+                    model.display()
+                ),
+            ));
+        }
+        Ok(RowSource::Row(k, row))
+    }
+}
+
+impl VocabPlan {
+    /// The vocabulary plan of `config` over `inputs` (the base first when the plan has one,
+    /// then the models); `None` without `tokenizer_source` or `tokenizer` (every input's rows
+    /// are then taken as they are). `base` is the config's `base_model`. Warnings go to
+    /// `warnings`.
+    pub(crate) fn new(
+        config: &MergeConfig,
+        base: Option<&Path>,
+        inputs: &[&Input],
+        warnings: &mut Vec<String>,
+    ) -> std::result::Result<Option<Self>, Problem> {
+        let Some(settings) = Settings::of(config)? else {
+            return Ok(None);
+        };
+        let key = settings.key;
+        // A directory source first: a wrong path is the first thing to say.
+        let given = settings.directory()?;
+        let known = read_inputs(inputs, key)?;
+        let base_key = base
+            .and_then(|b| inputs.iter().position(|i| same_path(&i.path, b)))
+            .unwrap_or(0);
+        let base_vocab = known[base_key].vocab.clone().ok_or_else(|| {
+            problem(
+                key,
+                format!(
+                    "{}: the base, {}, has no tokenizer.json: led reads vocabularies from tokenizer.json",
+                    settings.source,
+                    inputs[base_key].path.display()
+                ),
+            )
+        })?;
+        let base_size = known[base_key].size;
+        warn_inputs(inputs, &known, base_key, warnings);
+        let (ids, tokenizer_dir, keep_below) = match given {
+            None => (
+                base_vocab
+                    .by_id()
+                    .into_iter()
+                    .filter(|&(_, i)| i < base_size)
+                    .map(|(t, i)| (t.to_owned(), i))
+                    .collect(),
+                inputs[base_key].path.clone(),
+                base_vocab
+                    .ids
+                    .values()
+                    .any(|&i| i >= base_size)
+                    .then_some(base_size),
+            ),
+            Some((dir, vocab)) => {
+                let ids = vocab
+                    .by_id()
+                    .into_iter()
+                    .map(|(t, i)| (t.to_owned(), i))
+                    .collect();
+                (ids, dir, None)
+            }
+        };
+        let mut out = Output {
+            ids,
+            added: Vec::new(),
+        };
+        if settings.source == "union" {
+            out.add_union(&known);
+        }
+        for token in settings.tokens.into_iter().flat_map(|t| t.keys()) {
+            out.add(token, None);
+        }
+        let names = out.names(key, &tokenizer_dir)?;
+        let count = names.len();
+        let rows = match settings.pad {
+            Some(m) => count.div_ceil(m) * m,
+            None => count,
+        };
+        let perms: Vec<Vec<Option<u32>>> = known
+            .iter()
+            .map(|kn| {
+                let vocab = kn.vocab.as_deref().unwrap_or(&base_vocab);
+                names
+                    .iter()
+                    .map(|t| vocab.ids.get(t).copied().filter(|&i| i < kn.size))
+                    .collect()
+            })
+            .collect();
+        let rules = RuleInputs {
+            inputs,
+            known: &known,
+            perms: &perms,
+            out: &out.ids,
+        }
+        .rules(settings.tokens)?;
         Ok(Some(VocabPlan {
-            source,
+            source: settings.source,
             tokens: count,
             rows,
             tokenizer_dir,
             keep_below,
-            added,
+            added: out.added,
             perms,
             base_key,
             rules,
