@@ -66,7 +66,8 @@ pub struct Args {
 }
 
 #[cfg(feature = "attribution")]
-pub fn run(args: &Args) -> Result<()> {
+/// The locate options the flags ask for (Ctrl-C wired to stop between samples).
+fn options(args: &Args) -> Result<led_merging_attribution::LocateOptions> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -102,7 +103,7 @@ pub fn run(args: &Args) -> Result<()> {
     let flag = interrupt.clone();
     // Ctrl-C stops between samples; the unfinished score file is never created.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-    let options = LocateOptions {
+    Ok(LocateOptions {
         scorer,
         data: DataOptions {
             prompt_field: args.prompt_field.clone(),
@@ -131,9 +132,14 @@ pub fn run(args: &Args) -> Result<()> {
             .as_deref()
             .map(led_merging_io::parse_size)
             .transpose()?,
-    };
+    })
+}
+
+#[cfg(feature = "attribution")]
+/// A chat model scored on raw text: say what `--chat-template` changes.
+fn chat_template_note(args: &Args, scorer: led_merging_attribution::Scorer) {
     if !args.chat_template
-        && scorer != Scorer::Random
+        && scorer != led_merging_attribution::Scorer::Random
         && led_merging_attribution::ChatTemplate::from_model_dir(&args.model).is_ok()
     {
         eprintln!(
@@ -145,16 +151,15 @@ pub fn run(args: &Args) -> Result<()> {
             args.model.display()
         );
     }
-    println!("{}", led_merging_attribution::Runtime::detect());
-    let report =
-        led_merging_attribution::locate(&args.model, args.data.as_deref(), &args.out, &options)?;
-    if report.reused {
-        println!(
-            "{}: reused (its metadata matches this request)",
-            args.out.display()
-        );
-        return Ok(());
-    }
+}
+
+#[cfg(feature = "attribution")]
+/// What locating did: data, memory plan, output and timings.
+fn print_report(
+    args: &Args,
+    scorer: led_merging_attribution::Scorer,
+    report: &led_merging_attribution::LocateReport,
+) {
     if report.data.skipped > 0 || report.data.truncated > 0 {
         println!(
             "data: {} record(s) skipped, {} answer(s) truncated",
@@ -188,6 +193,23 @@ pub fn run(args: &Args) -> Result<()> {
         report.tokens as f64 / report.scoring_seconds.max(1e-9),
         report.write_seconds
     );
+}
+
+#[cfg(feature = "attribution")]
+pub fn run(args: &Args) -> Result<()> {
+    let options = options(args)?;
+    chat_template_note(args, options.scorer);
+    println!("{}", led_merging_attribution::Runtime::detect());
+    let report =
+        led_merging_attribution::locate(&args.model, args.data.as_deref(), &args.out, &options)?;
+    if report.reused {
+        println!(
+            "{}: reused (its metadata matches this request)",
+            args.out.display()
+        );
+        return Ok(());
+    }
+    print_report(args, options.scorer, &report);
     Ok(())
 }
 
