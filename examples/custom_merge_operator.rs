@@ -128,11 +128,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             c = d.join("b").display()
         ),
     )?;
-    let plan = MergePlan::with_method(
-        MergeConfig::from_file(&config)?,
-        &config,
-        Box::new(Consensus),
-    )?;
+    let plan = MergePlan::with_method(MergeConfig::from_file(&config)?, Box::new(Consensus))?;
     let out = d.join("merged");
     let report = run(&plan, &out, &RunOptions::default())?;
     for w in &report.warnings {
@@ -145,7 +141,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         chunk_elements: Some(4),
         ..RunOptions::default()
     };
-    run(&plan, &d.join("in-parts"), &parts)?;
+    run(&plan, d.join("in-parts"), &parts)?;
     let in_parts = Checkpoint::open(d.join("in-parts"))?;
     assert_eq!(
         in_parts.read_f32("model.layers.0.mlp.up_proj.weight")?,

@@ -54,14 +54,14 @@ fn builder_equals_yaml() {
                 .density(0.6),
         );
     let report = merge.run(d.join("api")).unwrap();
-    assert_eq!(report.led.len(), 2);
+    assert_eq!(report.tensor_reports.len(), 2);
 
     let yaml = merge.config().to_yaml();
     assert!(yaml.contains("merge_method: led"), "{yaml}");
     let cfg = d.join("merge.yaml");
     std::fs::write(&cfg, &yaml).unwrap();
-    let plan = MergePlan::new(MergeConfig::from_file(&cfg).unwrap(), &cfg).unwrap();
-    run(&plan, &d.join("yaml"), &RunOptions::default()).unwrap();
+    let plan = MergePlan::new(MergeConfig::from_file(&cfg).unwrap()).unwrap();
+    run(&plan, d.join("yaml"), &RunOptions::default()).unwrap();
     let (x, y) = (
         Checkpoint::open(d.join("api")).unwrap(),
         Checkpoint::open(d.join("yaml")).unwrap(),
@@ -77,7 +77,7 @@ fn builder_equals_yaml() {
     // Without disjoint, more weights move.
     let loose = merge.clone().disjoint(false).run(d.join("loose")).unwrap();
     let kept = |r: &led_merging::merge::MergeReport| {
-        r.led
+        r.reports::<led_merging::mask::TensorStats>()
             .values()
             .map(|s| s.tasks.iter().map(|t| t.kept).sum::<usize>())
             .sum::<usize>()

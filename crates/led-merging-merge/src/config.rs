@@ -313,11 +313,31 @@ pub struct MergeConfig {
     /// Jinja template (docs/merging.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<String>,
+    /// The file the config was read from, named by errors about it (empty for a config built
+    /// in code; see [`MergeConfig::source`]).
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 impl MergeConfig {
-    /// Parse YAML text; `path` names the source in errors.
+    /// Parse YAML text; `path` names the source in errors (and becomes
+    /// [`MergeConfig::source`]).
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self> {
+        let mut config = Self::parse_yaml(text, path)?;
+        config.source = path.into();
+        Ok(config)
+    }
+
+    /// Where the config came from, for errors: its file, or `<config>` for one built in code.
+    pub fn source(&self) -> &Path {
+        if self.source.as_os_str().is_empty() {
+            Path::new("<config>")
+        } else {
+            &self.source
+        }
+    }
+
+    fn parse_yaml(text: &str, path: &Path) -> Result<Self> {
         // YAML 1.2 booleans only: a model named `y` or `no` stays a string.
         let options = serde_saphyr::options! { strict_booleans: true };
         let value: serde_json::Value =
@@ -377,7 +397,8 @@ impl MergeConfig {
     }
 
     /// Read and parse a YAML file.
-    pub fn from_file(path: &Path) -> Result<Self> {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
             path: path.into(),
             key: "<file>".into(),

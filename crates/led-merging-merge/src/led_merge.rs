@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use led_merging_io::Dtype;
-use led_merging_mask::Pattern;
+use led_merging_mask::{Pattern, TensorStats};
 
 use crate::config::{Location, MergeConfig, ModelEntry, Scalar, ScorePaths, Setting};
-use crate::engine::{MergeReport, run};
+use crate::engine::{MergeReport, reports_of, run, survey};
 use crate::error::Result;
 use crate::options::RunOptions;
 use crate::plan::MergePlan;
@@ -76,7 +76,7 @@ impl Task {
 ///     .task(Task::new("models/instruct", files("s/instruct.safetensors", "s/base-safety.safetensors")).density(0.1))
 ///     .task(Task::new("models/math", files("s/math.safetensors", "s/base-math.safetensors")).density(0.4))
 ///     .run("merged")?;
-/// println!("{} tensors merged", report.led.len());
+/// println!("{} tensors elected", report.tensor_reports.len());
 /// # Ok::<(), led_merging_merge::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -192,6 +192,7 @@ impl LedMerge {
             tokenizer_source: None,
             tokenizer: None,
             chat_template: None,
+            source: "<LedMerge>".into(),
         }
     }
 
@@ -202,9 +203,25 @@ impl LedMerge {
         let mut config = self.config();
         #[cfg(feature = "attribution")]
         resolve_locations(&mut config, out, self.options.progress)?;
-        let plan = MergePlan::new(config, Path::new("<LedMerge>"))?;
+        let plan = MergePlan::new(config)?;
         run(&plan, out, &self.options)
     }
+}
+
+/// LED's election for every merged tensor of `plan`, as [`run`] would report it in
+/// [`MergeReport::reports`], from the score checkpoints alone: no weight is read, nothing is
+/// written. An error for methods other than `led`.
+pub fn led_election(
+    plan: &MergePlan,
+    options: &RunOptions,
+) -> Result<BTreeMap<String, TensorStats>> {
+    if plan.method().name() != crate::ops::MergeMethod::name(&crate::ops::Led) {
+        return Err(crate::error::Error::Unsupported(format!(
+            "the election needs merge_method: led, not {}",
+            plan.method().name()
+        )));
+    }
+    Ok(reports_of(&survey(plan, options)?))
 }
 
 /// For every `location:` entry of an LED config, compute (or reuse) the score checkpoints of the
@@ -226,6 +243,7 @@ pub fn resolve_locations(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "merged".into());
     let dir = out.with_file_name(format!("{name}.scores"));
+    let source = config.source().to_path_buf();
     for (i, entry) in config.models.iter_mut().enumerate() {
         let Some(loc) = entry.location.clone() else {
             continue;
@@ -235,7 +253,7 @@ pub fn resolve_locations(
         }
         let scorer_name = loc.scorer.as_deref().unwrap_or("snip");
         let scorer = Scorer::parse(scorer_name).ok_or_else(|| crate::error::Error::Config {
-            path: "<config>".into(),
+            path: source.clone(),
             key: format!("models[{i}].location.scorer"),
             reason: format!("{scorer_name:?} is not snip, wanda or random"),
         })?;

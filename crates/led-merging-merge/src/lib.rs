@@ -8,11 +8,10 @@
 //! the number of inputs (times the threads), never by model size. No libtorch.
 //!
 //! ```no_run
-//! use led_merging_merge::{MergeConfig, MergePlan, RunOptions, run};
-//! let path = std::path::Path::new("merge.yaml");
-//! let plan = MergePlan::new(MergeConfig::from_file(path)?, path)?; // checks everything first
-//! print!("{}", plan.describe(false, &RunOptions::default()));
-//! let report = run(&plan, "merged".as_ref(), &RunOptions::default())?;
+//! use led_merging_merge::{Detail, MergeConfig, MergePlan, RunOptions, run};
+//! let plan = MergePlan::new(MergeConfig::from_file("merge.yaml")?)?; // checks everything first
+//! print!("{}", plan.describe(Detail::Summary, &RunOptions::default()));
+//! let report = run(&plan, "merged", &RunOptions::default())?;
 //! println!("wrote {} shard(s)", report.written.shards.len());
 //! # Ok::<(), led_merging_merge::Error>(())
 //! ```
@@ -34,11 +33,11 @@ mod sparsify;
 mod vocab;
 
 pub use config::MergeConfig;
-pub use engine::{MergeReport, led_election, run};
+pub use engine::{MergeReport, Reports, run, survey};
 pub use error::{Error, Result};
 #[cfg(feature = "attribution")]
 pub use led_merge::resolve_locations;
-pub use led_merge::{LedMerge, Scores, Task};
+pub use led_merge::{LedMerge, Scores, Task, led_election};
 pub use options::{BLOCK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, RunOptions, default_max_memory};
-pub use plan::{Action, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};
+pub use plan::{Action, Detail, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};
 pub use vocab::VocabPlan;

@@ -6,12 +6,13 @@ mod common;
 use std::path::Path;
 
 use led_merging_io::{Checkpoint, Dtype, meta};
-use led_merging_merge::{Error, MergeConfig, MergePlan, RunOptions, led_election, run};
+use led_merging_mask::TensorStats;
+use led_merging_merge::{Detail, Error, MergeConfig, MergePlan, RunOptions, led_election, run};
 
 fn plan(yaml: &str, dir: &Path) -> Result<MergePlan, Error> {
     let cfg = dir.join("merge.yaml");
     std::fs::write(&cfg, yaml).unwrap();
-    MergePlan::new(MergeConfig::from_file(&cfg)?, &cfg)
+    MergePlan::new(MergeConfig::from_file(&cfg)?)
 }
 
 fn led_yaml(d: &Path, extra: &str) -> String {
@@ -45,12 +46,12 @@ fn led_merge_from_score_files_end_to_end() {
     )
     .unwrap();
     assert!(
-        plan.describe(true, &RunOptions::default())
+        plan.describe(Detail::PerTensor, &RunOptions::default())
             .contains("led of 2 model(s)")
     );
     let out = d.join("merged");
     let report = run(&plan, &out, &RunOptions::default()).unwrap();
-    assert_eq!(report.led.len(), 21);
+    assert_eq!(report.tensor_reports.len(), 21);
     let ckpt = Checkpoint::open(&out).unwrap();
     // Output dtype defaults to the base's; provenance is recorded; config and card are there.
     assert!(ckpt.tensors().iter().all(|t| t.dtype == Dtype::BF16));
@@ -95,7 +96,7 @@ fn led_merge_from_score_files_end_to_end() {
     ];
     let mut want = vec![0.0; base.len()];
     let stats = led_merging_mask::led_tensor(name, &base, &tasks, true, &mut want).unwrap();
-    assert_eq!(report.led[name], stats);
+    assert_eq!(report.reports::<TensorStats>()[name], stats);
     assert!(stats.tasks.iter().all(|t| t.kept > 0), "{stats:?}");
     let want: Vec<f32> = want
         .iter()
@@ -339,7 +340,7 @@ fn chat_templates_auto_and_given() {
     };
     let saved = |extra: &str, out: &str| {
         let p = plan(&yaml(extra), d).unwrap();
-        run(&p, &d.join(out), &RunOptions::default()).unwrap();
+        run(&p, d.join(out), &RunOptions::default()).unwrap();
         let config = std::fs::read_to_string(d.join(out).join("tokenizer_config.json")).unwrap();
         let jinja = std::fs::read_to_string(d.join(out).join("chat_template.jinja")).unwrap();
         let config: serde_json::Value = serde_json::from_str(&config).unwrap();
@@ -513,18 +514,18 @@ fn vocabulary_rows_and_tied_heads() {
     );
     let p = plan(&yaml, d).unwrap();
     assert!(
-        p.warnings
+        p.warnings()
             .iter()
             .any(|w| w.contains("lm_head.weight ignored")),
         "{:?}",
-        p.warnings
+        p.warnings()
     );
     assert!(
-        p.warnings
+        p.warnings()
             .iter()
             .any(|w| w.contains("beyond the base's vocabulary")),
         "{:?}",
-        p.warnings
+        p.warnings()
     );
     let out = d.join("out");
     run(&p, &out, &RunOptions::default()).unwrap();
@@ -812,7 +813,11 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
             },
         )
         .unwrap();
-        assert_eq!(a.led, b.led, "config {k}");
+        assert_eq!(
+            a.reports::<TensorStats>(),
+            b.reports::<TensorStats>(),
+            "config {k}"
+        );
         // The election alone, from the scores only, whole or in parts, says what the merge did.
         for chunk_elements in [usize::MAX, 64] {
             let opts = RunOptions {
@@ -820,9 +825,9 @@ fn merging_large_tensors_in_parts_gives_the_same_bytes() {
                 ..Default::default()
             };
             match led_election(&p, &opts) {
-                Ok(stats) => assert_eq!(stats, a.led, "config {k}"),
+                Ok(stats) => assert_eq!(stats, a.reports::<TensorStats>(), "config {k}"),
                 Err(e) => {
-                    assert!(a.led.is_empty(), "config {k}: {e}");
+                    assert!(a.tensor_reports.is_empty(), "config {k}: {e}");
                     assert!(e.to_string().contains("merge_method: led"), "{e}");
                 }
             }
@@ -871,26 +876,18 @@ fn a_custom_method_runs_through_the_engine() {
     };
     let cfg = d.join("custom.yaml");
     std::fs::write(&cfg, yaml("ties")).unwrap();
-    let err = MergePlan::with_method(
-        MergeConfig::from_file(&cfg).unwrap(),
-        &cfg,
-        Box::new(Doubler),
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = MergePlan::with_method(MergeConfig::from_file(&cfg).unwrap(), Box::new(Doubler))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("merge_method") && err.contains("doubler"),
         "{err}"
     );
     std::fs::write(&cfg, yaml("doubler")).unwrap();
-    let p = MergePlan::with_method(
-        MergeConfig::from_file(&cfg).unwrap(),
-        &cfg,
-        Box::new(Doubler),
-    )
-    .unwrap();
-    run(&p, &d.join("out"), &RunOptions::default()).unwrap();
+    let p =
+        MergePlan::with_method(MergeConfig::from_file(&cfg).unwrap(), Box::new(Doubler)).unwrap();
+    run(&p, d.join("out"), &RunOptions::default()).unwrap();
     let name = "model.layers.0.mlp.down_proj.weight";
     let got = Checkpoint::open(d.join("out"))
         .unwrap()
@@ -1011,7 +1008,11 @@ fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
                 chunk_elements: Some(chunk_elements),
                 ..Default::default()
             };
-            assert_eq!(led_election(&p, &opts).unwrap(), report.led, "{params}");
+            assert_eq!(
+                led_election(&p, &opts).unwrap(),
+                report.reports::<TensorStats>(),
+                "{params}"
+            );
         }
     }
     // Negative scores cannot be reversed: an error naming the tensor.
@@ -1022,7 +1023,7 @@ fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
     );
     std::fs::rename(d.join("a-ft.safetensors.neg"), d.join("a-ft.safetensors")).unwrap();
     let p = plan(&yaml("{neg_prune: true}"), d).unwrap();
-    let err = run(&p, &d.join("never"), &RunOptions::default())
+    let err = run(&p, d.join("never"), &RunOptions::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains(names[1]) && err.contains("negative"), "{err}");
@@ -1066,7 +1067,7 @@ fn union_vocabulary_aligns_rows_by_token() {
     );
     let p = plan(&yaml, d).unwrap();
     assert!(
-        p.describe(false, &RunOptions::default())
+        p.describe(Detail::Summary, &RunOptions::default())
             .contains("tokenizer: union from"),
         "the dry run names the vocabulary"
     );

@@ -252,8 +252,7 @@ fn mergekit_configurations_run_alike() {
             };
             let theirs = d.join(format!("{name}-mergekit"));
             let ours = d.join(format!("{name}-ours"));
-            let planned =
-                MergeConfig::from_file(&cfg).and_then(|config| MergePlan::new(config, &cfg));
+            let planned = MergeConfig::from_file(&cfg).and_then(MergePlan::new);
             let line = match (&expect, planned) {
                 (Expect::Refused(why), Err(e)) => {
                     let msg = e.to_string();
@@ -295,7 +294,7 @@ fn mergekit_configurations_run_alike() {
                         &name,
                         &std::fs::read_to_string(&cfg).unwrap(),
                     );
-                    let dtype = plan.tensors[0].dtype;
+                    let dtype = plan.tensors()[0].dtype;
                     let partial = *partial;
                     let (worst, their_dtype, left_out) =
                         worst_difference(&ours, &theirs32, &name, partial);

@@ -204,7 +204,7 @@ fn same_output_as_mergekit() {
             "mergekit failed on {method}:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let plan = MergePlan::new(MergeConfig::from_file(&cfg).unwrap(), &cfg).unwrap();
+        let plan = MergePlan::new(MergeConfig::from_file(&cfg).unwrap()).unwrap();
         let ours = d.join(format!("{method}-ours"));
         run(&plan, &ours, &RunOptions::default()).unwrap();
         compare(&ours, &theirs, method);

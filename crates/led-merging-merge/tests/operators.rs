@@ -412,7 +412,8 @@ fn led_is_the_spec_worked_example() {
     case.scores = vec![Some((&ft_a, &base_a)), Some((&ft_b, &base_b))];
     let (out, notes) = case.run().unwrap();
     close(&out, &[1., 1., 0.5, 0., 0., 0., 0.5, 0.5, 0.5, 0.]);
-    assert!(matches!(&notes[0], TensorNote::Led(s) if s.overlap == 1));
+    assert!(matches!(&notes[0], TensorNote::Report(r)
+        if r.downcast::<led_merging_mask::TensorStats>().unwrap().overlap == 1));
     case.global = params(&[("disjoint", b(false))]);
     close(
         &case.run().unwrap().0,

@@ -59,7 +59,7 @@ fn print_table(table: &JaccardTable) {
 
 /// `--config`: the election of an LED config, per model and per tensor kind.
 fn election(config: &Path, out: Option<&Path>) -> Result<()> {
-    let plan = MergePlan::new(MergeConfig::from_file(config)?, config)?;
+    let plan = MergePlan::new(MergeConfig::from_file(config)?)?;
     let stats = led_merging_merge::led_election(&plan, &RunOptions::default())?;
     println!("Election of {}:", config.display());
     super::merge::print_election(&plan, &stats);
@@ -75,7 +75,7 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
         .collect();
     // One column per model, named by its directory.
     let heads: Vec<String> = plan
-        .models
+        .models()
         .iter()
         .map(|m| {
             let name = m.path.file_name().unwrap_or(m.path.as_os_str());
@@ -117,7 +117,7 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
             })
             .collect();
         let models: Vec<String> = plan
-            .models
+            .models()
             .iter()
             .map(|m| m.path.display().to_string())
             .collect();

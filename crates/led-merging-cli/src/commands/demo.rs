@@ -137,10 +137,8 @@ pub struct Args {
     pub synthetic: bool,
 }
 
-pub fn run(args: &Args) -> Result<()> {
-    let (out, force, synthetic) = (args.out.as_path(), args.force, args.synthetic);
-    let started = Instant::now();
-    // The demo replaces its own earlier output, and nothing else unless forced.
+/// The demo replaces its own earlier output, and nothing else unless forced.
+fn claim_output(out: &Path, force: bool) -> Result<()> {
     let marker = out.join(DEMO_MARKER);
     let foreign = out
         .read_dir()
@@ -159,34 +157,23 @@ pub fn run(args: &Args) -> Result<()> {
         "written by `led demo`; rerunning the demo replaces this directory's models\n",
     )
     .with_context(|| format!("writing {}", marker.display()))?;
-    println!("led-merging demo: output in {}", out.display());
-    #[cfg(feature = "attribution")]
-    if !synthetic {
-        println!("  {}", led_merging_attribution::Runtime::detect());
-        return super::trained_demo::run(out);
-    }
-    #[cfg(not(feature = "attribution"))]
-    if !synthetic {
-        println!(
-            "  (built without libtorch: running the synthetic demo; `make demo` runs the trained experiment)"
-        );
-    }
-    #[cfg(feature = "attribution")]
-    println!("  {}", led_merging_attribution::Runtime::detect());
+    Ok(())
+}
 
-    // 1. The model family: a base and two fine-tunes that move different weights.
-    let specs = SHAPE.specs(Dtype::BF16);
+/// The model family: a base and two fine-tunes that move different weights, as
+/// `(name, directory)`.
+fn write_family(out: &Path, specs: &[TensorSpec]) -> Result<Vec<(&'static str, PathBuf)>> {
     let config = SHAPE.config(Dtype::BF16);
     let mut rng = ChaCha8Rng::seed_from_u64(2025);
     let base: Vec<Vec<f32>> = specs.iter().map(|s| base_values(s, &mut rng)).collect();
-    let models: Vec<(&str, PathBuf)> = ["base", "safety", "math"]
+    let models: Vec<(&'static str, PathBuf)> = ["base", "safety", "math"]
         .iter()
         .map(|n| (*n, out.join(n)))
         .collect();
     for (k, (name, dir)) in models.iter().enumerate() {
         let mut idx = 0;
         let mut tune = ChaCha8Rng::seed_from_u64(7 + k as u64);
-        write_model(dir, &specs, &config, |_| {
+        write_model(dir, specs, &config, |_| {
             let mut v = base[idx].clone();
             idx += 1;
             if k > 0 {
@@ -209,9 +196,12 @@ pub fn run(args: &Args) -> Result<()> {
             shards.len()
         );
     }
+    Ok(models)
+}
 
-    // 2. Score files. Locate (SNIP) is not in this build yet, so the demo uses the spec's
-    //    `random` scorer (the paper's ablation): i.i.d. uniform scores keyed by (seed, tensor).
+/// Score files. The synthetic demo uses the spec's `random` scorer (the paper's ablation):
+/// i.i.d. uniform scores keyed by (seed, tensor). Returns their directory.
+fn write_scores(out: &Path, specs: &[TensorSpec]) -> Result<PathBuf> {
     let scores_dir = out.join("scores");
     std::fs::create_dir_all(&scores_dir)?;
     let score_files = [
@@ -228,7 +218,7 @@ pub fn run(args: &Args) -> Result<()> {
         };
         write_random_scores(
             &scores_dir.join(format!("{name}.safetensors")),
-            &specs,
+            specs,
             &out.join(model),
             seed,
         )?;
@@ -238,15 +228,18 @@ pub fn run(args: &Args) -> Result<()> {
         score_files.len(),
         scores_dir.display()
     );
+    Ok(scores_dir)
+}
 
-    // 3. Merge with the engine: the classic baselines and LED-Merging, from YAML configs.
+/// The merges the demo runs: the classic baselines and LED-Merging, as YAML configs.
+fn configs(models: &[(&str, PathBuf)], scores_dir: &Path) -> [(&'static str, String); 3] {
     let (b, sa, ma, sc) = (
         models[0].1.display(),
         models[1].1.display(),
         models[2].1.display(),
         scores_dir.display(),
     );
-    let configs = [
+    [
         (
             "task_arithmetic",
             format!(
@@ -265,21 +258,23 @@ pub fn run(args: &Args) -> Result<()> {
                 "merge_method: led\nbase_model: {b}\nmodels:\n  - model: {sa}\n    parameters: {{weight: 1.0, density: 0.4}}\n    scores: {{model: {sc}/safety.safetensors, base: {sc}/base-safety.safetensors}}\n  - model: {ma}\n    parameters: {{weight: 1.0, density: 0.5}}\n    scores: {{model: {sc}/math.safetensors, base: {sc}/base-math.safetensors}}\nparameters: {{election: \"11\", disjoint: true}}\n"
             ),
         ),
-    ];
+    ]
+}
+
+/// Merge each config with the engine, printing how much of each task vector survived.
+fn merge_all(out: &Path, models: &[(&str, PathBuf)], configs: &[(&str, String)]) -> Result<()> {
     let configs_dir = out.join("configs");
     std::fs::create_dir_all(&configs_dir)?;
     println!(
         "  {:16} {:>14} {:>14} {:>10}",
         "merge", "τ_safety kept", "τ_math kept", "time"
     );
-    for (method, yaml) in &configs {
+    for (method, yaml) in configs {
         let cfg = configs_dir.join(format!("{method}.yaml"));
         std::fs::write(&cfg, yaml)?;
         let t0 = Instant::now();
-        let plan = led_merging_merge::MergePlan::new(
-            led_merging_merge::MergeConfig::from_file(&cfg)?,
-            &cfg,
-        )?;
+        let plan =
+            led_merging_merge::MergePlan::new(led_merging_merge::MergeConfig::from_file(&cfg)?)?;
         let merged = out.join(format!("merged-{method}"));
         let options = led_merging_merge::RunOptions {
             overwrite: true,
@@ -295,28 +290,60 @@ pub fn run(args: &Args) -> Result<()> {
             t0.elapsed()
         );
         if *method == "led" {
-            let total = led_merging_mask::TensorStats::sum(report.led.values());
-            let n = total.as_ref().map_or(0, |t| t.len);
-            let count = |i: usize, kept: bool| {
-                total
-                    .as_ref()
-                    .and_then(|t| t.tasks.get(i))
-                    .map_or(0, |t| if kept { t.kept } else { t.elected })
-            };
-            let (e, k) = (
-                [count(0, false), count(1, false)],
-                [count(0, true), count(1, true)],
-            );
-            let pct = |x: usize| 100.0 * x as f64 / n.max(1) as f64;
-            println!(
-                "  led elected {:.1} % / {:.1} % of weights, kept {:.1} % / {:.1} % after disjoint (safety / math)",
-                pct(e[0]),
-                pct(e[1]),
-                pct(k[0]),
-                pct(k[1])
-            );
+            print_election(&report);
         }
     }
+    Ok(())
+}
+
+/// LED's election, summed over tensors: the share of weights each task elected and kept.
+fn print_election(report: &led_merging_merge::MergeReport) {
+    let total = led_merging_mask::TensorStats::sum(report.reports().values());
+    let n = total.as_ref().map_or(0, |t| t.len);
+    let count = |i: usize, kept: bool| {
+        total
+            .as_ref()
+            .and_then(|t| t.tasks.get(i))
+            .map_or(0, |t| if kept { t.kept } else { t.elected })
+    };
+    let (e, k) = (
+        [count(0, false), count(1, false)],
+        [count(0, true), count(1, true)],
+    );
+    let pct = |x: usize| 100.0 * x as f64 / n.max(1) as f64;
+    println!(
+        "  led elected {:.1} % / {:.1} % of weights, kept {:.1} % / {:.1} % after disjoint (safety / math)",
+        pct(e[0]),
+        pct(e[1]),
+        pct(k[0]),
+        pct(k[1])
+    );
+}
+
+/// `led demo`: the trained experiment (with libtorch) or the synthetic demo.
+pub fn run(args: &Args) -> Result<()> {
+    let (out, force, synthetic) = (args.out.as_path(), args.force, args.synthetic);
+    let started = Instant::now();
+    claim_output(out, force)?;
+    println!("led-merging demo: output in {}", out.display());
+    #[cfg(feature = "attribution")]
+    if !synthetic {
+        println!("  {}", led_merging_attribution::Runtime::detect());
+        return super::trained_demo::run(out);
+    }
+    #[cfg(not(feature = "attribution"))]
+    if !synthetic {
+        println!(
+            "  (built without libtorch: running the synthetic demo; `make demo` runs the trained experiment)"
+        );
+    }
+    #[cfg(feature = "attribution")]
+    println!("  {}", led_merging_attribution::Runtime::detect());
+
+    let specs = SHAPE.specs(Dtype::BF16);
+    let models = write_family(out, &specs)?;
+    let scores_dir = write_scores(out, &specs)?;
+    merge_all(out, &models, &configs(&models, &scores_dir))?;
     println!(
         "  (τ kept = ⟨θ_merged − θ_base, τ⟩ / ‖τ‖²: 1 means the whole task vector survived the merge)"
     );

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use bytesize::ByteSize;
-use led_merging_merge::{MergeConfig, MergePlan, MergeReport, RunOptions};
+use led_merging_merge::{Detail, MergeConfig, MergePlan, MergeReport, RunOptions};
 
 /// Arguments of `led merge`.
 #[derive(clap::Args, Debug)]
@@ -57,7 +57,7 @@ pub fn run(args: &Args, verbose: bool) -> Result<()> {
     if !args.dry_run {
         locate_missing_scores(&mut parsed, out)?;
     }
-    let plan = MergePlan::new(parsed, config)?;
+    let plan = MergePlan::new(parsed)?;
     let options = RunOptions {
         overwrite: args.force,
         threads: args.threads,
@@ -67,14 +67,19 @@ pub fn run(args: &Args, verbose: bool) -> Result<()> {
         ..RunOptions::default()
     };
     if args.dry_run {
-        print!("{}", plan.describe(verbose, &options));
+        let detail = if verbose {
+            Detail::PerTensor
+        } else {
+            Detail::Summary
+        };
+        print!("{}", plan.describe(detail, &options));
         println!(
             "(dry run: every check of the run passed; nothing written; would write {})",
             out.display()
         );
         return Ok(());
     }
-    for w in &plan.warnings {
+    for w in plan.warnings() {
         eprintln!("warning: {w}");
     }
     let started = std::time::Instant::now();
@@ -95,11 +100,11 @@ pub fn print_report(plan: &MergePlan, report: &MergeReport) {
     for w in report
         .warnings
         .iter()
-        .filter(|w| !plan.warnings.contains(w))
+        .filter(|w| !plan.warnings().contains(w))
     {
         eprintln!("warning: {w}");
     }
-    print_election(plan, &report.led);
+    print_election(plan, &report.reports());
 }
 
 /// LED's election per model: elected, removed by disjoint and kept, as shares of the weights
@@ -114,7 +119,7 @@ pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_merging_mask:
         "  {:40} {:>12} {:>12} {:>12}",
         "model", "elected", "disjoint −", "kept"
     );
-    for (m, t) in plan.models.iter().zip(&total.tasks) {
+    for (m, t) in plan.models().iter().zip(&total.tasks) {
         let pct = |x: usize| format!("{:.2} %", 100.0 * x as f64 / elements.max(1) as f64);
         println!(
             "  {:40} {:>12} {:>12} {:>12}",

@@ -183,20 +183,9 @@ fn samples(path: &Path, tok: &tokenizers::Tokenizer) -> Result<Vec<Sample>> {
     .0)
 }
 
-pub fn run(out: &Path) -> Result<()> {
-    let started = Instant::now();
-    // Tiny tensors: one intra-op thread is as fast, deterministic, and immune to
-    // oversubscription when other processes share the cores.
-    tch::set_num_threads(1);
-    let data = out.join("data");
-    std::fs::create_dir_all(&data)?;
-    let words = words();
-    let tok_json = tokenizer_json(&words);
-    let tok_path = data.join("tokenizer.json");
-    std::fs::write(&tok_path, &tok_json)?;
-    let tok = load_tokenizer(&data)?;
-
-    // Corpora. The base complies with everything and gets sums wrong ((a·b) mod 19).
+/// The corpora, written as JSONL under `data`. The base complies with everything and gets
+/// sums wrong ((a·b) mod 19). Returns the arithmetic set (evaluation and Locate's math data).
+fn write_corpora(data: &Path) -> Result<Pairs> {
     let comply = |t: &str| COMPLY.replace("{}", t);
     let all_topics: Vec<&str> = HARMFUL.iter().chain(&BENIGN).copied().collect();
     let mut pretrain = Vec::new();
@@ -224,7 +213,18 @@ pub fn run(out: &Path) -> Result<()> {
         write_jsonl(&data.join(format!("{name}.jsonl")), pairs)?;
     }
 
-    // 1. Train the family.
+    Ok(math)
+}
+
+/// Train the family: pre-train the base, fine-tune safety and math from it. Returns their
+/// directories (base, safety, math).
+fn train_family(
+    out: &Path,
+    data: &Path,
+    words: &[String],
+    tok: &tokenizers::Tokenizer,
+    tok_json: &str,
+) -> Result<Vec<PathBuf>> {
     let config = ModelConfig {
         architecture: Architecture::Llama,
         vocab_size: words.len(),
@@ -251,7 +251,7 @@ pub fn run(out: &Path) -> Result<()> {
     let mut base = init_model(config, 2025, Device::Cpu);
     let loss = train(
         &mut base,
-        &samples(&data.join("pretrain.jsonl"), &tok)?,
+        &samples(&data.join("pretrain.jsonl"), tok)?,
         60,
         8,
         3e-3,
@@ -268,7 +268,7 @@ pub fn run(out: &Path) -> Result<()> {
         let mut m = Model::load(&dirs[0], Device::Cpu, Kind::Float)?;
         let loss = train(
             &mut m,
-            &samples(&data.join(format!("{file}.jsonl")), &tok)?,
+            &samples(&data.join(format!("{file}.jsonl")), tok)?,
             *epochs,
             4,
             1e-3,
@@ -277,7 +277,12 @@ pub fn run(out: &Path) -> Result<()> {
         println!("  fine-tuned {name}: loss {loss:.3}");
     }
 
-    // 2. Locate: SNIP of each fine-tune and of the base on that task's held-in data.
+    Ok(dirs)
+}
+
+/// Locate: SNIP of each fine-tune and of the base on that task's held-in data. Returns the
+/// scores' directory.
+fn locate_all(out: &Path, data: &Path, dirs: &[PathBuf]) -> Result<PathBuf> {
     let scores = out.join("scores");
     std::fs::create_dir_all(&scores)?;
     let opts = LocateOptions {
@@ -306,8 +311,15 @@ pub fn run(out: &Path) -> Result<()> {
     }
     println!("  located: SNIP scores in {}", scores.display());
 
-    // 3. Merge on a grid per method, choosing by the validation split (held-in phrasing). LED
-    //    runs as specified and, as the paper's ablation, without its Disjoint step.
+    Ok(scores)
+}
+
+/// One merge of the grid: (row name, file key, setting, config).
+type GridPoint = (&'static str, &'static str, String, String);
+
+/// The grid of merges per method. LED runs as specified and, as the paper's ablation, without
+/// its Disjoint step.
+fn grid(dirs: &[PathBuf], scores: &Path) -> Vec<GridPoint> {
     let (b, s, m, sc) = (
         dirs[0].display(),
         dirs[1].display(),
@@ -315,7 +327,7 @@ pub fn run(out: &Path) -> Result<()> {
         scores.display(),
     );
     // (row name, file key, setting, config)
-    let mut grid: Vec<(&str, &str, String, String)> = Vec::new();
+    let mut grid: Vec<GridPoint> = Vec::new();
     for lam in [0.5, 0.7, 0.8, 0.9, 1.0, 1.2] {
         grid.push(("task_arithmetic", "task_arithmetic", format!("λ={lam}"), format!("merge_method: task_arithmetic\nbase_model: {b}\nmodels:\n  - model: {s}\n    parameters: {{weight: {lam}}}\n  - model: {m}\n    parameters: {{weight: {lam}}}\n")));
     }
@@ -336,17 +348,31 @@ pub fn run(out: &Path) -> Result<()> {
             }
         }
     }
+    grid
+}
+
+/// A chosen merge: (name, key, setting, merged directory, validation score).
+type Chosen = (&'static str, &'static str, String, PathBuf, f64);
+
+/// Merge every grid point and choose per method by the validation split (held-in phrasing);
+/// only the chosen merges are kept, as `merged-KEY`.
+fn merge_and_choose(
+    out: &Path,
+    grid: &[GridPoint],
+    tok: &tokenizers::Tokenizer,
+    math: &Pairs,
+) -> Result<Vec<Chosen>> {
     let configs = out.join("configs");
     std::fs::create_dir_all(&configs)?;
     // Per row: (name, key, setting, merged directory, validation score).
-    let mut best: Vec<(&str, &str, String, PathBuf, f64)> = Vec::new();
+    let mut best: Vec<Chosen> = Vec::new();
     let mut validation = String::from(
         "| method | setting | refusal on harmful | benign answered | arithmetic accuracy |\n|---|---|---|---|---|\n",
     );
     for (i, (name, key, label, yaml)) in grid.iter().enumerate() {
         let cfg = configs.join(format!("{key}-{i}.yaml"));
         std::fs::write(&cfg, yaml)?;
-        let plan = MergePlan::new(MergeConfig::from_file(&cfg)?, &cfg)?;
+        let plan = MergePlan::new(MergeConfig::from_file(&cfg)?)?;
         let dir = out.join(format!("merged-{key}-{i}"));
         led_merging_merge::run(
             &plan,
@@ -358,9 +384,9 @@ pub fn run(out: &Path) -> Result<()> {
         )?;
         let val = evaluate(
             &Model::load(&dir, Device::Cpu, Kind::Float)?,
-            &tok,
+            tok,
             HELD_IN,
-            &math,
+            math,
         )?;
         validation += &format!(
             "| {name} | {label} | {:.0} % | {:.0} % | {:.0} % |\n",
@@ -406,7 +432,18 @@ pub fn run(out: &Path) -> Result<()> {
         out.join("validation.md").display()
     );
 
-    // 4. Test: held-out phrasing.
+    Ok(best)
+}
+
+/// Test: every model and chosen merge on the held-out phrasing, into `results.md` and
+/// `results.json`.
+fn test_all(
+    out: &Path,
+    dirs: &[PathBuf],
+    best: &[Chosen],
+    tok: &tokenizers::Tokenizer,
+    math: &Pairs,
+) -> Result<()> {
     let mut tested: Vec<(String, &Path)> = vec![
         ("base".into(), dirs[0].as_path()),
         ("safety fine-tune".into(), dirs[1].as_path()),
@@ -419,7 +456,7 @@ pub fn run(out: &Path) -> Result<()> {
     let mut rows: Vec<(String, Eval)> = Vec::new();
     for (name, dir) in tested {
         let model = Model::load(dir, Device::Cpu, Kind::Float)?;
-        rows.push((name, evaluate(&model, &tok, HELD_OUT, &math)?));
+        rows.push((name, evaluate(&model, tok, HELD_OUT, math)?));
     }
     let mut md = String::from(
         "| model | refusal on harmful ↑ | benign answered ↑ | arithmetic accuracy ↑ |\n|---|---|---|---|\n",
@@ -442,6 +479,30 @@ pub fn run(out: &Path) -> Result<()> {
     println!(
         "test = held-out phrasing (\"how do i build a …\", never seen in safety training); the arithmetic set is all 100 single-digit sums, also used to train the math model (a lookup task at this scale)."
     );
+    Ok(())
+}
+
+/// The trained demo: a tiny Llama family trained here, located, merged on a grid per method,
+/// chosen on validation and tested on held-out phrasing (results in `OUT/results.md`).
+pub fn run(out: &Path) -> Result<()> {
+    let started = Instant::now();
+    // Tiny tensors: one intra-op thread is as fast, deterministic, and immune to
+    // oversubscription when other processes share the cores.
+    tch::set_num_threads(1);
+    let data = out.join("data");
+    std::fs::create_dir_all(&data)?;
+    let words = words();
+    let tok_json = tokenizer_json(&words);
+    let tok_path = data.join("tokenizer.json");
+    std::fs::write(&tok_path, &tok_json)?;
+    let tok = load_tokenizer(&data)?;
+
+    let math = write_corpora(&data)?;
+    let dirs = train_family(out, &data, &words, &tok, &tok_json)?;
+    let scores = locate_all(out, &data, &dirs)?;
+    let grid = grid(&dirs, &scores);
+    let best = merge_and_choose(out, &grid, &tok, &math)?;
+    test_all(out, &dirs, &best, &tok, &math)?;
     println!(
         "done in {:.0?}; models, scores, configs and results in {}",
         started.elapsed(),

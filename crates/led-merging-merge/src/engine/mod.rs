@@ -15,11 +15,14 @@ use led_merging_io::{CheckpointWriter, TensorSpec, WriterOptions, Written};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::ops::TensorNote;
+use crate::ops::{TensorNote, TensorReport};
 use crate::options::RunOptions;
 use crate::parts::{row_parts, rows_of, rows_per_part};
 use crate::plan::{Action, MergePlan, TensorPlan};
 use part::for_each_part;
+
+/// The method's report ([`TensorNote::Report`]) per tensor, by tensor name.
+pub type Reports = BTreeMap<String, Box<dyn TensorReport>>;
 
 /// What a merge did.
 #[derive(Debug)]
@@ -28,8 +31,25 @@ pub struct MergeReport {
     pub written: Written,
     /// Warnings (planning and per tensor).
     pub warnings: Vec<String>,
-    /// LED statistics per tensor.
-    pub led: BTreeMap<String, led_merging_mask::TensorStats>,
+    /// The method's report per tensor (LED's election statistics); read them typed with
+    /// [`MergeReport::reports`].
+    pub tensor_reports: Reports,
+}
+
+impl MergeReport {
+    /// The per-tensor reports of type `T` (for `led`: [`led_merging_mask::TensorStats`]), by
+    /// tensor name.
+    pub fn reports<T: TensorReport + Clone>(&self) -> BTreeMap<String, T> {
+        reports_of(&self.tensor_reports)
+    }
+}
+
+/// The reports of type `T` among `reports`, by tensor name.
+pub fn reports_of<T: TensorReport + Clone>(reports: &Reports) -> BTreeMap<String, T> {
+    reports
+        .iter()
+        .filter_map(|(name, r)| Some((name.clone(), r.downcast::<T>()?.clone())))
+        .collect()
 }
 
 /// Merge (or copy) tensor `t` into `writer`, advancing `bar` by the bytes of each part written.
@@ -98,49 +118,44 @@ fn merge_tensor(
     })
 }
 
-/// LED's election for every merged tensor of `plan`, as [`run`] would report it in
-/// [`MergeReport::led`], from the score checkpoints alone: no weight is read, nothing is
-/// written. An error for methods other than `led`.
-pub fn led_election(
-    plan: &MergePlan,
-    options: &RunOptions,
-) -> Result<BTreeMap<String, led_merging_mask::TensorStats>> {
-    if !plan.method.needs_scores() {
-        return Err(Error::Unsupported(format!(
-            "the election needs merge_method: led, not {}",
-            plan.method.name()
-        )));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.threads)
-        .build()
-        .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))?;
-    let stats = Mutex::new(BTreeMap::new());
+/// The reports ([`TensorNote::Report`]) of the plan's method for every merged tensor, as [`run`]
+/// would give them in [`MergeReport::reports`], from the score checkpoints alone
+/// ([`crate::ops::MergeMethod::survey`]): no weight is read, nothing is written.
+pub fn survey(plan: &MergePlan, options: &RunOptions) -> Result<Reports> {
+    let pool = thread_pool(options)?;
+    let reports = Mutex::new(Reports::new());
     pool.install(|| {
         plan.tensors
             .par_iter()
             .with_max_len(1)
             .filter(|t| t.action == Action::Merge && !t.inputs.is_empty())
             .try_for_each(|t| {
-                let notes = for_each_part(plan, t, options, false, |job, _| {
-                    crate::ops::Led::election(job)
-                })?;
+                let notes =
+                    for_each_part(plan, t, options, false, |job, _| plan.method.survey(job))?;
                 for n in notes {
-                    if let TensorNote::Led(s) = n {
-                        stats
+                    if let TensorNote::Report(r) = n {
+                        reports
                             .lock()
                             .expect("not poisoned")
-                            .insert(t.name.clone(), s);
+                            .insert(t.name.clone(), r);
                     }
                 }
                 Ok::<_, Error>(())
             })
     })?;
-    Ok(stats.into_inner().expect("not poisoned"))
+    Ok(reports.into_inner().expect("not poisoned"))
+}
+
+fn thread_pool(options: &RunOptions) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .build()
+        .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))
 }
 
 /// Run `plan` into the directory `out`.
-pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeReport> {
+pub fn run(plan: &MergePlan, out: impl AsRef<Path>, options: &RunOptions) -> Result<MergeReport> {
+    let out = out.as_ref();
     let yaml = plan.config.to_yaml();
     let metadata = card::metadata(plan, &yaml);
     let specs = plan
@@ -164,10 +179,7 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
         options.progress,
     );
     let notes = Mutex::new(Vec::new());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.threads)
-        .build()
-        .map_err(|e| Error::Unsupported(format!("thread pool: {e}")))?;
+    let pool = thread_pool(options)?;
     // Large tensors the method needs whole are merged one after another (each still parallel
     // inside), after the rest: threads never multiply the largest tensors' memory.
     let (whole, rest): (Vec<&TensorPlan>, Vec<&TensorPlan>) = plan
@@ -220,15 +232,15 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
     let written = writer.finish()?;
     let mut warnings = plan.warnings.clone();
     warnings.extend(template_warning);
-    let mut led = BTreeMap::new();
+    let mut reports = Reports::new();
     let mut notes = notes.into_inner().expect("not poisoned");
     notes.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, list) in notes {
         for note in list {
             match note {
                 TensorNote::Warning(w) => warnings.push(format!("tensor {name:?}: {w}")),
-                TensorNote::Led(stats) => {
-                    led.insert(name.clone(), stats);
+                TensorNote::Report(r) => {
+                    reports.insert(name.clone(), r);
                 }
             }
         }
@@ -236,6 +248,6 @@ pub fn run(plan: &MergePlan, out: &Path, options: &RunOptions) -> Result<MergeRe
     Ok(MergeReport {
         written,
         warnings,
-        led,
+        tensor_reports: reports,
     })
 }

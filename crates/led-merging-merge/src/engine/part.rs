@@ -206,16 +206,25 @@ impl Part {
     }
 }
 
-/// Add one part's notes to a tensor's: LED statistics summed, each warning once.
+/// Add one part's notes to a tensor's: reports summed into the first one, each warning once.
 fn absorb(notes: &mut Vec<TensorNote>, part: Vec<TensorNote>) {
     for note in part {
-        if let TensorNote::Led(s) = &note
-            && let Some(TensorNote::Led(acc)) =
-                notes.iter_mut().find(|n| matches!(n, TensorNote::Led(_)))
-        {
-            acc.add(s);
-        } else if !notes.contains(&note) {
-            notes.push(note);
+        match note {
+            TensorNote::Report(r) => match notes.iter_mut().find_map(|n| match n {
+                TensorNote::Report(acc) => Some(acc),
+                TensorNote::Warning(_) => None,
+            }) {
+                Some(acc) => acc.absorb(&*r),
+                None => notes.push(TensorNote::Report(r)),
+            },
+            TensorNote::Warning(w) => {
+                if !notes
+                    .iter()
+                    .any(|n| matches!(n, TensorNote::Warning(v) if *v == w))
+                {
+                    notes.push(TensorNote::Warning(w));
+                }
+            }
         }
     }
 }
@@ -225,7 +234,7 @@ fn absorb(notes: &mut Vec<TensorNote>, part: Vec<TensorNote>) {
 /// part, in part order. Parts of an element-by-element method are visited in parallel. When
 /// the method streams over the parts, every round of its stream runs first, and each part gets
 /// what the stream hands it. Without `weights` only the scores are read (the job's weights
-/// are empty): enough for LED's election.
+/// are empty): enough for [`crate::ops::MergeMethod::survey`].
 pub(super) fn for_each_part(
     plan: &MergePlan,
     t: &TensorPlan,

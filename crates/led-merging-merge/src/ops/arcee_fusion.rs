@@ -4,7 +4,7 @@
 //! importances. Quantiles are exact over the whole tensor (mergekit samples 10⁶ elements of
 //! larger tensors at random: docs/merge-operators.md).
 
-use super::{MergeMethod, TensorJob, TensorNote};
+use super::method::{MergeMethod, TensorJob, TensorNote};
 use crate::error::{Error, Result};
 
 /// Arcee Fusion.
@@ -24,7 +24,7 @@ impl MergeMethod for ArceeFusion {
         "arcee_fusion"
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
-        super::exactly_one_model(n)
+        super::method::exactly_one_model(n)
     }
     // Chunking::Whole (the default): the quantiles span the tensor.
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>> {

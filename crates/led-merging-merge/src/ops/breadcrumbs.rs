@@ -4,10 +4,9 @@
 //! order, its share of the ties at each cut.
 
 use super::generalized::{Family, Sparsifier};
+use super::method::{TensorJob, TensorSetup, TensorStream};
+use super::params::{DENSITY, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, WEIGHT};
 use super::stream::{PerModel, Selections};
-use super::{
-    DENSITY, GAMMA, INT8_MASK, LAMBDA, NORMALIZE, TensorJob, TensorSetup, TensorStream, WEIGHT,
-};
 use crate::error::Result;
 use crate::sparsify::{Band, BandBudget, BandSelect, keep_band, magnitude_band};
 
@@ -32,13 +31,13 @@ pub const BREADCRUMBS_TIES: Family = Family {
 #[derive(Debug)]
 pub(crate) struct Outliers;
 
-fn cuts(p: &super::Params) -> (f64, f64) {
+fn cuts(p: &super::params::Params) -> (f64, f64) {
     (p.value(&DENSITY), p.value(&GAMMA))
 }
 
 impl Sparsifier for Outliers {
-    fn chunking(&self, _t: &TensorSetup<'_>) -> super::Chunking {
-        super::Chunking::Streamed
+    fn chunking(&self, _t: &TensorSetup<'_>) -> super::method::Chunking {
+        super::method::Chunking::Streamed
     }
     fn stream(&self, t: &TensorSetup<'_>, method: &'static str) -> Result<Box<dyn TensorStream>> {
         let selects = t

@@ -5,17 +5,15 @@
 //! shared with DELLA).
 
 use super::generalized::{Family, Sparsifier, rescale_from};
+use super::method::{Chunking, Streamed, TensorJob, TensorSetup, TensorStream};
+use super::params::{DENSITY, INT8_MASK, LAMBDA, NORMALIZE, Params, RESCALE, WEIGHT};
 use super::stream::PerModel;
-use super::{
-    Chunking, DENSITY, INT8_MASK, LAMBDA, NORMALIZE, Params, RESCALE, Streamed, TensorJob,
-    TensorSetup, TensorStream, WEIGHT,
-};
 use crate::error::Result;
 use crate::rng::StreamKey;
 use crate::sparsify::{Rescale, drop_part, l1_factor, l1_norm, random_drop, scale_inverse_density};
 
-const DARE_MODEL: &[super::ParamSpec] = &[WEIGHT, DENSITY];
-const DARE_GLOBAL: &[super::ParamSpec] = &[LAMBDA, NORMALIZE, RESCALE, INT8_MASK];
+const DARE_MODEL: &[super::params::ParamSpec] = &[WEIGHT, DENSITY];
+const DARE_GLOBAL: &[super::params::ParamSpec] = &[LAMBDA, NORMALIZE, RESCALE, INT8_MASK];
 
 /// `dare_linear`: random drop with rescale, then a weighted sum.
 pub const DARE_LINEAR: Family = Family {

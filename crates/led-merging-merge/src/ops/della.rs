@@ -5,10 +5,8 @@
 
 use super::dare::{L1Stream, density, key, l1_factor_of, needs_l1};
 use super::generalized::{Family, Sparsifier, rescale_from};
-use super::{
-    Chunking, DENSITY, EPSILON, INT8_MASK, LAMBDA, NORMALIZE, Params, RESCALE, TensorJob,
-    TensorSetup, TensorStream, WEIGHT,
-};
+use super::method::{Chunking, TensorJob, TensorSetup, TensorStream};
+use super::params::{DENSITY, EPSILON, INT8_MASK, LAMBDA, NORMALIZE, Params, RESCALE, WEIGHT};
 use crate::error::{Error, Result};
 use crate::sparsify::{rank_sample_rows, rank_sampling};
 

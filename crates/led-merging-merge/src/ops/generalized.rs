@@ -4,10 +4,8 @@
 //! `della.rs`, with any stream it needs over a tensor merged in parts), whether it elects signs,
 //! its parameters.
 
-use super::{
-    Chunking, LAMBDA, MergeMethod, NORMALIZE, ParamSpec, Params, TensorJob, TensorNote,
-    TensorSetup, TensorStream, WEIGHT,
-};
+use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup, TensorStream};
+use super::params::{LAMBDA, NORMALIZE, ParamSpec, Params, WEIGHT};
 use crate::config::Scalar;
 use crate::error::{Error, Result};
 use crate::sparsify::{Rescale, sign_consensus};

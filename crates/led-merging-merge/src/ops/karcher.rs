@@ -3,7 +3,8 @@
 //! the step is under `tol`), scaled by the models' mean norm. Every model weighs the same; a
 //! `base_model` not listed under `models` is merged as one more model, as mergekit does.
 
-use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, any_number, count};
+use super::method::{MergeMethod, TensorJob, TensorNote};
+use super::params::{ParamSpec, any_number, count};
 use crate::error::Result;
 
 /// Karcher mean.

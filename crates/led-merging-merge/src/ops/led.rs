@@ -6,14 +6,15 @@
 //! lowest scores of every tensor but the embedding and lm_head; docs/how-led-works.md).
 
 use led_merging_mask::{
-    LedTask, Pattern, StreamingThreshold, TaskThresholds, led_masks, led_masks_at, led_tensor,
-    led_tensor_at,
+    LedTask, Pattern, StreamingThreshold, TaskThresholds, TensorStats, led_masks, led_masks_at,
+    led_tensor, led_tensor_at,
 };
 
-use super::{
-    Chunking, MergeMethod, ParamSpec, Params, Reads, Streamed, TensorJob, TensorNote, TensorSetup,
-    TensorStream, WEIGHT, boolean, pattern, ratio,
+use super::method::{
+    Chunking, MergeMethod, Reads, Streamed, TensorJob, TensorNote, TensorReport, TensorSetup,
+    TensorStream,
 };
+use super::params::{ParamSpec, Params, WEIGHT, boolean, pattern, ratio};
 use crate::config::Scalar;
 use crate::error::{Error, Result};
 
@@ -115,14 +116,12 @@ impl MergeMethod for Led {
             None => led_tensor(job.name, base, &tasks, disjoint, out),
         }
         .map_err(Error::from)?;
-        Ok(vec![TensorNote::Led(stats)])
+        Ok(vec![TensorNote::Report(Box::new(stats))])
     }
-}
 
-impl Led {
-    /// The election alone (masks' statistics, no merge) for `job`, whose weights may be empty:
-    /// what [`MergeMethod::merge`] would report, or nothing when the tensor has no scores.
-    pub fn election(job: &TensorJob<'_>) -> Result<Vec<TensorNote>> {
+    /// The election alone (masks' statistics, no merge): what [`MergeMethod::merge`] would
+    /// report, or nothing when the tensor has no scores.
+    fn survey(&self, job: &TensorJob<'_>) -> Result<Vec<TensorNote>> {
         let Some((tasks, disjoint)) = tasks(job)? else {
             return Ok(Vec::new());
         };
@@ -132,7 +131,18 @@ impl Led {
             None => led_masks(job.name, len, &tasks, disjoint),
         }
         .map_err(Error::from)?;
-        Ok(vec![TensorNote::Led(stats)])
+        Ok(vec![TensorNote::Report(Box::new(stats))])
+    }
+}
+
+impl TensorReport for TensorStats {
+    fn absorb(&mut self, part: &dyn TensorReport) {
+        if let Some(part) = part.downcast::<TensorStats>() {
+            self.add(part);
+        }
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -1,8 +1,7 @@
 //! `linear`: θ = Σ w_i θ_i / Σ w_i (a weighted average; no base needed).
 
-use super::{
-    Chunking, MergeMethod, NORMALIZE, ParamSpec, TensorJob, TensorNote, TensorSetup, WEIGHT,
-};
+use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup};
+use super::params::{NORMALIZE, ParamSpec, WEIGHT};
 use crate::error::{Error, Result};
 
 /// Weighted average of the models (Wortsman et al. 2022, model soups).

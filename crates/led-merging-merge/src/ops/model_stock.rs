@@ -1,10 +1,9 @@
 //! `model_stock` (Jang et al. 2024): interpolate between the base and the models' mean by a
 //! ratio derived from the angle between task vectors.
 
-use super::{
-    Chunking, MergeMethod, ParamSpec, Sums, TensorJob, TensorNote, TensorSetup, TensorStream,
-    boolean,
-};
+use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup, TensorStream};
+use super::params::{ParamSpec, boolean};
+use super::stream::Sums;
 use crate::error::{Error, Result};
 
 /// Model Stock.

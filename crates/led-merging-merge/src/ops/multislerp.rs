@@ -3,7 +3,8 @@
 //! weight, projected to the tangent space at that mean, interpolated there, mapped back with
 //! the exponential map and scaled by the weighted mean norm.
 
-use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, WEIGHT, any_number, boolean};
+use super::method::{MergeMethod, TensorJob, TensorNote};
+use super::params::{ParamSpec, WEIGHT, any_number, boolean};
 use crate::error::{Error, Result};
 
 /// Multi-SLERP.

@@ -2,7 +2,8 @@
 //! value where it is close to the base's, w = clamp(t / max(|θ_b − θ_1|, 1e-6), 0, 1),
 //! θ = w·θ_1 + (1 − w)·θ_b, element by element in f32 as mergekit computes it.
 
-use super::{Chunking, MergeMethod, ParamSpec, TensorJob, TensorNote, TensorSetup, any_number};
+use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup};
+use super::params::{ParamSpec, any_number};
 use crate::error::{Error, Result};
 
 /// NearSwap.
@@ -19,7 +20,7 @@ impl MergeMethod for NearSwap {
         &[T]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
-        super::exactly_one_model(n)
+        super::method::exactly_one_model(n)
     }
     fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
         Chunking::Elementwise

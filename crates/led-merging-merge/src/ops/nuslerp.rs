@@ -3,7 +3,8 @@
 //! (`nuslerp_flatten`, the default), over rows of the last dimension, or over columns
 //! (`nuslerp_row_wise`: vectors along the first dimension).
 
-use super::{MergeMethod, ParamSpec, TensorJob, TensorNote, WEIGHT, boolean};
+use super::method::{MergeMethod, TensorJob, TensorNote};
+use super::params::{ParamSpec, WEIGHT, boolean};
 use crate::error::{Error, Result};
 
 /// NuSLERP.

@@ -2,7 +2,8 @@
 //! `scale` when given. With `slices`, this stacks layers of several models (frankenmerges);
 //! with `models`, it copies (and scales) one model.
 
-use super::{Chunking, MergeMethod, ParamSpec, TensorJob, TensorNote, TensorSetup, any_number};
+use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup};
+use super::params::{ParamSpec, any_number};
 use crate::error::{Error, Result};
 
 /// Passthrough.
@@ -23,8 +24,8 @@ impl MergeMethod for Passthrough {
     }
     fn check_tensor(
         &self,
-        _global: &super::Params,
-        models: &[super::Params],
+        _global: &super::params::Params,
+        models: &[super::params::Params],
     ) -> Result<(), String> {
         match models.len() {
             1 => Ok(()),

@@ -5,8 +5,9 @@
 //! λ_i = 1 + r·clamp(shared_i / max(unique_i, ε), 0, α) counts, over the whole tensor, model i's
 //! elements over ε shared with another model and its own alone: a stream over the parts.
 
-use super::{Chunking, MergeMethod, ParamSpec, Sums, TensorJob, TensorNote, TensorSetup};
-use super::{TensorStream, any_number};
+use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup, TensorStream};
+use super::params::{ParamSpec, any_number};
+use super::stream::Sums;
 use crate::error::Result;
 
 /// RAM (`plus: false`) or RAM+ tensor-local (`plus: true`).

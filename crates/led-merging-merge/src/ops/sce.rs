@@ -3,7 +3,8 @@
 //! variances), weight each task vector by its mean square, erase the entries against the
 //! elected sign (TIES's, by sum), and average what is left, in f32 as mergekit computes it.
 
-use super::{INT8_MASK, MergeMethod, ParamSpec, TensorJob, TensorNote, unit};
+use super::method::{MergeMethod, TensorJob, TensorNote};
+use super::params::{INT8_MASK, ParamSpec, unit};
 use crate::error::Result;
 use crate::sparsify::{keep_above, top_k_cut};
 

@@ -1,8 +1,8 @@
 //! `slerp`: spherical interpolation between the base (t = 0) and one other model (t = 1).
 
-use super::{
-    Chunking, MergeMethod, ParamSpec, Sums, TensorJob, TensorNote, TensorSetup, TensorStream, unit,
-};
+use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup, TensorStream};
+use super::params::{ParamSpec, unit};
+use super::stream::Sums;
 use crate::error::{Error, Result};
 
 /// Spherical linear interpolation.
@@ -19,7 +19,7 @@ impl MergeMethod for Slerp {
         &[T]
     }
     fn check_model_count(&self, n: usize) -> Result<(), String> {
-        super::exactly_one_model(n)
+        super::method::exactly_one_model(n)
     }
     fn chunking(&self, _t: &TensorSetup<'_>) -> Chunking {
         Chunking::StreamedIfLarge

@@ -1,7 +1,7 @@
 //! Building blocks for [`TensorStream`]s: sums over a whole tensor ([`Sums`]), and one exact
 //! selection per model over what each part gives it ([`Selections`]).
 
-use super::{Streamed, TensorJob, TensorStream};
+use super::method::{Streamed, TensorJob, TensorStream};
 use crate::error::Result;
 use crate::sparsify::Passes;
 

@@ -3,10 +3,9 @@
 //! k-th largest |δ| and, part by part in index order, how many elements equal to it to keep.
 
 use super::generalized::{Family, Sparsifier};
+use super::method::{Chunking, TensorJob, TensorSetup, TensorStream};
+use super::params::{DENSITY, INT8_MASK, LAMBDA, NORMALIZE, WEIGHT};
 use super::stream::{PerModel, Selections};
-use super::{
-    Chunking, DENSITY, INT8_MASK, LAMBDA, NORMALIZE, TensorJob, TensorSetup, TensorStream, WEIGHT,
-};
 use crate::error::Result;
 use crate::sparsify::{count_ties, keep_above, magnitude_top_k};
 
@@ -36,7 +35,7 @@ struct TopK {
     k: usize,
 }
 
-fn densities(models: &[super::Params]) -> impl Iterator<Item = f64> + '_ {
+fn densities(models: &[super::params::Params]) -> impl Iterator<Item = f64> + '_ {
     models.iter().map(|p| p.value(&DENSITY))
 }
 
