@@ -11,8 +11,9 @@
 //!   streaming engine driven by mergekit-style YAML.
 //! - `attribution` (`led-merging-attribution`, feature `attribution`): Locate, through libtorch.
 //!
-//! A whole LED merge in a few lines is [`prelude::LedMerge`]; LED-Merging on one tensor, straight from
-//! scores:
+//! Each type has one path: `led_merging::merge::MergePlan`, `led_merging::io::Checkpoint`, ...
+//! A whole LED merge in a few lines is [`merge::LedMerge`]; LED-Merging on one tensor, straight
+//! from scores:
 //!
 //! ```
 //! use led_merging::mask::{LedTask, Pattern, led_tensor};
@@ -36,13 +37,6 @@ pub use led_merging_attribution as attribution;
 pub use led_merging_io as io;
 pub use led_merging_mask as mask;
 pub use led_merging_merge as merge;
-
-/// What a merge needs, in one `use led_merging::prelude::*;`.
-pub mod prelude {
-    pub use led_merging_merge::{
-        Error, LedMerge, MergeConfig, MergePlan, MergeReport, RunOptions, Scores, Task, run,
-    };
-}
 
 // The README's Rust examples are compiled and run as doc tests.
 #[cfg(doctest)]

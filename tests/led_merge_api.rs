@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use led_merging::io::{Checkpoint, CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+use led_merging::merge::{LedMerge, Scores, Task};
 use led_merging::merge::{MergeConfig, MergePlan, RunOptions, run};
-use led_merging::prelude::{LedMerge, Scores, Task};
 
 fn write(path: &Path, file: bool, seed: u32) {
     let specs = vec![

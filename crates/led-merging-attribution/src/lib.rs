@@ -13,21 +13,23 @@
 
 use std::path::PathBuf;
 
-pub mod chat;
-pub mod config;
-pub mod data;
-pub mod locate;
-pub mod model;
+mod chat;
+mod config;
+mod data;
+mod locate;
+mod model;
 pub mod placement;
 mod score_file;
 pub mod shards;
 pub mod train;
 
-pub use chat::ChatTemplate;
-pub use config::{Architecture, ModelConfig};
-pub use data::{DataOptions, Sample, load_samples, load_tokenizer};
-pub use locate::{LocateOptions, LocateReport, Scorer, locate};
-pub use model::Model;
+pub use chat::{ChatTemplate, RENDER_FUEL};
+pub use config::{Architecture, Llama3Scaling, ModelConfig};
+pub use data::{DataOptions, DataReport, FIELD_PAIRS, Sample, load_samples, load_tokenizer};
+pub use locate::{
+    LocateOptions, LocateReport, MemoryPlan, SCORING_RULES, Scorer, locate, random_scores, request,
+};
+pub use model::{Activations, Model};
 
 use led_merging_io::Checkpoint;
 pub use tch;

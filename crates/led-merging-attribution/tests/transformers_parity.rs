@@ -124,7 +124,7 @@ fn logits_loss_and_snip_match_transformers() {
             .map(|s| s.ids.len() - s.prompt_len)
             .max()
             .unwrap();
-        let plan = led_merging_attribution::locate::MemoryPlan::new(
+        let plan = led_merging_attribution::MemoryPlan::new(
             &model.config,
             &sizes,
             Kind::Float,
@@ -225,14 +225,14 @@ fn wanda_and_random_scores_cover_every_parameter() {
         .to_string();
     assert!(err.contains("option.model_weights_fingerprint"), "{err}");
     // Random scores depend on (seed, name) only.
-    let a = led_merging_attribution::locate::random_scores(5, "model.norm.weight", 8);
+    let a = led_merging_attribution::random_scores(5, "model.norm.weight", 8);
     assert_eq!(
         a,
-        led_merging_attribution::locate::random_scores(5, "model.norm.weight", 8)
+        led_merging_attribution::random_scores(5, "model.norm.weight", 8)
     );
     assert_ne!(
         a,
-        led_merging_attribution::locate::random_scores(6, "model.norm.weight", 8)
+        led_merging_attribution::random_scores(6, "model.norm.weight", 8)
     );
 }
 

@@ -44,6 +44,7 @@ pub mod meta;
 mod names;
 pub mod progress;
 mod reader;
+mod score_metadata;
 mod size;
 mod vocab;
 mod writer;
@@ -55,9 +56,9 @@ pub use files::{
     restack_config, set_chat_template,
 };
 pub use llama::LlamaShape;
-pub use meta::{ScoreMetadata, weights_fingerprint};
 pub use names::{decoder_layer, in_layer, is_vocab_tensor, stack_layer};
 pub use reader::{Checkpoint, TensorInfo, validate_safetensors};
+pub use score_metadata::{ScoreMetadata, weights_fingerprint};
 pub use size::parse_size;
 pub use vocab::{TOKENIZER_FILE, Vocabulary, config_vocab_size, plain_added_token, set_vocabulary};
 pub use writer::{CheckpointWriter, TensorSpec, WriterOptions, Written};

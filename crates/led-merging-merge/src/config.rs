@@ -77,14 +77,14 @@ pub enum Setting {
 /// of a stack of L layers (1 for a one-layer stack; each stack, the decoder's or a vision
 /// tower's, over its own layers), 0 for every tensor outside the stacks. `stacks` gives each
 /// stack's layer count by its prefix ([`led_merging_io::stack_layer`]).
-pub fn layer_t(name: &str, stacks: &BTreeMap<String, usize>) -> f64 {
+pub(crate) fn layer_t(name: &str, stacks: &BTreeMap<String, usize>) -> f64 {
     led_merging_io::stack_layer(name).map_or(0.0, |(stack, l)| {
         position(l, stacks.get(stack).copied().unwrap_or(l + 1))
     })
 }
 
 /// Gradient position of layer `l` of `layers`: `l / (layers − 1)`, 1 for a single layer.
-pub fn position(l: usize, layers: usize) -> f64 {
+pub(crate) fn position(l: usize, layers: usize) -> f64 {
     if layers <= 1 {
         1.0
     } else {
@@ -93,7 +93,8 @@ pub fn position(l: usize, layers: usize) -> f64 {
 }
 
 impl Setting {
-    /// The value for tensor `name` at gradient position `t` ([`layer_t`]), if any entry applies.
+    /// The value for tensor `name` at gradient position `t` (its layer's place in its stack,
+    /// 0 to 1), if any entry applies.
     pub fn resolve(&self, name: &str, t: f64) -> Option<Scalar> {
         match self {
             Setting::Scalar(s) => Some(s.clone()),

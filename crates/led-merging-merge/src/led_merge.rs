@@ -70,7 +70,7 @@ impl Task {
 /// An LED-Merging run, built in a few calls.
 ///
 /// ```no_run
-/// use led_merging_merge::led_merge::{LedMerge, Scores, Task};
+/// use led_merging_merge::{LedMerge, Scores, Task};
 /// let files = |model: &str, base: &str| Scores::Files { model: model.into(), base: base.into() };
 /// let report = LedMerge::new("models/llama-3-8b")
 ///     .task(Task::new("models/instruct", files("s/instruct.safetensors", "s/base-safety.safetensors")).density(0.1))
@@ -202,7 +202,7 @@ impl LedMerge {
         #[allow(unused_mut)]
         let mut config = self.config();
         #[cfg(feature = "attribution")]
-        resolve_locations(&mut config, out, self.options.progress)?;
+        resolve_locations(&mut config, out, &self.options)?;
         let plan = MergePlan::new(config)?;
         run(&plan, out, &self.options)
     }
@@ -224,15 +224,26 @@ pub fn led_election(
     Ok(reports_of(&survey(plan, options)?))
 }
 
+/// A score file [`resolve_locations`] computed or reused.
+#[cfg(feature = "attribution")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocatedScores {
+    /// The score checkpoint.
+    pub path: PathBuf,
+    /// An existing file answered the request (nothing was computed).
+    pub reused: bool,
+}
+
 /// For every `location:` entry of an LED config, compute (or reuse) the score checkpoints of the
 /// model and of the base on that dataset in `OUT.scores/`, and point the entry at them.
-/// Returns each score file with whether it was reused.
+/// Returns each score file with whether it was reused. `options.progress` shows Locate's
+/// progress.
 #[cfg(feature = "attribution")]
 pub fn resolve_locations(
     config: &mut MergeConfig,
     out: &Path,
-    progress: bool,
-) -> Result<Vec<(PathBuf, bool)>> {
+    options: &RunOptions,
+) -> Result<Vec<LocatedScores>> {
     use led_merging_attribution::{DataOptions, LocateOptions, Scorer};
     let mut done = Vec::new();
     let Some(base) = config.base_model.clone() else {
@@ -265,10 +276,10 @@ pub fn resolve_locations(
         if let Some(samples) = loc.samples {
             data.samples = samples as usize;
         }
-        let options = LocateOptions {
+        let locate_options = LocateOptions {
             scorer,
             data,
-            progress,
+            progress: options.progress,
             ..Default::default()
         };
         let stem = loc
@@ -281,8 +292,12 @@ pub fn resolve_locations(
         let model_scores = dir.join(format!("models{i}-{stem}-{scorer_name}.safetensors"));
         let base_scores = dir.join(format!("models{i}-base-{stem}-{scorer_name}.safetensors"));
         for (model, path) in [(&entry.model, &model_scores), (&base, &base_scores)] {
-            let report = led_merging_attribution::locate(model, Some(&loc.data), path, &options)?;
-            done.push((path.clone(), report.reused));
+            let report =
+                led_merging_attribution::locate(model, Some(&loc.data), path, &locate_options)?;
+            done.push(LocatedScores {
+                path: path.clone(),
+                reused: report.reused,
+            });
         }
         entry.scores = Some(ScorePaths {
             model: model_scores,

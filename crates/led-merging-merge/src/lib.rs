@@ -17,11 +17,11 @@
 //! ```
 
 pub mod analyze;
-pub mod config;
+mod config;
 mod engine;
 mod error;
 mod inputs;
-pub mod led_merge;
+mod led_merge;
 pub mod ops;
 mod options;
 mod parts;
@@ -32,12 +32,15 @@ mod slices;
 mod sparsify;
 mod vocab;
 
-pub use config::MergeConfig;
+pub use config::{
+    Conditional, Location, MergeConfig, ModelEntry, Parameters, Scalar, ScorePaths, Setting, Slice,
+    SliceSource, TokenEmbedding, TokenKind, TokenSource, TokenizerConfig,
+};
 pub use engine::{MergeReport, Reports, run, survey};
 pub use error::{Error, Result};
-#[cfg(feature = "attribution")]
-pub use led_merge::resolve_locations;
 pub use led_merge::{LedMerge, Scores, Task, led_election};
+#[cfg(feature = "attribution")]
+pub use led_merge::{LocatedScores, resolve_locations};
 pub use options::{BLOCK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, RunOptions, default_max_memory};
-pub use plan::{Action, Detail, Input, MergePlan, ScoreFiles, TensorPlan, is_vocab_tensor};
+pub use plan::{Action, Detail, Input, MergePlan, ScoreFiles, TensorPlan};
 pub use vocab::VocabPlan;

@@ -1,7 +1,7 @@
 //! Every operator on hand-worked tensors, including the spec's edge cases.
 
 use led_merging_merge::Error;
-use led_merging_merge::config::Scalar;
+use led_merging_merge::Scalar;
 use led_merging_merge::ops::{ModelTensor, Params, ScorePair, TensorJob, TensorNote, method};
 
 fn params(list: &[(&str, Scalar)]) -> Params {

@@ -134,11 +134,15 @@ pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_merging_mask:
 /// `location:` entries: compute (or reuse) their score checkpoints in `OUT.scores/`.
 #[cfg(feature = "attribution")]
 fn locate_missing_scores(config: &mut MergeConfig, out: &Path) -> Result<()> {
-    for (path, reused) in led_merging_merge::resolve_locations(config, out, true)? {
+    let options = RunOptions {
+        progress: true,
+        ..RunOptions::default()
+    };
+    for s in led_merging_merge::resolve_locations(config, out, &options)? {
         println!(
             "scores {}: {}",
-            path.display(),
-            if reused { "reused" } else { "computed" }
+            s.path.display(),
+            if s.reused { "reused" } else { "computed" }
         );
     }
     Ok(())

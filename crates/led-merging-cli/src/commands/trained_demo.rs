@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use led_merging_attribution::config::{Architecture, ModelConfig};
 use led_merging_attribution::train::{generate, init_model, save, train};
+use led_merging_attribution::{Architecture, ModelConfig};
 use led_merging_attribution::{
     DataOptions, LocateOptions, Model, Sample, load_samples, load_tokenizer, locate,
 };

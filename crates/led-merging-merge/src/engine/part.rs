@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::ops::{ModelTensor, Params, Reads, ScorePair, TensorJob, TensorNote};
 use crate::options::RunOptions;
 use crate::parts::{Layout, part_shape, rows_of};
-use crate::plan::{Input, MergePlan, TensorParams, TensorPlan, is_vocab_tensor};
+use crate::plan::{Input, MergePlan, TensorParams, TensorPlan};
 use crate::vocab::Aligned;
+use led_merging_io::is_vocab_tensor;
 
 /// Read rows `rows` of `name` from `ckpt` as f32, aligned to the reference's `shape`
 /// (vocabulary rule, docs/merging.md, "What the engine checks"): rows the input lacks come from

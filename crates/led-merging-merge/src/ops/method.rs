@@ -179,7 +179,7 @@ pub enum TensorNote {
     /// Free text (a warning), reported once per tensor.
     Warning(String),
     /// The method's statistics about the tensor (LED's election counts), summed over the
-    /// tensor's parts; read back with [`crate::MergeReport::reports`].
+    /// tensor's parts; read back with `MergeReport::reports`.
     Report(Box<dyn TensorReport>),
 }
 
@@ -188,7 +188,7 @@ pub enum TensorNote {
 pub trait TensorReport: std::any::Any + std::fmt::Debug + Send {
     /// Add `part` (the same tensor's next part, a report of the same type) into `self`.
     fn absorb(&mut self, part: &dyn TensorReport);
-    /// `self`, for [`TensorReport::downcast`].
+    /// `self`, for `downcast` (on `dyn TensorReport`).
     fn as_any(&self) -> &dyn std::any::Any;
 }
 

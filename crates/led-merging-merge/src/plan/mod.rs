@@ -22,7 +22,6 @@ use crate::parts::Layout;
 use crate::slices::Stack;
 use crate::vocab::VocabPlan;
 pub use describe::Detail;
-pub use led_merging_io::is_vocab_tensor;
 pub(crate) use params::TensorParams;
 use params::{Position, Resolver};
 
