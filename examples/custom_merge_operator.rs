@@ -35,7 +35,7 @@ struct DisputedShare {
 }
 
 impl TensorStream for DisputedShare {
-    fn needs_round(&self) -> bool {
+    fn needs_pass(&self) -> bool {
         !self.done
     }
     fn feed(&mut self, part: &TensorJob<'_>) -> Result<()> {
@@ -44,7 +44,7 @@ impl TensorStream for DisputedShare {
         self.counts.1 += n;
         Ok(())
     }
-    fn end_round(&mut self) -> Result<()> {
+    fn end_pass(&mut self) -> Result<()> {
         self.done = true;
         Ok(())
     }

@@ -233,7 +233,7 @@ fn absorb(notes: &mut Vec<TensorNote>, part: Vec<TensorNote>) {
 /// Hand merged tensor `t` to `visit`, part by part (whole when it is small or the method needs
 /// it whole), as the job the method gets, with the part's rows; returns the notes of every
 /// part, in part order. Parts of an element-by-element method are visited in parallel. When
-/// the method streams over the parts, every round of its stream runs first, and each part gets
+/// the method streams over the parts, every pass of its stream runs first, and each part gets
 /// what the stream hands it. Without `weights` only the scores are read (the job's weights
 /// are empty): enough for [`crate::ops::MergeMethod::survey`].
 pub(super) fn for_each_part(
@@ -278,12 +278,12 @@ pub(super) fn for_each_part(
                 scores: true,
             },
         };
-        while stream.needs_round() {
+        while stream.needs_pass() {
             for r in &layout.parts {
                 let part = Part::read(plan, t, &params.global, r.clone(), reads, aligned)?;
                 stream.feed(&part.job(plan, t, &params, seed))?;
             }
-            stream.end_round()?;
+            stream.end_pass()?;
         }
     }
     for r in layout.parts {

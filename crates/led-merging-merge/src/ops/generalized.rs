@@ -8,7 +8,8 @@ use super::method::{Chunking, MergeMethod, TensorJob, TensorNote, TensorSetup, T
 use super::params::{LAMBDA, NORMALIZE, ParamSpec, Params, WEIGHT};
 use crate::config::Scalar;
 use crate::error::{Error, Result};
-use crate::sparsify::{Rescale, sign_consensus};
+use crate::sparsify::Rescale;
+use rayon::prelude::*;
 
 /// How each task vector of a family member is sparsified.
 pub trait Sparsifier: Send + Sync + std::fmt::Debug {
@@ -146,4 +147,68 @@ pub(crate) fn merge(
         }
     }
     Ok(notes)
+}
+
+// Kernels of this method (docs/merge-operators.md).
+
+/// TIES sign election over weighted, sparsified deltas: s = +1 where Σ u_i ≥ 0, else −1;
+/// returns per element Σ over agreeing models of (u_i, w_i): the masked sum and its divisor.
+pub(crate) fn sign_consensus(
+    deltas: &[Vec<f32>],
+    weights: &[f32],
+    out_sum: &mut [f32],
+    out_div: &mut [f32],
+) {
+    // Spans of elements, each summed model after model in plain loops (the compiler vectorises
+    // them); per element the additions are in model order, as an element-by-element sum.
+    const SPAN: usize = 1 << 14;
+    out_sum
+        .par_chunks_mut(SPAN)
+        .zip(out_div.par_chunks_mut(SPAN))
+        .enumerate()
+        .for_each(|(c, (sum, div))| {
+            let span = c * SPAN..c * SPAN + sum.len();
+            // The elected sign: of Σ u_i (f32's `Sum` starts at −0.0; the sign test is the same).
+            sum.fill(-0.0);
+            for d in deltas {
+                sum.iter_mut()
+                    .zip(&d[span.clone()])
+                    .for_each(|(t, u)| *t += u);
+            }
+            // The elected sign as ±1: u agrees when u · sign > 0 (pruned entries, u = 0, never).
+            let mut sign = [0f32; SPAN];
+            let n = sum.len();
+            let sign = &mut sign[..n];
+            sign.iter_mut()
+                .zip(&*sum)
+                .for_each(|(e, &t)| *e = if t >= 0.0 { 1.0 } else { -1.0 });
+            sum.fill(0.0);
+            div.fill(0.0);
+            for (d, &wt) in deltas.iter().zip(weights) {
+                let d = &d[span.clone()];
+                for i in 0..n {
+                    // Adding +0.0 instead of skipping keeps the bits (the sums start at +0.0
+                    // and never become −0.0) and lets the loop vectorise.
+                    let agree = d[i] * sign[i] > 0.0;
+                    sum[i] += if agree { d[i] } else { 0.0 };
+                    div[i] += if agree { wt } else { 0.0 };
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consensus_counts_zero_as_positive_and_skips_pruned() {
+        let deltas = vec![vec![1.0, -1.0, 0.0, 2.0], vec![-1.0, -2.0, 0.0, 0.0]];
+        let mut sum = [0.0; 4];
+        let mut div = [0.0; 4];
+        sign_consensus(&deltas, &[1.0, 3.0], &mut sum, &mut div);
+        // Element 0: total 0 → sign +1: only model 0 agrees.
+        assert_eq!(sum, [1.0, -3.0, 0.0, 2.0]);
+        assert_eq!(div, [1.0, 4.0, 0.0, 1.0]);
+    }
 }

@@ -198,7 +198,7 @@ impl TensorStream for ThresholdStream {
     fn reads(&self) -> Reads {
         Reads::Scores
     }
-    fn needs_round(&self) -> bool {
+    fn needs_pass(&self) -> bool {
         self.selects
             .iter()
             .flatten()
@@ -217,13 +217,13 @@ impl TensorStream for ThresholdStream {
         }
         Ok(())
     }
-    fn end_round(&mut self) -> Result<()> {
+    fn end_pass(&mut self) -> Result<()> {
         for s in self.selects.iter_mut().flatten() {
             if s.needs_pass() {
                 s.end_pass()?;
             }
         }
-        if !self.needs_round() {
+        if !self.needs_pass() {
             self.done = std::mem::take(&mut self.selects)
                 .into_iter()
                 .map(|[base, model]| TaskThresholds {

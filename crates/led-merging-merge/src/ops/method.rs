@@ -72,21 +72,24 @@ pub enum Chunking {
 }
 
 /// What a method computes over a whole tensor before a tensor merged in parts is merged: the
-/// engine feeds it every part, in index order, round after round while it asks for one (an
+/// engine feeds it every part, in index order, pass after pass while it asks for one (an
 /// exact selection usually takes one, at most four), then asks it what each part gets, parts in index order.
-/// A method reads what it handed out with [`TensorJob::streamed`].
+/// A method reads what it handed out with [`TensorJob::streamed`]. The vocabulary is the one of
+/// every streaming selection in the workspace (`led_merging_mask::StreamingThreshold`, the
+/// sparsifiers' `Passes`): `needs_pass`, `feed`, `end_pass`; those feed values, this one whole
+/// jobs (every model's part at once).
 pub trait TensorStream: Send {
     /// What the parts fed must carry.
     fn reads(&self) -> Reads {
         Reads::Weights
     }
-    /// Whether another round over every part is needed.
-    fn needs_round(&self) -> bool;
-    /// Feed the next part of this round.
+    /// Whether another pass over every part is needed.
+    fn needs_pass(&self) -> bool;
+    /// Feed the next part of this pass.
     fn feed(&mut self, part: &TensorJob<'_>) -> Result<()>;
-    /// End this round.
-    fn end_round(&mut self) -> Result<()>;
-    /// After the last round: what the next part (parts in index order) gets.
+    /// End this pass.
+    fn end_pass(&mut self) -> Result<()>;
+    /// After the last pass: what the next part (parts in index order) gets.
     fn hand_out(&mut self, part: &TensorJob<'_>) -> Result<Streamed>;
 }
 

@@ -30,13 +30,13 @@ impl Sums {
 }
 
 impl TensorStream for Sums {
-    fn needs_round(&self) -> bool {
+    fn needs_pass(&self) -> bool {
         !self.done
     }
     fn feed(&mut self, part: &TensorJob<'_>) -> Result<()> {
         (self.accumulate)(part, &mut self.acc)
     }
-    fn end_round(&mut self) -> Result<()> {
+    fn end_pass(&mut self) -> Result<()> {
         self.done = true;
         Ok(())
     }
@@ -46,7 +46,7 @@ impl TensorStream for Sums {
 }
 
 /// One streaming selection per model (`None`: the model needs none) over the magnitudes
-/// |θ_j − θ_b| of each part, round after round until all have their answer; then each
+/// |θ_j − θ_b| of each part, pass after pass until all have their answer; then each
 /// answer is `finish`ed into a budget from which every part, in index order, takes its `share`
 /// (ties at a cut are handed out by lowest index, as the whole tensor's path takes them). Parts
 /// read their share with `job.streamed::<PerModel<P>>()`.
@@ -95,7 +95,7 @@ impl<P: Copy + 'static> PerModel<P> {
 }
 
 impl<S: Passes + Send, B: Send, P: Send + Sync + 'static> TensorStream for Selections<S, B, P> {
-    fn needs_round(&self) -> bool {
+    fn needs_pass(&self) -> bool {
         self.selects.iter().flatten().any(Passes::needs_pass)
     }
     fn feed(&mut self, part: &TensorJob<'_>) -> Result<()> {
@@ -108,13 +108,13 @@ impl<S: Passes + Send, B: Send, P: Send + Sync + 'static> TensorStream for Selec
         }
         Ok(())
     }
-    fn end_round(&mut self) -> Result<()> {
+    fn end_pass(&mut self) -> Result<()> {
         for s in self.selects.iter_mut().flatten() {
             if s.needs_pass() {
                 s.end_pass().map_err(|e| e.in_weights(self.method))?;
             }
         }
-        if !self.needs_round() {
+        if !self.needs_pass() {
             self.budgets = std::mem::take(&mut self.selects)
                 .into_iter()
                 .map(|s| s.map(self.finish))

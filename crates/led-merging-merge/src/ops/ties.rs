@@ -7,7 +7,9 @@ use super::method::{Chunking, TensorJob, TensorSetup, TensorStream};
 use super::params::{DENSITY, INT8_MASK, LAMBDA, NORMALIZE, WEIGHT};
 use super::stream::{PerModel, Selections};
 use crate::error::Result;
-use crate::sparsify::{count_ties, keep_above, magnitude_top_k};
+use crate::sparsify::{count_ties, keep_above, top_k_cut};
+use led_merging_mask::top_k;
+use rayon::prelude::*;
 
 /// TIES-Merging.
 pub const TIES: Family = Family {
@@ -98,5 +100,49 @@ impl Sparsifier for MagnitudeTopK {
                 m.index
             )
         }))
+    }
+}
+
+// Kernels of this method (docs/merge-operators.md).
+
+/// Keep exactly the k = floor(ρ n) largest |δ| (ties at the k-th value broken by lower flat
+/// index), zero the rest, in O(n): the k-th largest radix-selected as when a tensor is merged in
+/// parts. Returns k; an error if some |δ| is not finite.
+pub(crate) fn magnitude_top_k(
+    tensor: &str,
+    delta: &mut [f32],
+    density: f64,
+) -> crate::Result<usize> {
+    let n = delta.len();
+    if density >= 1.0 {
+        return Ok(n);
+    }
+    let k = top_k(density, n);
+    if k == 0 {
+        delta.iter_mut().for_each(|x| *x = 0.0);
+        return Ok(0);
+    }
+    let mags: Vec<f32> = delta.par_iter().map(|x| x.abs()).collect();
+    let (t, ties) = top_k_cut(tensor, &mags, k)?;
+    keep_above(delta, t, ties);
+    Ok(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_exactly_k_and_breaks_ties_by_index() {
+        let mut d = vec![1.0, -3.0, 2.0, -2.0, 2.0, 0.5];
+        assert_eq!(magnitude_top_k("w", &mut d, 0.5).unwrap(), 3);
+        // |−3| and two of the three |2|s: the lower indices 2 and 3.
+        assert_eq!(d, [0.0, -3.0, 2.0, -2.0, 0.0, 0.0]);
+        let mut d = vec![1.0, 2.0, 3.0];
+        assert_eq!(magnitude_top_k("w", &mut d, 0.2).unwrap(), 0);
+        assert_eq!(d, [0.0; 3]);
+        let mut d = vec![1.0, 2.0];
+        assert_eq!(magnitude_top_k("w", &mut d, 1.0).unwrap(), 2);
+        assert_eq!(d, [1.0, 2.0]);
     }
 }
