@@ -98,7 +98,7 @@ pub struct TensorPlan {
     pub dtype: Dtype,
     /// What to do.
     pub action: Action,
-    /// Indices into [`MergePlan::models`](crate::MergePlan::models) of the models holding this tensor.
+    /// Indices into [`MergePlan::models`](crate::plan::MergePlan::models) of the models holding this tensor.
     pub inputs: Vec<usize>,
 }
 

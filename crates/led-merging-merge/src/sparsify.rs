@@ -4,7 +4,7 @@
 
 /// The k-th largest of `values` (k ≥ 1) and how many elements equal to it belong to the top k:
 /// what [`keep_above`] keeps, ties by lowest index.
-pub(crate) fn top_k_cut(tensor: &str, values: &[f32], k: usize) -> crate::Result<(f32, usize)> {
+pub(crate) fn top_k_cut(tensor: &str, values: &[f32], k: usize) -> crate::error::Result<(f32, usize)> {
     let select = led_merging_mask::StreamingThreshold::with_k(tensor, values.len(), k)?;
     let (th, greater) = select_in_memory(select, values)?.finish_with_greater();
     Ok((th.value.unwrap_or(f32::INFINITY), k - greater))
@@ -47,9 +47,9 @@ pub(crate) trait Passes {
     /// Whether another pass over every part is needed.
     fn needs_pass(&self) -> bool;
     /// Feed the next part of the current pass.
-    fn feed(&mut self, part: &[f32]) -> crate::Result<()>;
+    fn feed(&mut self, part: &[f32]) -> crate::error::Result<()>;
     /// End the current pass.
-    fn end_pass(&mut self) -> crate::Result<()>;
+    fn end_pass(&mut self) -> crate::error::Result<()>;
 }
 
 /// Feed a streaming selection every part of a tensor, read as `read(rows)` and in index order,
@@ -57,8 +57,8 @@ pub(crate) trait Passes {
 pub(crate) fn select_over_parts<S: Passes>(
     mut select: S,
     parts: &[std::ops::Range<usize>],
-    read: impl Fn(std::ops::Range<usize>) -> crate::Result<Vec<f32>>,
-) -> crate::Result<S> {
+    read: impl Fn(std::ops::Range<usize>) -> crate::error::Result<Vec<f32>>,
+) -> crate::error::Result<S> {
     while select.needs_pass() {
         for rows in parts {
             select.feed(&read(rows.clone())?)?;
@@ -69,7 +69,7 @@ pub(crate) fn select_over_parts<S: Passes>(
 }
 
 /// [`select_over_parts`] for values held whole: every pass over `values` at once.
-pub(crate) fn select_in_memory<S: Passes>(mut select: S, values: &[f32]) -> crate::Result<S> {
+pub(crate) fn select_in_memory<S: Passes>(mut select: S, values: &[f32]) -> crate::error::Result<S> {
     while select.needs_pass() {
         select.feed(values)?;
         select.end_pass()?;
@@ -81,10 +81,10 @@ impl Passes for led_merging_mask::StreamingThreshold {
     fn needs_pass(&self) -> bool {
         led_merging_mask::StreamingThreshold::needs_pass(self)
     }
-    fn feed(&mut self, part: &[f32]) -> crate::Result<()> {
+    fn feed(&mut self, part: &[f32]) -> crate::error::Result<()> {
         Ok(led_merging_mask::StreamingThreshold::feed(self, part)?)
     }
-    fn end_pass(&mut self) -> crate::Result<()> {
+    fn end_pass(&mut self) -> crate::error::Result<()> {
         Ok(led_merging_mask::StreamingThreshold::end_pass(self)?)
     }
 }

@@ -94,7 +94,7 @@ pub(crate) fn magnitude_band(
     delta: &mut [f32],
     density: f64,
     gamma: f64,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     if delta.is_empty() {
         return Ok(());
     }
@@ -191,13 +191,13 @@ impl Passes for BandSelect {
             .flatten()
             .any(|(s, _)| s.needs_pass())
     }
-    fn feed(&mut self, mags: &[f32]) -> crate::Result<()> {
+    fn feed(&mut self, mags: &[f32]) -> crate::error::Result<()> {
         for s in self.selects() {
             s.feed(mags)?;
         }
         Ok(())
     }
-    fn end_pass(&mut self) -> crate::Result<()> {
+    fn end_pass(&mut self) -> crate::error::Result<()> {
         for s in self.selects() {
             s.end_pass()?;
         }
@@ -207,7 +207,7 @@ impl Passes for BandSelect {
 
 impl BandSelect {
     /// Start selecting the band of `len` magnitudes of tensor `tensor`.
-    pub(crate) fn new(tensor: &str, len: usize, density: f64, gamma: f64) -> crate::Result<Self> {
+    pub(crate) fn new(tensor: &str, len: usize, density: f64, gamma: f64) -> crate::error::Result<Self> {
         let (n_bot, n_top) = band_cuts(len, density, gamma);
         let select = |k: usize| led_merging_mask::StreamingThreshold::with_k(tensor, len, k);
         Ok(BandSelect {

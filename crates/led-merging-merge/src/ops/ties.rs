@@ -112,7 +112,7 @@ pub(crate) fn magnitude_top_k(
     tensor: &str,
     delta: &mut [f32],
     density: f64,
-) -> crate::Result<usize> {
+) -> crate::error::Result<usize> {
     let n = delta.len();
     if density >= 1.0 {
         return Ok(n);

@@ -34,7 +34,7 @@ mod tensors;
 
 /// A checked, ready-to-run merge: every input opened and every tensor planned, nothing read
 /// yet. Build it with [`MergePlan::new`], look at it with its accessors or
-/// [`MergePlan::describe`], run it with [`crate::run`].
+/// [`MergePlan::describe`], run it with `run`.
 pub struct MergePlan {
     pub(crate) config: MergeConfig,
     pub(crate) method: Box<dyn MergeMethod>,
