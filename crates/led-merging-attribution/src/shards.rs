@@ -141,7 +141,7 @@ fn tensor_names(parts: &[&(PathBuf, Checkpoint)]) -> Result<Vec<String>> {
         let theirs: Vec<&String> = c.tensors().iter().map(|t| &t.name).collect();
         if !theirs.iter().copied().eq(names.iter()) {
             return Err(Error::Data(
-                p.to_path_buf(),
+                p.clone(),
                 format!(
                     "holds other tensors than {} (a damaged or foreign shard)",
                     parts[0].0.display()

@@ -123,7 +123,7 @@ fn file_size_limit_gives_a_clean_error_and_no_output() {
         out.display()
     );
     let run = Command::new("bash").args(["-c", &script]).output().unwrap();
-    assert_eq!(run.status.code(), Some(1), "{:?}", run);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("File too large"), "{err}");
     assert!(!out.exists());

@@ -4,7 +4,11 @@
 
 /// The k-th largest of `values` (k ≥ 1) and how many elements equal to it belong to the top k:
 /// what [`keep_above`] keeps, ties by lowest index.
-pub(crate) fn top_k_cut(tensor: &str, values: &[f32], k: usize) -> crate::error::Result<(f32, usize)> {
+pub(crate) fn top_k_cut(
+    tensor: &str,
+    values: &[f32],
+    k: usize,
+) -> crate::error::Result<(f32, usize)> {
     let select = led_merging_mask::StreamingThreshold::with_k(tensor, values.len(), k)?;
     let (th, greater) = select_in_memory(select, values)?.finish_with_greater();
     Ok((th.value.unwrap_or(f32::INFINITY), k - greater))
@@ -69,7 +73,10 @@ pub(crate) fn select_over_parts<S: Passes>(
 }
 
 /// [`select_over_parts`] for values held whole: every pass over `values` at once.
-pub(crate) fn select_in_memory<S: Passes>(mut select: S, values: &[f32]) -> crate::error::Result<S> {
+pub(crate) fn select_in_memory<S: Passes>(
+    mut select: S,
+    values: &[f32],
+) -> crate::error::Result<S> {
     while select.needs_pass() {
         select.feed(values)?;
         select.end_pass()?;

@@ -207,7 +207,12 @@ impl Passes for BandSelect {
 
 impl BandSelect {
     /// Start selecting the band of `len` magnitudes of tensor `tensor`.
-    pub(crate) fn new(tensor: &str, len: usize, density: f64, gamma: f64) -> crate::error::Result<Self> {
+    pub(crate) fn new(
+        tensor: &str,
+        len: usize,
+        density: f64,
+        gamma: f64,
+    ) -> crate::error::Result<Self> {
         let (n_bot, n_top) = band_cuts(len, density, gamma);
         let select = |k: usize| led_merging_mask::StreamingThreshold::with_k(tensor, len, k);
         Ok(BandSelect {

@@ -126,7 +126,7 @@ fn top_level(
             .model_params()
             .iter()
             .filter(|p| !method.global_params().iter().any(|g| g.name == p.name))
-            .cloned(),
+            .copied(),
     );
     // A top-level parameter this method ignores but another one uses (`r` given to `ram`).
     let given = without_ignored(
