@@ -9,6 +9,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A Hugging Face Hub repo id that does not resolve to a snapshot of the local cache.
+    #[error("model {reference}: {reason}")]
+    Hub {
+        /// The reference, as given (`org/name` or `org/name@revision`).
+        reference: String,
+        /// Why, and what fetches it.
+        reason: String,
+    },
     /// An operating-system I/O error on a file.
     #[error("{path}: {error}")]
     Io {

@@ -39,6 +39,7 @@ mod dtype;
 mod error;
 mod files;
 mod header;
+mod hub;
 mod llama;
 pub mod meta;
 mod names;
@@ -55,6 +56,7 @@ pub use files::{
     CONFIG_FILE, MODEL_SIDE_FILES, chat_template_of, copy_model_files, loadability_problems,
     restack_config, set_chat_template,
 };
+pub use hub::{HubSnapshot, ModelRef, Resolved, cache_dir, resolve_in, resolve_model};
 pub use llama::LlamaShape;
 pub use names::{decoder_layer, in_layer, is_vocab_tensor, stack_layer};
 pub use reader::{Checkpoint, TensorInfo, validate_safetensors};

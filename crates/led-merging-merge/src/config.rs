@@ -314,10 +314,19 @@ pub struct MergeConfig {
     /// Jinja template (docs/merging.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<String>,
+    /// mergekit-multi's `name`: in a config of several documents, what later documents call
+    /// this one's output (docs/merging.md, "Several documents").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The file the config was read from, named by errors about it (empty for a config built
     /// in code; see [`MergeConfig::source`]).
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// YAML 1.2 booleans only: a model named `y` or `no` stays a string.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { strict_booleans: true }
 }
 
 impl MergeConfig {
@@ -338,25 +347,58 @@ impl MergeConfig {
         }
     }
 
+    /// Every document of YAML text holding one or several (mergekit-multi's `---`-separated
+    /// configs), in order; `path` names the source in errors.
+    pub fn documents(text: &str, path: &Path) -> Result<Vec<Self>> {
+        let values: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple_with_options(text, yaml_options()).map_err(|e| {
+                Error::Config {
+                    path: path.into(),
+                    key: "<yaml>".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let several = values.len() > 1;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let mut config = Self::from_value(value, path).map_err(|e| match e {
+                    Error::Config { path, key, reason } if several => Error::Config {
+                        path,
+                        key: format!("document {}: {key}", i + 1),
+                        reason,
+                    },
+                    e => e,
+                })?;
+                config.source = path.into();
+                Ok(config)
+            })
+            .collect()
+    }
+
     fn parse_yaml(text: &str, path: &Path) -> Result<Self> {
-        // YAML 1.2 booleans only: a model named `y` or `no` stays a string.
-        let options = serde_saphyr::options! { strict_booleans: true };
-        let value: serde_json::Value =
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let value: serde_json::Value = serde_saphyr::from_str_with_options(text, yaml_options())
+            .map_err(|e| {
                 let reason = e.to_string();
                 Error::Config {
                     path: path.into(),
                     key: "<yaml>".into(),
                     // In the user's words, not the parser's API.
                     reason: if reason.contains("multiple YAML documents") {
-                        "several YAML documents (`---`, mergekit-multi): led merges one config \
-                         per file; split them and run `led merge` once per file, in order"
+                        "several YAML documents (`---`, mergekit-multi): `led merge` runs them \
+                         (with `--intermediate-dir`); in code, read them with \
+                         `MergeConfig::documents` and run them with `MultiMerge`"
                             .into()
                     } else {
                         reason
                     },
                 }
             })?;
+        Self::from_value(value, path)
+    }
+
+    fn from_value(value: serde_json::Value, path: &Path) -> Result<Self> {
         // mergekit keys led does not implement: said so, with what to do instead.
         for (key, why) in [(
             "modules",
@@ -406,6 +448,56 @@ impl MergeConfig {
             reason: e.to_string(),
         })?;
         Self::from_yaml(&text, path)
+    }
+
+    /// Visit every model reference of the config with the config key naming it:
+    /// `base_model`, `models[i].model`, each slice's `base_model` and sources, the tokenizer
+    /// sources other than `base` and `union`, and per-token model sources. `f` may rewrite a
+    /// reference; the first error stops the walk.
+    pub fn visit_model_refs<E>(
+        &mut self,
+        mut f: impl FnMut(String, &mut PathBuf) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        if let Some(b) = &mut self.base_model {
+            f("base_model".into(), b)?;
+        }
+        for (i, m) in self.models.iter_mut().enumerate() {
+            f(format!("models[{i}].model"), &mut m.model)?;
+        }
+        for (i, s) in self.slices.iter_mut().enumerate() {
+            if let Some(b) = &mut s.base_model {
+                f(format!("slices[{i}].base_model"), b)?;
+            }
+            for (j, src) in s.sources.iter_mut().enumerate() {
+                f(format!("slices[{i}].sources[{j}].model"), &mut src.model)?;
+            }
+        }
+        let mut text_ref = |key: &str, s: &mut String| {
+            if matches!(s.as_str(), "base" | "union") {
+                return Ok(());
+            }
+            let mut p = PathBuf::from(&*s);
+            f(key.to_owned(), &mut p)?;
+            *s = p.to_string_lossy().into_owned();
+            Ok(())
+        };
+        if let Some(s) = &mut self.tokenizer_source {
+            text_ref("tokenizer_source", s)?;
+        }
+        if let Some(t) = &mut self.tokenizer {
+            text_ref("tokenizer.source", &mut t.source)?;
+            for (token, e) in &mut t.tokens {
+                let key = format!("tokenizer.tokens.{token}.source");
+                match &mut e.source {
+                    Some(TokenSource::Model(p)) => f(key, p)?,
+                    Some(TokenSource::Kind(TokenKind::ModelToken { model, .. })) => {
+                        f(format!("{key}.model"), model)?;
+                    }
+                    Some(TokenSource::Kind(TokenKind::Zero)) | None => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The config as YAML (for provenance and the model card).

@@ -192,6 +192,7 @@ impl LedMerge {
             tokenizer_source: None,
             tokenizer: None,
             chat_template: None,
+            name: None,
             source: "<LedMerge>".into(),
         }
     }

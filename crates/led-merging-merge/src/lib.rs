@@ -22,6 +22,7 @@ mod engine;
 mod error;
 mod inputs;
 mod led_merge;
+mod multi;
 pub mod ops;
 mod options;
 mod parts;
@@ -41,6 +42,7 @@ pub use error::{Error, Result};
 pub use led_merge::{LedMerge, Scores, Task, led_election};
 #[cfg(feature = "attribution")]
 pub use led_merge::{LocatedScores, resolve_locations};
+pub use multi::{MultiMerge, Step};
 pub use options::{BLOCK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, RunOptions, default_max_memory};
-pub use plan::{Action, Detail, Input, MergePlan, ScoreFiles, TensorPlan};
+pub use plan::{Action, Detail, Input, MergePlan, Resolution, ScoreFiles, TensorPlan};
 pub use vocab::VocabPlan;

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use led_merging_io::Dtype;
-use led_merging_merge::{MergeConfig, MergePlan, RunOptions, run};
+use led_merging_merge::{MergeConfig, MergePlan, MultiMerge, RunOptions, run};
 
 #[derive(Debug, PartialEq)]
 enum Expect {
@@ -220,10 +220,37 @@ fn mergekit_configurations_run_alike() {
                 let cfg32 = d.join(format!("{name}-f32.yml"));
                 std::fs::write(&cfg32, &f32_text).unwrap();
                 let theirs32 = d.join(format!("{name}-mergekit-f32"));
-                let child = (
-                    common::spawn_mergekit(&exe, &cfg, &theirs),
-                    common::spawn_mergekit(&exe, &cfg32, &theirs32),
-                );
+                // Several documents: mergekit-multi, with its intermediate merges in a folder;
+                // the final output is where it writes the final merge.
+                let (child, theirs, theirs32) = match final_name(&cfg) {
+                    None => (
+                        (
+                            common::spawn_mergekit(&exe, &cfg, &theirs),
+                            common::spawn_mergekit(&exe, &cfg32, &theirs32),
+                        ),
+                        theirs,
+                        theirs32,
+                    ),
+                    Some(last) => {
+                        let multi = exe.with_file_name("mergekit-multi");
+                        let (inter, inter32) = (
+                            d.join(format!("{name}-mergekit-inter")),
+                            d.join(format!("{name}-mergekit-f32-inter")),
+                        );
+                        let at = |inter: &Path, out: PathBuf| match &last {
+                            Some(n) => inter.join(n),
+                            None => out,
+                        };
+                        (
+                            (
+                                common::spawn_mergekit_multi(&multi, &cfg, &inter, &theirs),
+                                common::spawn_mergekit_multi(&multi, &cfg32, &inter32, &theirs32),
+                            ),
+                            at(&inter, theirs),
+                            at(&inter32, theirs32),
+                        )
+                    }
+                };
                 (
                     name,
                     expectation(&text, file),
@@ -233,7 +260,7 @@ fn mergekit_configurations_run_alike() {
                 )
             })
             .collect();
-        for (name, expect, cfg, (_, theirs32), (child, child32)) in jobs {
+        for (name, expect, cfg, (theirs_dir, theirs32), (child, child32)) in jobs {
             let (theirs, theirs32_out) = (
                 child.wait_with_output().unwrap(),
                 child32.wait_with_output().unwrap(),
@@ -250,9 +277,8 @@ fn mergekit_configurations_run_alike() {
             } else {
                 said(&theirs)
             };
-            let theirs = d.join(format!("{name}-mergekit"));
             let ours = d.join(format!("{name}-ours"));
-            let planned = MergeConfig::from_file(&cfg).and_then(MergePlan::new);
+            let planned = plan_final(&cfg, &d.join(format!("{name}-ours-inter")), &ours);
             let line = match (&expect, planned) {
                 (Expect::Refused(why), Err(e)) => {
                     let msg = e.to_string();
@@ -298,7 +324,7 @@ fn mergekit_configurations_run_alike() {
                     let partial = *partial;
                     let (worst, their_dtype, left_out) =
                         worst_difference(&ours, &theirs32, &name, partial);
-                    let (as_written, _, _) = worst_difference(&ours, &theirs, &name, partial);
+                    let (as_written, _, _) = worst_difference(&ours, &theirs_dir, &name, partial);
                     outputs.push(ours);
                     let written = if their_dtype == dtype {
                         format!("{dtype}")
@@ -341,4 +367,36 @@ fn mergekit_configurations_run_alike() {
         count("refused"),
         summary.iter().filter(|l| l.ends_with("runs it")).count()
     );
+}
+
+/// For a config of several documents: the `name` of its final merge (`None` inside: the final
+/// document has none, and mergekit-multi writes it to `--out-path`); `None` for one document.
+fn final_name(cfg: &Path) -> Option<Option<String>> {
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let docs = MergeConfig::documents(&text, cfg).ok()?;
+    if docs.len() < 2 {
+        return None;
+    }
+    let out = Path::new("<final>");
+    let m = MultiMerge::new(docs, Path::new("<inter>"), out).ok()?;
+    Some(m.steps.into_iter().find(|s| s.out == out)?.name)
+}
+
+/// The plan of `cfg`'s (final) merge into `out`: with several documents, every other merge
+/// run first into `inter`, as `led merge --intermediate-dir` does.
+fn plan_final(cfg: &Path, inter: &Path, out: &Path) -> led_merging_merge::Result<MergePlan> {
+    if final_name(cfg).is_none() {
+        return MergeConfig::from_file(cfg).and_then(MergePlan::new);
+    }
+    let multi = MultiMerge::from_file(cfg, inter, out)?;
+    let mut last = None;
+    for step in multi.steps {
+        let plan = MergePlan::new(step.config)?;
+        if step.out == out {
+            last = Some(plan);
+        } else {
+            run(&plan, &step.out, &RunOptions::default())?;
+        }
+    }
+    Ok(last.expect("a final merge"))
 }

@@ -16,7 +16,8 @@ const MAX_SHOWN: usize = 120;
     after_help = "Examples:\n  led inspect models/llama-3-8b\n  led inspect scores/safety.safetensors --json"
 )]
 pub struct Args {
-    /// A model directory or a .safetensors file.
+    /// A model directory or a .safetensors file, or a Hugging Face Hub repo id
+    /// (`org/name[@revision]`) read from the local cache.
     pub path: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -24,7 +25,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let (path, as_json) = (args.path.as_path(), args.json);
+    let resolved = led_merging_io::resolve_model(&args.path.to_string_lossy())?;
+    let (path, as_json) = (resolved.path.as_path(), args.json);
+    if resolved.hub.is_some() && !as_json {
+        println!("{resolved}");
+    }
     let ckpt = Checkpoint::open(path)?;
     let shards: std::collections::BTreeSet<_> =
         ckpt.tensors().iter().map(|t| t.shard.clone()).collect();

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 /// Arguments of `led locate`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(
     after_help = "Examples:\n  led locate --model models/instruct --data safety.jsonl --out scores/instruct-safety.safetensors\n  led locate --model models/base --data gsm8k.jsonl --out scores/base-gsm8k.safetensors --samples 64 --device cuda\n  led locate --model models/base --data gsm8k.jsonl --out parts/base-gsm8k.1.safetensors --shard 1/4   # then: led scores sum"
 )]
 pub struct Args {
-    /// Model directory (config.json, tokenizer.json, safetensors).
+    /// Model directory (config.json, tokenizer.json, safetensors), or a Hugging Face Hub repo id
+    /// (`org/name[@revision]`) read from the local cache (docs/models.md).
     #[arg(long)]
     pub model: PathBuf,
     /// Calibration data: JSONL or CSV with prompt and answer fields (not needed for --scorer random).
@@ -197,6 +198,14 @@ fn print_report(
 
 #[cfg(feature = "attribution")]
 pub fn run(args: &Args) -> Result<()> {
+    let resolved = led_merging_io::resolve_model(&args.model.to_string_lossy())?;
+    if resolved.hub.is_some() {
+        println!("model: {resolved}");
+    }
+    let args = &Args {
+        model: resolved.path,
+        ..args.clone()
+    };
     let options = options(args)?;
     chat_template_note(args, options.scorer);
     println!("{}", led_merging_attribution::Runtime::detect());

@@ -25,6 +25,9 @@ impl MergePlan {
         let per_tensor = detail == Detail::PerTensor;
         let mut s = String::new();
         let _ = writeln!(s, "method: {}", self.method.name());
+        for r in &self.resolutions {
+            let _ = writeln!(s, "{}: {} resolved: {}", r.key, r.reference, r.resolved);
+        }
         if let Some(b) = &self.base {
             let _ = writeln!(s, "base:   {}", b.path.display());
         }

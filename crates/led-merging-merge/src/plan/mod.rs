@@ -2,6 +2,8 @@
 //! what to do, failing before anything is written (listing every offending tensor).
 //!
 //! [`MergePlan::with_method`] runs named stages, a file each:
+//! 0. `resolve.rs`: every model reference resolved to a local path (Hub repo ids from the
+//!    Hugging Face cache);
 //! 1. `params.rs`: the method's parameters and the config's entries checked;
 //! 2. `open.rs`: the inputs opened (checkpoints, score files, slice views);
 //! 3. `tensors.rs`: every output tensor planned and checked, with
@@ -24,10 +26,12 @@ use crate::vocab::VocabPlan;
 pub use describe::Detail;
 pub(crate) use params::TensorParams;
 use params::{Position, Resolver};
+pub use resolve::Resolution;
 
 mod describe;
 mod open;
 mod params;
+mod resolve;
 mod scores;
 mod template;
 mod tensors;
@@ -48,6 +52,7 @@ pub struct MergePlan {
     pub(crate) stack: Option<Stack>,
     pub(crate) chat_template: Option<String>,
     pub(crate) vocab: Option<VocabPlan>,
+    pub(crate) resolutions: Vec<Resolution>,
 }
 
 impl std::fmt::Debug for MergePlan {
@@ -67,9 +72,15 @@ pub(crate) fn config_err(path: &Path, key: impl Into<String>, reason: impl Into<
     }
 }
 impl MergePlan {
-    /// The config.
+    /// The config, as written (model references as given: what the output's provenance
+    /// records).
     pub fn config(&self) -> &MergeConfig {
         &self.config
+    }
+
+    /// The config's references to Hub repos and the cache snapshots they resolved to.
+    pub fn resolutions(&self) -> &[Resolution] {
+        &self.resolutions
     }
 
     /// The method.
@@ -208,19 +219,13 @@ impl MergePlan {
                 ),
             ));
         }
-        let mut entries = params::check(&config, &*method)?;
-        let out_dtype = tensors::out_dtype(&config)?;
+        let (local, resolutions) = resolve::resolve(&config)?;
+        let mut entries = params::check(&local, &*method)?;
+        let out_dtype = tensors::out_dtype(&local)?;
         let ignored = std::mem::take(&mut entries.ignored);
-        let inputs = open::inputs(&config, &*method, entries)?;
+        let inputs = open::inputs(&local, &*method, entries)?;
         let mut warnings = Vec::new();
-        let planned = tensors::plan(
-            &config,
-            &*method,
-            &inputs,
-            out_dtype,
-            ignored,
-            &mut warnings,
-        )?;
+        let planned = tensors::plan(&local, &*method, &inputs, out_dtype, ignored, &mut warnings)?;
         let paths: Vec<&Path> = inputs
             .base
             .iter()
@@ -252,6 +257,7 @@ impl MergePlan {
             stack,
             chat_template,
             vocab: planned.vocab,
+            resolutions,
         })
     }
 

@@ -124,11 +124,6 @@ fn not_found_hint(p: &Path) -> String {
          merge the adapter into the model first, e.g. with peft's \
          merge_and_unload, and give that directory)"
             .to_owned()
-    } else if p.is_relative() && !text.starts_with('.') && text.matches('/').count() == 1 {
-        format!(
-            " (led reads local directories, not Hugging Face Hub ids: download it first, e.g. `huggingface-cli download {text} --local-dir models/{}`)",
-            text.rsplit('/').next().unwrap_or(&text)
-        )
     } else if p.is_relative() {
         format!(
             " (relative paths in a config resolve from the current directory, {}, not from the config's folder)",

@@ -54,17 +54,26 @@ pub(super) fn check(config: &MergeConfig, method: &dyn MergeMethod) -> Result<En
         }
         Some(crate::slices::lower(config, path, method.needs_base())?)
     };
-    let entries: Vec<(String, ModelEntry, Option<Placement>)> = match &lowered {
+    // Per entry: its label, the entry, where its layers land, and its slice's `parameters`.
+    let no_parameters = Parameters::new();
+    let entries: Vec<(String, ModelEntry, Option<Placement>, &Parameters)> = match &lowered {
         Some(l) => l
             .sources
             .iter()
-            .map(|s| (s.label.clone(), s.entry.clone(), Some(s.placement)))
+            .map(|s| {
+                (
+                    s.label.clone(),
+                    s.entry.clone(),
+                    Some(s.placement),
+                    &config.slices[s.slice].parameters,
+                )
+            })
             .collect(),
         None => config
             .models
             .iter()
             .enumerate()
-            .map(|(i, e)| (format!("models[{i}]"), e.clone(), None))
+            .map(|(i, e)| (format!("models[{i}]"), e.clone(), None, &no_parameters))
             .collect(),
     };
     if entries.is_empty() {
@@ -75,7 +84,7 @@ pub(super) fn check(config: &MergeConfig, method: &dyn MergeMethod) -> Result<En
         ));
     }
     let mut list = Vec::new();
-    for (index, (label, entry, placement)) in entries.into_iter().enumerate() {
+    for (index, (label, entry, placement, slice_parameters)) in entries.into_iter().enumerate() {
         let is_base = method.needs_base()
             && config
                 .base_model
@@ -85,7 +94,13 @@ pub(super) fn check(config: &MergeConfig, method: &dyn MergeMethod) -> Result<En
             continue;
         }
         // Every entry is checked: the config's problems are reported together.
-        match check_entry(config, method, &label, &entry, &mut ignored) {
+        match check_entry(
+            config,
+            method,
+            (&label, slice_parameters),
+            &entry,
+            &mut ignored,
+        ) {
             Ok(()) => list.push(Entry {
                 index,
                 label,
@@ -167,11 +182,13 @@ fn top_level(
 }
 
 /// One entry's parameters (per-model parameters this method ignores but another one uses,
-/// `density` given to `linear`, go to `ignored`) and score inputs.
+/// `density` given to `linear`, go to `ignored`) and score inputs. `at` is how errors name
+/// the entry, with its slice's `parameters` (which give a source's missing ones, as mergekit
+/// reads them: the source's own, then its slice's, then the top-level ones).
 fn check_entry(
     config: &MergeConfig,
     method: &dyn MergeMethod,
-    at: &str,
+    (at, slice_parameters): (&str, &Parameters),
     entry: &ModelEntry,
     ignored: &mut Vec<String>,
 ) -> Result<()> {
@@ -193,7 +210,10 @@ fn check_entry(
     )?;
     for required in method.model_params().iter().filter(|p| p.required) {
         let required = required.name;
-        if !entry.parameters.contains_key(required) && !config.parameters.contains_key(required) {
+        if ![&entry.parameters, slice_parameters, &config.parameters]
+            .iter()
+            .any(|p| p.contains_key(required))
+        {
             return Err(config_err(
                 path,
                 format!("{at}.parameters.{required}"),

@@ -211,6 +211,29 @@ pub fn spawn_mergekit(exe: &Path, cfg: &Path, out: &Path) -> std::process::Child
         .unwrap()
 }
 
+/// Start `mergekit-multi` (`exe`) on the multi-document config `cfg`, its named merges into
+/// `inter` and an unnamed final one into `out`.
+pub fn spawn_mergekit_multi(
+    exe: &Path,
+    cfg: &Path,
+    inter: &Path,
+    out: &Path,
+) -> std::process::Child {
+    Command::new(exe)
+        .arg(cfg)
+        .arg("--intermediate-dir")
+        .arg(inter)
+        .arg("--out-path")
+        .arg(out)
+        .args(["--no-write-model-card", "--quiet"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_OFFLINE", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Assert that transformers (from the virtualenv of mergekit's command `exe`) loads every
 /// directory of `outputs` with no missing or unexpected tensor, and that a forward pass of each
 /// gives finite logits over its whole vocabulary; its tokenizer, if it has one, loads too and

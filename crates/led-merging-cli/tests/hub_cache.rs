@@ -1,0 +1,395 @@
+//! Hub repo ids resolved from a Hugging Face cache laid out as huggingface_hub lays it out
+//! (blobs, snapshot links, refs), offline (docs/models.md): the merge of a config naming repo
+//! ids is the merge of the same models by local path, found through `HF_HUB_CACHE`, `HF_HOME`
+//! and `@revision`; huggingface_hub itself resolves the same snapshots; what cannot resolve is a
+//! clear error that writes nothing.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use led_merging_io::Checkpoint;
+
+fn led() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_led"));
+    // Nothing from the machine's own cache or settings.
+    for k in [
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_HOME",
+        "XDG_CACHE_HOME",
+    ] {
+        c.env_remove(k);
+    }
+    c.env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A content hash for blob names (any stable name serves the layout).
+fn blob_name(bytes: &[u8]) -> String {
+    let mut h = [0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4, 7, 11];
+    for &b in bytes {
+        for (i, x) in h.iter_mut().enumerate() {
+            *x = (*x ^ u64::from(b)).wrapping_mul(0x100_0000_01b3 + 2 * i as u64);
+        }
+    }
+    h.iter().map(|x| format!("{x:016x}")).collect()
+}
+
+/// Put the files of `model` into `cache` as commit `commit` of `repo`, with `refs` pointing at
+/// it: blobs under `blobs/`, relative links under `snapshots/<commit>/`, as huggingface_hub.
+fn cache_model(cache: &Path, repo: &str, commit: &str, refs: &[&str], model: &Path) -> PathBuf {
+    let root = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let snapshot = root.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(root.join("blobs")).unwrap();
+    for entry in std::fs::read_dir(model).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let blob = blob_name(&bytes);
+        std::fs::write(root.join("blobs").join(&blob), &bytes).unwrap();
+        symlink(
+            Path::new("../../blobs").join(&blob),
+            snapshot.join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    for r in refs {
+        let file = root.join("refs").join(r);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, commit).unwrap();
+    }
+    snapshot
+}
+
+const COMMIT_BASE: &str = "1111111111111111111111111111111111111111";
+const COMMIT_SAFETY: &str = "2222222222222222222222222222222222222222";
+const COMMIT_MATH: &str = "3333333333333333333333333333333333333333";
+const COMMIT_MATH_V1: &str = "4444444444444444444444444444444444444444";
+
+/// The synthetic demo's family, cached as `test-org/{base,safety,math}`; `test-org/math@v1`
+/// is the safety model's files (a revision that differs from `main`).
+fn family_and_cache(d: &Path, cache: &Path) -> PathBuf {
+    let demo = d.join("demo");
+    let run = led()
+        .args(["demo", "--synthetic", "--out"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    cache_model(
+        cache,
+        "test-org/base",
+        COMMIT_BASE,
+        &["main"],
+        &demo.join("base"),
+    );
+    cache_model(
+        cache,
+        "test-org/safety",
+        COMMIT_SAFETY,
+        &["main"],
+        &demo.join("safety"),
+    );
+    cache_model(
+        cache,
+        "test-org/math",
+        COMMIT_MATH,
+        &["main"],
+        &demo.join("math"),
+    );
+    cache_model(
+        cache,
+        "test-org/math",
+        COMMIT_MATH_V1,
+        &["v1", "refs/pr/1"],
+        &demo.join("safety"),
+    );
+    demo
+}
+
+fn ties(base: &str, a: &str, b: &str) -> String {
+    format!(
+        "merge_method: ties\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 1.0, density: 0.5}}\n  - model: {b}\n    parameters: {{weight: 0.7, density: 0.3}}\n"
+    )
+}
+
+fn merge(d: &Path, name: &str, yaml: &str, env: &[(&str, &Path)]) -> (PathBuf, Output) {
+    let cfg = d.join(format!("{name}.yaml"));
+    std::fs::write(&cfg, yaml).unwrap();
+    let out = d.join(name);
+    let mut c = led();
+    c.arg("merge").arg(&cfg).arg(&out);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    (out, c.output().unwrap())
+}
+
+/// Every tensor of the two checkpoints, bit for bit.
+fn same_tensors(a: &Path, b: &Path) {
+    let (a, b) = (Checkpoint::open(a).unwrap(), Checkpoint::open(b).unwrap());
+    assert_eq!(a.tensors().len(), b.tensors().len());
+    for t in a.tensors() {
+        assert_eq!(
+            a.read_bytes(&t.name).unwrap(),
+            b.read_bytes(&t.name).unwrap(),
+            "{}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn repo_ids_resolve_from_the_cache_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hf_home = d.join("hf-home");
+    let cache = hf_home.join("hub");
+    let demo = family_and_cache(d, &cache);
+    let local = |m: &str| demo.join(m).display().to_string();
+
+    let (want, o) = merge(
+        d,
+        "local",
+        &ties(&local("base"), &local("safety"), &local("math")),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let by_id = ties("test-org/base", "test-org/safety", "test-org/math");
+    // Through HF_HUB_CACHE, and through HF_HOME (its `hub/`).
+    for (name, env) in [
+        ("hub-cache", ("HF_HUB_CACHE", cache.as_path())),
+        ("hf-home", ("HF_HOME", hf_home.as_path())),
+    ] {
+        let (got, o) = merge(d, name, &by_id, &[env]);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        same_tensors(&got, &want);
+        // The output records the config as written: repo ids.
+        let card = std::fs::read_to_string(got.join("README.md")).unwrap();
+        assert!(card.contains("test-org/safety"), "{card}");
+    }
+    // `@revision` (a tag, a `refs/pr/N` ref, a commit hash) picks that snapshot: v1 is the
+    // safety model's files.
+    let (want_v1, o) = merge(
+        d,
+        "local-v1",
+        &ties(&local("base"), &local("safety"), &local("safety")),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for rev in ["v1", "refs/pr/1", COMMIT_MATH_V1] {
+        let name = format!("rev-{}", rev.replace('/', "-"));
+        let yaml = ties(
+            "test-org/base",
+            "test-org/safety",
+            &format!("test-org/math@{rev}"),
+        );
+        let (got, o) = merge(d, &name, &yaml, &[("HF_HUB_CACHE", &cache)]);
+        assert!(o.status.success(), "{rev}: {}", text(&o));
+        same_tensors(&got, &want_v1);
+    }
+    // The dry run says where each reference resolved.
+    let cfg = d.join("hub-cache.yaml");
+    let o = led()
+        .args(["merge", "--dry-run"])
+        .arg(&cfg)
+        .arg(d.join("never"))
+        .env("HF_HUB_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let said = text(&o);
+    let snapshot = cache
+        .join("models--test-org--math/snapshots")
+        .join(COMMIT_MATH);
+    assert!(
+        said.contains(&format!(
+            "models[1].model: test-org/math resolved: test-org/math@main → {} (commit {COMMIT_MATH})",
+            snapshot.display()
+        )),
+        "{said}"
+    );
+    assert!(!d.join("never").exists());
+    huggingface_hub_agrees(&cache);
+}
+
+/// huggingface_hub (what transformers resolves through), offline, finds the snapshots led
+/// finds. Skipped without the project's virtualenv unless `LED_REQUIRE_PEERS` is set.
+fn huggingface_hub_agrees(cache: &Path) {
+    let venv = std::env::var_os("LED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        assert!(
+            std::env::var_os("LED_REQUIRE_PEERS").is_none(),
+            "{} not found",
+            python.display()
+        );
+        eprintln!("skipped the huggingface_hub check: no {}", python.display());
+        return;
+    }
+    let script = r#"
+import sys
+from huggingface_hub import snapshot_download
+from transformers.utils import cached_file
+cache = sys.argv[1]
+for repo, rev in [("test-org/base", None), ("test-org/math", None), ("test-org/math", "v1"),
+                  ("test-org/math", "refs/pr/1"), ("test-org/math", "4" * 40)]:
+    path = snapshot_download(repo, revision=rev, cache_dir=cache, local_files_only=True)
+    config = cached_file(repo, "config.json", revision=rev, cache_dir=cache, local_files_only=True)
+    print(repo, rev or "main", path, config)
+"#;
+    let o = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let lines = String::from_utf8_lossy(&o.stdout).into_owned();
+    for line in lines.lines() {
+        let mut f = line.split(' ');
+        let (repo, rev, path, config) = (
+            f.next().unwrap(),
+            f.next().unwrap(),
+            f.next().unwrap(),
+            f.next().unwrap(),
+        );
+        let mine = led_merging_io::resolve_in(cache, repo, Some(rev)).unwrap();
+        assert_eq!(Path::new(path), mine.path, "{line}");
+        assert_eq!(Path::new(config), mine.path.join("config.json"), "{line}");
+    }
+    assert_eq!(lines.lines().count(), 5);
+}
+
+#[test]
+fn what_does_not_resolve_is_an_error_that_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("hub");
+    family_and_cache(d, &cache);
+    let refused = |name: &str, yaml: &str, needles: &[&str]| {
+        let (out, o) = merge(d, name, yaml, &[("HF_HUB_CACHE", &cache)]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        let said = text(&o);
+        for n in needles {
+            assert!(said.contains(n), "{name}: {n:?} not in {said}");
+        }
+        assert!(!out.exists(), "{name}: output written");
+    };
+    // Not cached (offline: nothing downloaded): the repo id and the command that fetches it.
+    refused(
+        "absent",
+        &ties("test-org/base", "test-org/safety", "other-org/absent"),
+        &[
+            "models[1].model",
+            "other-org/absent",
+            "huggingface-cli download other-org/absent",
+        ],
+    );
+    // A revision the cache does not hold.
+    refused(
+        "no-revision",
+        &ties("test-org/base", "test-org/safety", "test-org/math@v9"),
+        &["test-org/math@v9", "revision \"v9\" is not in the cache"],
+    );
+    // A revision climbing out of refs/.
+    refused(
+        "traversal-revision",
+        &ties("test-org/base", "test-org/safety", "test-org/math@../../x"),
+        &["is not a branch, tag or commit"],
+    );
+    // A repo id with a path-traversal component is not a repo id, and no such path exists.
+    refused(
+        "traversal-repo",
+        &ties("test-org/base", "test-org/safety", "test-org/../math"),
+        &["models[1].model", "test-org/../math"],
+    );
+    // A refs file that does not hold a commit hash.
+    let refs = cache.join("models--test-org--math/refs/broken");
+    std::fs::write(&refs, "not-a-commit\n").unwrap();
+    refused(
+        "bad-ref",
+        &ties("test-org/base", "test-org/safety", "test-org/math@broken"),
+        &["not a commit hash", "refs/broken"],
+    );
+    // A snapshot link to a blob that is gone (an interrupted download).
+    let snapshot = cache
+        .join("models--test-org--safety/snapshots")
+        .join(COMMIT_SAFETY);
+    let link = std::fs::read_dir(&snapshot)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .unwrap();
+    std::fs::remove_file(snapshot.join(std::fs::read_link(&link).unwrap())).unwrap();
+    refused(
+        "missing-blob",
+        &ties("test-org/base", "test-org/safety", "test-org/math"),
+        &["test-org/safety", "which is missing"],
+    );
+}
+
+/// `led locate --model org/name` writes exactly what it writes for the snapshot directory.
+#[cfg(feature = "attribution")]
+#[test]
+fn locate_reads_a_repo_id_as_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("hub");
+    family_and_cache(d, &cache);
+    let snapshot = cache
+        .join("models--test-org--math/snapshots")
+        .join(COMMIT_MATH_V1);
+    let locate = |model: &str, out: &str| {
+        let o = led()
+            .args(["locate", "--scorer", "random", "--model", model, "--out"])
+            .arg(d.join(out))
+            .env("HF_HUB_CACHE", &cache)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{model}: {}", text(&o));
+        text(&o)
+    };
+    let said = locate("test-org/math@v1", "by-id.safetensors");
+    assert!(
+        said.contains(&format!("(commit {COMMIT_MATH_V1})")),
+        "{said}"
+    );
+    locate(snapshot.to_str().unwrap(), "by-path.safetensors");
+    assert_eq!(
+        std::fs::read(d.join("by-id.safetensors")).unwrap(),
+        std::fs::read(d.join("by-path.safetensors")).unwrap()
+    );
+    // Not cached: an error naming the repo id, nothing written.
+    let o = led()
+        .args([
+            "locate",
+            "--scorer",
+            "random",
+            "--model",
+            "test-org/absent",
+            "--out",
+        ])
+        .arg(d.join("never.safetensors"))
+        .env("HF_HUB_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("test-org/absent"), "{}", text(&o));
+    assert!(!d.join("never.safetensors").exists());
+}

@@ -1,0 +1,311 @@
+//! Model references as mergekit reads them, and the Hugging Face cache as huggingface_hub lays it
+//! out (docs/models.md).
+//!
+//! A reference is a local directory (or file) when that path exists; otherwise a Hub repo id,
+//! `org/name` or `org/name@revision` (a branch, tag or full commit hash). A repo id resolves,
+//! without the network, to its snapshot in the cache: `<cache>/models--org--name/refs/<revision>`
+//! holds a commit hash, `<cache>/models--org--name/snapshots/<commit>/` the files. The cache is
+//! `HF_HUB_CACHE`, else `HUGGINGFACE_HUB_CACHE`, else `HF_HOME/hub`, else
+//! `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`: huggingface_hub's order.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// What a model reference names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelRef {
+    /// A local directory or file.
+    Local(PathBuf),
+    /// A Hugging Face Hub repository.
+    Hub {
+        /// `org/name` (or `name`).
+        repo: String,
+        /// A branch, tag or commit hash (`main` when absent).
+        revision: Option<String>,
+    },
+}
+
+/// Where a reference resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The local directory (or file) to read.
+    pub path: PathBuf,
+    /// For a repo id: the repository, the revision asked for and the commit it resolved to.
+    pub hub: Option<HubSnapshot>,
+}
+
+/// A repo id resolved to a snapshot of the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSnapshot {
+    /// `org/name`.
+    pub repo: String,
+    /// The revision asked for (`main` when none was given).
+    pub revision: String,
+    /// The commit hash it resolved to.
+    pub commit: String,
+}
+
+impl ModelRef {
+    /// Read a reference as mergekit does: an existing path is local; `org/name[@revision]` that
+    /// is not a path here is a repo id; anything else is a local path (that does not exist).
+    pub fn parse(text: &str) -> Self {
+        let local = PathBuf::from(text);
+        if local.exists() {
+            return ModelRef::Local(local);
+        }
+        let (repo, revision) = match text.split_once('@') {
+            Some((repo, rev)) => (repo, Some(rev.to_owned())),
+            None => (text, None),
+        };
+        if looks_like_repo_id(repo) {
+            ModelRef::Hub {
+                repo: repo.to_owned(),
+                revision,
+            }
+        } else {
+            ModelRef::Local(local)
+        }
+    }
+
+    /// Resolve to a local path: a local reference as it is (checked later, by what opens it),
+    /// a repo id to its snapshot in the cache; an error naming the repo id when it is not
+    /// cached, and what fetches it.
+    pub fn resolve(&self) -> Result<Resolved> {
+        match self {
+            ModelRef::Local(path) => Ok(Resolved {
+                path: path.clone(),
+                hub: None,
+            }),
+            ModelRef::Hub { repo, revision } => {
+                let cache = cache_dir().ok_or_else(|| Error::Hub {
+                    reference: repo.clone(),
+                    reason: "no Hugging Face cache: set HF_HUB_CACHE or HF_HOME (HOME is not set)"
+                        .into(),
+                })?;
+                resolve_in(&cache, repo, revision.as_deref())
+            }
+        }
+    }
+}
+
+/// Resolve `text` (a path or a repo id) to a local path.
+pub fn resolve_model(text: &str) -> Result<Resolved> {
+    ModelRef::parse(text).resolve()
+}
+
+/// Whether `text` has the shape of a Hub repo id (`name` or `org/name`; huggingface_hub's
+/// rules: letters, digits, `-`, `_`, `.`; no `--` or `..`; at most 96 characters a part).
+fn looks_like_repo_id(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('/').collect();
+    if parts.len() > 2 || text.contains("--") || text.contains("..") || text.ends_with(".git") {
+        return false;
+    }
+    parts.iter().all(|p| {
+        !p.is_empty()
+            && p.len() <= 96
+            && !p.starts_with(['.', '-'])
+            && !p.ends_with(['.', '-'])
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    })
+}
+
+/// The Hugging Face hub cache directory, as huggingface_hub finds it.
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = || var("HOME");
+    let expand = |p: PathBuf| match p.strip_prefix("~") {
+        Ok(rest) => home().map(|h| h.join(rest)),
+        Err(_) => Some(p),
+    };
+    if let Some(dir) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
+        return expand(dir);
+    }
+    if let Some(hf_home) = var("HF_HOME") {
+        return expand(hf_home).map(|h| h.join("hub"));
+    }
+    let cache = var("XDG_CACHE_HOME").or_else(|| home().map(|h| h.join(".cache")))?;
+    Some(cache.join("huggingface").join("hub"))
+}
+
+/// Whether `text` is a full commit hash (40 lower-case hex digits).
+fn is_commit(text: &str) -> bool {
+    text.len() == 40
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The command that puts `repo` at `revision` into the cache.
+fn fetch_hint(repo: &str, revision: Option<&str>) -> String {
+    match revision {
+        Some(r) => format!("`huggingface-cli download {repo} --revision {r}`"),
+        None => format!("`huggingface-cli download {repo}`"),
+    }
+}
+
+/// Resolve `repo` at `revision` in the cache `cache`.
+pub fn resolve_in(cache: &Path, repo: &str, revision: Option<&str>) -> Result<Resolved> {
+    let err = |reason: String| Error::Hub {
+        reference: match revision {
+            Some(r) => format!("{repo}@{r}"),
+            None => repo.to_owned(),
+        },
+        reason,
+    };
+    if !looks_like_repo_id(repo) {
+        return Err(err(format!(
+            "{repo:?} is not a Hub repo id (org/name) and not a local path"
+        )));
+    }
+    let rev = revision.unwrap_or("main");
+    // A revision is a path under refs/ (`refs/pr/1` included): nothing that climbs out of it.
+    if rev.is_empty()
+        || rev.starts_with('/')
+        || rev.contains('\\')
+        || rev
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(err(format!(
+            "revision {rev:?} is not a branch, tag or commit"
+        )));
+    }
+    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
+    if !repo_dir.is_dir() {
+        return Err(err(format!(
+            "not a local directory, and not in the Hugging Face cache {} (offline: nothing is \
+             downloaded); fetch it with {}, or set HF_HUB_CACHE / HF_HOME to the cache that holds it",
+            cache.display(),
+            fetch_hint(repo, revision)
+        )));
+    }
+    let commit = if is_commit(rev) {
+        rev.to_owned()
+    } else {
+        let ref_file = repo_dir.join("refs").join(rev);
+        let text = std::fs::read_to_string(&ref_file).map_err(|_| {
+            err(format!(
+                "revision {rev:?} is not in the cache ({} has no {}); fetch it with {}",
+                repo_dir.display(),
+                Path::new("refs").join(rev).display(),
+                fetch_hint(repo, Some(rev))
+            ))
+        })?;
+        let commit = text.trim();
+        if !is_commit(commit) {
+            return Err(err(format!(
+                "{}: holds {commit:?}, not a commit hash: the cache is damaged; fetch it again with {}",
+                ref_file.display(),
+                fetch_hint(repo, revision)
+            )));
+        }
+        commit.to_owned()
+    };
+    let snapshot = repo_dir.join("snapshots").join(&commit);
+    if !snapshot.is_dir() {
+        return Err(err(format!(
+            "commit {commit} is not in the cache ({} is missing); fetch it with {}",
+            snapshot.display(),
+            fetch_hint(repo, revision)
+        )));
+    }
+    check_snapshot(&snapshot).map_err(err)?;
+    Ok(Resolved {
+        path: snapshot,
+        hub: Some(HubSnapshot {
+            repo: repo.to_owned(),
+            revision: rev.to_owned(),
+            commit,
+        }),
+    })
+}
+
+/// A snapshot's files are links into `blobs/`: one whose blob is missing (an interrupted
+/// download, a cleaned cache) is an error naming it.
+fn check_snapshot(dir: &Path) -> std::result::Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        if is_link && !path.exists() {
+            let target = std::fs::read_link(&path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            return Err(format!(
+                "{}: links to {target}, which is missing (an interrupted download or a cleaned \
+                 cache); fetch the model again",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A path for messages: `org/name@revision → snapshot (commit)` for a repo id, the path else.
+impl std::fmt::Display for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.hub {
+            Some(h) => write!(
+                f,
+                "{}@{} → {} (commit {})",
+                h.repo,
+                h.revision,
+                self.path.display(),
+                h.commit
+            ),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids_as_huggingface_hub_accepts_them() {
+        for ok in ["gpt2", "org/name", "Org-1/na_me.v2", "a/b"] {
+            assert!(looks_like_repo_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a/b/c",
+            "../x",
+            "org/..",
+            "org/.hidden",
+            "a--b/c",
+            "org/name.git",
+            "org/na me",
+            "/abs",
+            "org/",
+        ] {
+            assert!(!looks_like_repo_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_local_path_wins_over_a_repo_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().join("org").join("name");
+        std::fs::create_dir_all(&here).unwrap();
+        let text = here.to_str().unwrap();
+        assert_eq!(ModelRef::parse(text), ModelRef::Local(here.clone()));
+        assert_eq!(
+            ModelRef::parse("no-such-org/no-such-model@v1"),
+            ModelRef::Hub {
+                repo: "no-such-org/no-such-model".into(),
+                revision: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            ModelRef::parse("./no/such/dir"),
+            ModelRef::Local("./no/such/dir".into())
+        );
+    }
+}
