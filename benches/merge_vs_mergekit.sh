@@ -9,6 +9,10 @@
 # performance issue, and a Llama-3-sized 128256-token vocabulary on 2 layers). Every method both
 # tools have runs on each, then LED (3 tasks, 6 score files) and ties on one thread with `led`
 # only. Needs `make venv` (torch + mergekit). Writes under target/merge-bench/.
+#
+# LED_BASELINE=PATH also times another `led` binary (an earlier commit's release build) on every
+# method in the same run, and prints this build's time over the baseline's: how a refactor is
+# held to "speed within noise".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${LED_VENV:-.venv}
@@ -80,10 +84,21 @@ for shape in $SHAPES; do
     set -- $(measure "$DIR" "mergekit_$method" mergekit-yaml "$DIR/$method.yaml" "$DIR/out-mk-$method" --no-copy-tokenizer --no-write-model-card --quiet); MS=$2 MM=$3
     printf '%-18s %9.2f %9.2f %9d %9d %8s %8s %9s\n' "$method" "$LS" "$MS" $((LM / 1024)) $((MM / 1024)) \
       "$(ratio "$MS/$LS")x" "$(ratio "$LM/$MM")" "$(ratio "$LS/$FLOOR")x"
-    rm -rf "$DIR/out-led-$method" "$DIR/out-mk-$method"
+    if [ -n "${LED_BASELINE:-}" ]; then
+      set -- $(measure "$DIR" "base_$method" "$LED_BASELINE" merge "$DIR/$method.yaml" "$DIR/out-base-$method" --force)
+      printf '  baseline %9.2f s %6d MiB   this build / baseline: time %s, memory %s\n' "$2" $(($3 / 1024)) \
+        "$(ratio "$LS/$2")" "$(ratio "$LM/$3")"
+    fi
+    rm -rf "$DIR/out-led-$method" "$DIR/out-mk-$method" "$DIR/out-base-$method"
   done
   set -- $(measure "$DIR" led_led $LED merge "$DIR/led.yaml" "$DIR/out-led-led" --force)
   printf '%-18s %9.2f %9s %9d %9s %8s %8s %9s\n' "led (led only)" "$2" - $(($3 / 1024)) - - - "$(ratio "$2/$FLOOR")x"
+  if [ -n "${LED_BASELINE:-}" ]; then
+    LS=$2 LM=$3
+    set -- $(measure "$DIR" base_led "$LED_BASELINE" merge "$DIR/led.yaml" "$DIR/out-base-led" --force)
+    printf '  baseline %9.2f s %6d MiB   this build / baseline: time %s, memory %s\n' "$2" $(($3 / 1024)) \
+      "$(ratio "$LS/$2")" "$(ratio "$LM/$3")"
+  fi
   if [ -f "$DIR/ties.yaml" ]; then
     set -- $(measure "$DIR" led_ties_1 $LED merge "$DIR/ties.yaml" "$DIR/out-led-ties-1" --force --threads 1)
     printf '%-18s %9.2f %9s %9d\n' "ties, 1 thread" "$2" - $(($3 / 1024))

@@ -170,8 +170,8 @@ fn repo_ids_resolve_from_the_cache_offline() {
     let by_id = ties("test-org/base", "test-org/safety", "test-org/math");
     // Through HF_HUB_CACHE, and through HF_HOME (its `hub/`).
     for (name, env) in [
-        ("hub-cache", ("HF_HUB_CACHE", cache.as_path())),
-        ("hf-home", ("HF_HOME", hf_home.as_path())),
+        ("via-hub-cache", ("HF_HUB_CACHE", cache.as_path())),
+        ("via-hf-home", ("HF_HOME", hf_home.as_path())),
     ] {
         let (got, o) = merge(d, name, &by_id, &[env]);
         assert!(o.status.success(), "{name}: {}", text(&o));
@@ -201,7 +201,7 @@ fn repo_ids_resolve_from_the_cache_offline() {
         same_tensors(&got, &want_v1);
     }
     // The dry run says where each reference resolved.
-    let cfg = d.join("hub-cache.yaml");
+    let cfg = d.join("via-hub-cache.yaml");
     let o = led()
         .args(["merge", "--dry-run"])
         .arg(&cfg)

@@ -385,7 +385,7 @@ fn mergekit_spellings_get_actionable_messages() {
                 "merge_method: linear\nmodels:\n  - model: {0}\n---\nmerge_method: linear\nmodels:\n  - model: {0}\n",
                 d.join("math").display()
             ),
-            "several YAML documents",
+            "--intermediate-dir",
         ),
         (
             "hub.yaml",

@@ -112,6 +112,26 @@ fn is_contained(rel: &str) -> bool {
         && p.components().any(|c| matches!(c, Component::Normal(_)))
 }
 
+/// The `blobs/` folder of the Hugging Face cache repository that `dir` is a snapshot of
+/// (`models--ORG--NAME/snapshots/REV[/SUBFOLDER]`), if it is one: huggingface_hub links every
+/// file of a snapshot to a blob there (docs/models.md).
+fn cache_blobs(dir: &Path) -> Option<PathBuf> {
+    let snapshot = dir.ancestors().find(|a| {
+        a.parent().and_then(Path::file_name) == Some("snapshots".as_ref())
+            && a.parent()
+                .and_then(Path::parent)
+                .and_then(Path::file_name)
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("models--"))
+    })?;
+    snapshot
+        .parent()?
+        .parent()?
+        .join("blobs")
+        .canonicalize()
+        .ok()
+}
+
 impl Checkpoint {
     /// Open a checkpoint directory (`model.safetensors`, else `model.safetensors.index.json`
     /// and its shards, as transformers does) or a single `.safetensors` file.
@@ -158,6 +178,7 @@ impl Checkpoint {
             });
         }
         let canonical_dir = dir.canonicalize().at(dir)?;
+        let blobs = cache_blobs(&canonical_dir);
         let mut shard_ids: HashMap<&str, usize> = HashMap::new();
         let mut shard_paths = Vec::new();
         for (tensor, shard) in &weight_map {
@@ -184,8 +205,11 @@ impl Checkpoint {
                 }
                 Err(e) => return Err(Error::io(full, e)),
             };
-            // A symlink may point anywhere: only its target counts.
-            if !canonical.starts_with(&canonical_dir) {
+            // A symlink may point anywhere: only its target counts. In a Hugging Face cache
+            // snapshot every file is a link into the repository's own `blobs/`.
+            let inside = canonical.starts_with(&canonical_dir)
+                || blobs.as_ref().is_some_and(|b| canonical.starts_with(b));
+            if !inside {
                 return Err(escapes());
             }
             shard_ids.insert(shard, shard_paths.len());

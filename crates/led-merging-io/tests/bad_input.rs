@@ -297,6 +297,52 @@ fn index_shard_paths_must_stay_inside_the_model_directory() {
     assert!(Checkpoint::open(&model).is_ok());
 }
 
+/// A Hugging Face cache snapshot links each file to `../../blobs/HASH`, outside the snapshot:
+/// those links are followed; a link into another repository's blobs is not.
+#[test]
+fn cache_snapshot_links_into_the_repos_blobs_are_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = r#"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#;
+    let index = r#"{"weight_map": {"a": "model-00001-of-00001.safetensors"}}"#;
+    let repo = |name: &str| {
+        let repo = dir.path().join("hub").join(format!("models--org--{name}"));
+        let snap = repo.join("snapshots").join("0123abcd");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        write(
+            &repo.join("blobs"),
+            "shard-blob",
+            &raw(header, &7.0f32.to_le_bytes()),
+        );
+        write(&repo.join("blobs"), "index-blob", index.as_bytes());
+        std::os::unix::fs::symlink(
+            "../../blobs/index-blob",
+            snap.join("model.safetensors.index.json"),
+        )
+        .unwrap();
+        (repo, snap)
+    };
+    let (_, snap) = repo("base");
+    std::os::unix::fs::symlink(
+        "../../blobs/shard-blob",
+        snap.join("model-00001-of-00001.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(
+        Checkpoint::open(&snap).unwrap().read_f32("a").unwrap(),
+        [7.0]
+    );
+
+    let (_, other) = repo("other");
+    std::os::unix::fs::symlink(
+        "../../../models--org--base/blobs/shard-blob",
+        other.join("model-00001-of-00001.safetensors"),
+    )
+    .unwrap();
+    let err = open_err(&other);
+    assert!(matches!(err, Error::ShardEscapes { .. }), "{err}");
+}
+
 #[test]
 fn index_problems() {
     let dir = tempfile::tempdir().unwrap();
