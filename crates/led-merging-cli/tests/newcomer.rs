@@ -130,37 +130,128 @@ fn swapped_or_repeated_score_files_are_errors() {
     refused(&base_as_model, &out, &["That is the base", "serves"]);
 }
 
+/// A copy of the score file `src` at `dst`, of the tensors `keep` keeps, with the metadata
+/// `set` changed.
+fn rewrite_scores(src: &Path, dst: &Path, set: &[(&str, &str)], keep: impl Fn(&str) -> bool) {
+    let full = Checkpoint::open(src).unwrap();
+    let mut metadata = full.metadata().clone();
+    for (k, v) in set {
+        metadata.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let kept: Vec<_> = full.tensors().iter().filter(|t| keep(&t.name)).collect();
+    let specs = kept
+        .iter()
+        .map(|t| TensorSpec::new(&t.name, Dtype::F32, t.shape.clone()))
+        .collect();
+    let w = CheckpointWriter::create_file(
+        dst,
+        specs,
+        WriterOptions {
+            metadata,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for t in kept {
+        w.write_f32(&t.name, &full.read_f32(&t.name).unwrap())
+            .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// One base score file serves two tasks when it was computed on the data (and with the scorer)
+/// each task's model scores were: the base is scored once. Otherwise it stays an error.
+#[test]
+fn one_base_score_file_serves_tasks_scored_on_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    let out = dir.path().join("merged");
+    let scores = d.join("scores");
+    let data = |sha: &str| {
+        vec![
+            ("led.scores.dataset", "shared.jsonl".to_owned()),
+            ("led.scores.dataset_sha256", sha.to_owned()),
+        ]
+    };
+    let rewrite = |src: &str, dst: &str, sha: &str| {
+        let set = data(sha);
+        let set: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        rewrite_scores(&scores.join(src), &scores.join(dst), &set, |_| true);
+    };
+    rewrite("safety.safetensors", "safety-shared.safetensors", "aa11");
+    rewrite("math.safetensors", "math-shared.safetensors", "aa11");
+    rewrite("math.safetensors", "math-other.safetensors", "bb22");
+    rewrite("base-math.safetensors", "base-shared.safetensors", "aa11");
+    let shared = config(
+        &d,
+        "shared-base.yaml",
+        [
+            "safety-shared.safetensors",
+            "base-shared.safetensors",
+            "math-shared.safetensors",
+            "base-shared.safetensors",
+        ],
+        "",
+    );
+    for dry in [true, false] {
+        let r = merge(&shared, &out, dry);
+        assert!(r.status.success(), "dry run {dry}: {}", text(&r.stderr));
+    }
+    assert!(out.join("config.json").is_file());
+    std::fs::remove_dir_all(&out).unwrap();
+    // The math task scored on other data: its base scores cannot be the safety task's.
+    let other = config(
+        &d,
+        "shared-base-other-data.yaml",
+        [
+            "safety-shared.safetensors",
+            "base-shared.safetensors",
+            "math-other.safetensors",
+            "base-shared.safetensors",
+        ],
+        "",
+    );
+    refused(
+        &other,
+        &out,
+        &[
+            "serves models[0].scores.base and models[1].scores.base",
+            "records the same data (content hash) and scorer as each task's model scores",
+            "models[1].scores: the model's and the base's scores must come from the same data",
+        ],
+    );
+    // Without recorded data (the demo's random scores), sharing cannot be shown: refused.
+    let unrecorded = config(
+        &d,
+        "shared-base-unrecorded.yaml",
+        [
+            "safety.safetensors",
+            "base-math.safetensors",
+            "math.safetensors",
+            "base-math.safetensors",
+        ],
+        "",
+    );
+    refused(
+        &unrecorded,
+        &out,
+        &["serves models[0].scores.base and models[1].scores.base"],
+    );
+}
+
 #[test]
 fn scores_for_part_of_the_model_are_an_error_unless_the_config_opts_in() {
     let dir = tempfile::tempdir().unwrap();
     let d = demo(dir.path());
     let out = dir.path().join("merged");
     // Safety's scores for layer 0 only (as if computed on a shallower model), metadata kept.
-    let full = Checkpoint::open(d.join("scores/safety.safetensors")).unwrap();
-    let kept: Vec<_> = full
-        .tensors()
-        .iter()
-        .filter(|t| t.name.starts_with("model.layers.0."))
-        .collect();
-    let specs = kept
-        .iter()
-        .map(|t| TensorSpec::new(&t.name, Dtype::F32, t.shape.clone()))
-        .collect();
     let partial = d.join("scores/safety-partial.safetensors");
-    let w = CheckpointWriter::create_file(
+    rewrite_scores(
+        &d.join("scores/safety.safetensors"),
         &partial,
-        specs,
-        WriterOptions {
-            metadata: full.metadata().clone(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for t in &kept {
-        w.write_f32(&t.name, &full.read_f32(&t.name).unwrap())
-            .unwrap();
-    }
-    w.finish().unwrap();
+        &[],
+        |name| name.starts_with("model.layers.0."),
+    );
     let names = [
         "safety-partial.safetensors",
         "base-safety.safetensors",
@@ -345,8 +436,8 @@ fn no_output_transformers_cannot_load() {
         &out,
         &["not a model directory with a tokenizer.json"],
     );
-    // A base whose config.json disagrees with its own tensors: the merge is checked as a
-    // loader would before it is moved into place, and nothing is written.
+    // An input whose config.json disagrees with its own tensors (as transformers would refuse
+    // to load it): the dry run fails where the run does, before any tensor is merged.
     let base_config = d.join("base/config.json");
     let base_text = std::fs::read_to_string(&base_config).unwrap();
     std::fs::write(
@@ -355,14 +446,42 @@ fn no_output_transformers_cannot_load() {
     )
     .unwrap();
     let ok = ta_config(&d, "ta.yaml", "");
-    let r = merge(&ok, &out, false);
-    let err = text(&r.stderr);
-    assert_eq!(r.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("would not load") && err.contains("num_hidden_layers is 5"),
-        "{err}"
+    refused(
+        &ok,
+        &out,
+        &[
+            "base_model",
+            "config.json disagrees with the tensors",
+            "num_hidden_layers is 5 but the tensors hold 4 layer(s)",
+        ],
     );
-    assert!(!out.exists());
+    std::fs::write(&base_config, &base_text).unwrap();
+    let math_config = d.join("math/config.json");
+    let math_text = std::fs::read_to_string(&math_config).unwrap();
+    let hidden = serde_json::from_str::<serde_json::Value>(&math_text).unwrap()["hidden_size"]
+        .as_u64()
+        .unwrap();
+    std::fs::write(
+        &math_config,
+        math_text.replace(
+            &format!("\"hidden_size\": {hidden}"),
+            &format!("\"hidden_size\": {}", hidden * 2),
+        ),
+    )
+    .unwrap();
+    refused(
+        &ok,
+        &out,
+        &[
+            ".model",
+            "math",
+            &format!(
+                "has {hidden} elements but config.json's hidden_size is {}",
+                hidden * 2
+            ),
+        ],
+    );
+    std::fs::write(&math_config, &math_text).unwrap();
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())

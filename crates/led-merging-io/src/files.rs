@@ -186,18 +186,24 @@ pub fn restack_config(dir: &Path, layer_sources: &[usize]) -> Result<()> {
 /// GPT-2; others).
 const LAYER_COUNT_KEYS: [&str; 4] = ["num_hidden_layers", "n_layer", "num_layers", "n_layers"];
 
-/// Problems that would stop transformers from loading the model directory `dir` whose tensors
-/// are `tensors` (name, shape), from its `config.json` and `tokenizer.json`: the embedding's
-/// and `lm_head`'s rows against `vocab_size`, an untied config without `lm_head.weight`, the
-/// decoder layers present against `num_hidden_layers`, and token ids beyond the vocabulary.
-/// Nothing is checked without a `config.json` (not a transformers model directory).
-pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<Vec<String>> {
+/// The keys under which a `config.json` gives the model's width (Llama and most; GPT-2).
+const HIDDEN_SIZE_KEYS: [&str; 2] = ["hidden_size", "n_embd"];
+
+/// Where a model directory's `config.json` disagrees with its tensors (name, shape): the
+/// embedding's and `lm_head`'s rows against `vocab_size`, the first layer norm's width against
+/// `hidden_size`, an untied config without `lm_head.weight`, the decoder layers present against
+/// `num_hidden_layers`. transformers refuses to load such a directory. Nothing is checked
+/// without a `config.json`.
+pub fn config_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<Vec<String>> {
     let config_path = dir.join(CONFIG_FILE);
     if !config_path.is_file() {
         return Ok(Vec::new());
     }
-    let config = json(&config_path)?;
-    let mut problems = Vec::new();
+    Ok(problems_of(&json(&config_path)?, tensors))
+}
+
+/// [`config_problems`] of a parsed `config.json`.
+fn problems_of(config: &Value, tensors: &[(&str, &[usize])]) -> Vec<String> {
     let number = |key: &str| config.get(key).and_then(Value::as_u64);
     let rows = |suffix: &str| {
         tensors
@@ -205,6 +211,7 @@ pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<
             .find(|(n, _)| n.ends_with(suffix))
             .and_then(|(n, s)| s.first().map(|r| (*n, *r as u64)))
     };
+    let mut problems = Vec::new();
     let vocab = number("vocab_size");
     if let Some(vocab) = vocab {
         for suffix in ["embed_tokens.weight", "lm_head.weight", "wte.weight"] {
@@ -240,6 +247,35 @@ pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<
             layers.len()
         ));
     }
+    let hidden = HIDDEN_SIZE_KEYS
+        .iter()
+        .find_map(|k| number(k).map(|n| (*k, n)));
+    if let Some((key, h)) = hidden
+        && let Some((name, width)) = tensors.iter().find_map(|(n, s)| {
+            let norm = n.ends_with(".input_layernorm.weight") || n.ends_with(".ln_1.weight");
+            (norm && s.len() == 1).then(|| (*n, s[0] as u64))
+        })
+        && width != h
+    {
+        problems.push(format!(
+            "{name} has {width} elements but config.json's {key} is {h}"
+        ));
+    }
+    problems
+}
+
+/// Problems that would stop transformers from loading the model directory `dir` whose tensors
+/// are `tensors` (name, shape), from its `config.json` and `tokenizer.json`: those of
+/// [`config_problems`], and token ids beyond the vocabulary. Nothing is checked without a
+/// `config.json` (not a transformers model directory).
+pub fn loadability_problems(dir: &Path, tensors: &[(&str, &[usize])]) -> Result<Vec<String>> {
+    let config_path = dir.join(CONFIG_FILE);
+    if !config_path.is_file() {
+        return Ok(Vec::new());
+    }
+    let config = json(&config_path)?;
+    let mut problems = problems_of(&config, tensors);
+    let vocab = config.get("vocab_size").and_then(Value::as_u64);
     let tokenizer_path = dir.join("tokenizer.json");
     if let (Some(vocab), true) = (vocab, tokenizer_path.is_file()) {
         let tok = json(&tokenizer_path)?;
@@ -316,10 +352,11 @@ mod tests {
 
     #[test]
     fn loadability_is_checked_against_config_and_tokenizer() {
-        let config = r#"{"vocab_size": 64, "tie_word_embeddings": false, "num_hidden_layers": 2}"#;
-        let (embed, head, layer) = ([64usize, 8], [64usize, 8], [8usize, 8]);
+        let config = r#"{"vocab_size": 64, "tie_word_embeddings": false, "num_hidden_layers": 2, "hidden_size": 8}"#;
+        let (embed, head, layer, norm) = ([64usize, 8], [64usize, 8], [8usize, 8], [8usize]);
         let good: Vec<(&str, &[usize])> = vec![
             ("model.embed_tokens.weight", &embed),
+            ("model.layers.0.input_layernorm.weight", &norm),
             ("model.layers.0.mlp.up_proj.weight", &layer),
             ("model.layers.1.mlp.up_proj.weight", &layer),
             ("lm_head.weight", &head),
@@ -327,9 +364,10 @@ mod tests {
         let d = dir_with(config, 63);
         assert!(loadability_problems(d.path(), &good).unwrap().is_empty());
         // Rows against vocab_size, a missing untied head, a layer too many, a token id too large.
-        let wide = [66usize, 8];
+        let (wide, norm6) = ([66usize, 8], [6usize]);
         let bad: Vec<(&str, &[usize])> = vec![
             ("model.embed_tokens.weight", &wide),
+            ("model.layers.0.input_layernorm.weight", &norm6),
             ("model.layers.0.mlp.up_proj.weight", &layer),
             ("model.layers.1.mlp.up_proj.weight", &layer),
             ("model.layers.2.mlp.up_proj.weight", &layer),
@@ -341,9 +379,12 @@ mod tests {
                 "model.embed_tokens.weight has 66 rows but config.json's vocab_size is 64",
                 "config.json says tie_word_embeddings: false but there is no lm_head.weight",
                 "config.json's num_hidden_layers is 2 but the tensors hold 3 layer(s) (0..=2)",
+                "model.layers.0.input_layernorm.weight has 6 elements but config.json's hidden_size is 8",
                 "tokenizer.json has token id 64 but config.json's vocab_size is 64",
             ]
         );
+        // config_problems: the same but the tokenizer's.
+        assert_eq!(config_problems(d.path(), &bad).unwrap().len(), 4);
         // Without config.json: not a transformers directory, nothing to check.
         let bare = tempfile::tempdir().unwrap();
         assert!(loadability_problems(bare.path(), &bad).unwrap().is_empty());

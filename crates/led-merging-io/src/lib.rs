@@ -53,8 +53,8 @@ mod writer;
 pub use dtype::{Dtype, decode_f32, encode_f32};
 pub use error::{Error, Result};
 pub use files::{
-    CONFIG_FILE, MODEL_SIDE_FILES, chat_template_of, copy_model_files, loadability_problems,
-    restack_config, set_chat_template,
+    CONFIG_FILE, MODEL_SIDE_FILES, chat_template_of, config_problems, copy_model_files,
+    loadability_problems, restack_config, set_chat_template,
 };
 pub use hub::{HubSnapshot, ModelRef, Resolved, cache_dir, resolve_in, resolve_model};
 pub use llama::LlamaShape;

@@ -4,7 +4,8 @@
 //! - Each file records the model it was computed on (the weights' fingerprint, else its path):
 //!   it must be the model (or, for `base:`, the base) it is paired with.
 //! - One file serves one role: the same file for two tasks, or for a model and its base, is an
-//!   error.
+//!   error. The one exception: a base score file may serve several tasks when it records the
+//!   same data (content hash) and scorer as each of their model scores.
 //! - A task's model and base scores come from the same data and scorer.
 //! - Every tensor the method merges has scores in both files of every task, unless the config
 //!   opts in with `missing_scores: base` (or `task_arithmetic`).
@@ -63,6 +64,9 @@ pub(crate) fn check(
             .map(|k| prints[k].as_str())
     };
     let mut roles: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    // Base score files shown to come from the same data and scorer as a task's model scores,
+    // with how many tasks they were shown for.
+    let mut same_data: BTreeMap<PathBuf, usize> = BTreeMap::new();
     for m in models {
         let Some(ScoreFiles {
             model: ms,
@@ -109,6 +113,13 @@ pub(crate) fn check(
             records.push(Some(record));
         }
         if let [Some(a), Some(b)] = &records[..] {
+            if !a.dataset_sha256.is_empty()
+                && a.dataset_sha256 == b.dataset_sha256
+                && !a.scorer.is_empty()
+                && a.scorer == b.scorer
+            {
+                *same_data.entry(canonical(bs.path())).or_default() += 1;
+            }
             for (what, x, y) in [
                 ("data", &a.dataset_sha256, &b.dataset_sha256),
                 ("scorer", &a.scorer, &b.scorer),
@@ -126,13 +137,25 @@ pub(crate) fn check(
         }
     }
     for (path, used) in &roles {
-        if used.len() > 1 {
-            f.problems.push(format!(
-                "{}: the same score file serves {}: each task's model and base need their own scores",
-                path.display(),
-                used.join(" and ")
-            ));
+        if used.len() < 2 {
+            continue;
         }
+        let all_base = used.iter().all(|r| r.ends_with(".scores.base"));
+        if all_base && same_data.get(path) == Some(&used.len()) {
+            // One base, scored once on the data every one of these tasks was scored on.
+            continue;
+        }
+        f.problems.push(format!(
+            "{}: the same score file serves {}: {}",
+            path.display(),
+            used.join(" and "),
+            if all_base {
+                "a base score file serves several tasks only when it records the same data \
+                 (content hash) and scorer as each task's model scores"
+            } else {
+                "each task's model and base need their own scores"
+            }
+        ));
     }
     missing(models, tensors, global, &mut f);
     Ok(f)

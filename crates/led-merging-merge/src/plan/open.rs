@@ -104,16 +104,35 @@ fn base_input(config_path: &Path, p: &Path) -> Result<Input> {
 /// The checkpoint at `p`, named by the config's key `key`: a path that does not exist names
 /// its key, and where a relative one was looked for.
 fn open(config_path: &Path, key: String, p: &Path) -> Result<Checkpoint> {
-    Checkpoint::open(p).map_err(|e| match e {
+    let ckpt = Checkpoint::open(p).map_err(|e| match e {
         led_merging_io::Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
             config_err(
                 config_path,
-                key,
+                key.clone(),
                 format!("{}: {error}{}", p.display(), not_found_hint(p)),
             )
         }
         e => e.into(),
-    })
+    })?;
+    // An input transformers could not load either: said now, not after the merge.
+    let shapes: Vec<(&str, &[usize])> = ckpt
+        .tensors()
+        .iter()
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    let problems = led_merging_io::config_problems(p, &shapes)?;
+    if !problems.is_empty() {
+        return Err(config_err(
+            config_path,
+            key,
+            format!(
+                "{}: config.json disagrees with the tensors: {}",
+                p.display(),
+                problems.join("; ")
+            ),
+        ));
+    }
+    Ok(ckpt)
 }
 
 /// What a path that does not exist may have meant.
