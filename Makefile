@@ -9,7 +9,7 @@ VENV ?= $(CURDIR)/.venv
 PYTHON ?= python3
 TORCH_VERSION := 2.13.0
 # Independent implementations the parity tests compare against.
-PY_TEST_DEPS := mergekit==0.1.5 transformers==5.23.0
+PY_TEST_DEPS := mergekit==0.1.5 transformers==5.23.0 peft==0.21.2
 STAMP := $(VENV)/.torch-$(TORCH_VERSION)-mergekit-0.1.5
 
 # tch's build script finds libtorch through this virtualenv's python.

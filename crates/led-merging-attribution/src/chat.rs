@@ -38,6 +38,8 @@ fn token(v: Option<&serde_json::Value>) -> String {
 impl ChatTemplate {
     /// Read the template from `chat_template.jinja` or `tokenizer_config.json` in `dir`.
     pub fn from_model_dir(dir: &Path) -> Result<Self> {
+        let dir = led_merging_io::model_dir(dir);
+        let dir = dir.as_path();
         let config_path = dir.join("tokenizer_config.json");
         let config: serde_json::Value = match std::fs::read(&config_path) {
             Ok(bytes) => serde_json::from_slice(&bytes)

@@ -118,7 +118,7 @@ fn default_eps() -> f64 {
 impl ModelConfig {
     /// Read `dir/config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let path = dir.join("config.json");
+        let path = led_merging_io::model_dir(dir).join("config.json");
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::Config(path.clone(), e.to_string()))?;
         Self::parse(&text, &path)

@@ -240,7 +240,7 @@ pub fn load_samples(
 
 /// Load `dir/tokenizer.json`.
 pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
-    let path: PathBuf = dir.join("tokenizer.json");
+    let path: PathBuf = led_merging_io::model_dir(dir).join("tokenizer.json");
     Tokenizer::from_file(&path)
         .map_err(|e| Error::Data(path, format!("cannot load tokenizer: {e}")))
 }

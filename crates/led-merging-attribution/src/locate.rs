@@ -135,7 +135,7 @@ pub fn request(
     options: &LocateOptions,
 ) -> Result<ScoreMetadata> {
     let model_abs = model.canonicalize().unwrap_or_else(|_| model.to_path_buf());
-    let config = model.join("config.json");
+    let config = led_merging_io::model_dir(model).join("config.json");
     let mut opts = BTreeMap::new();
     let d = &options.data;
     if let Some(f) = &d.prompt_field {

@@ -518,7 +518,7 @@ fn mergekit_spellings_get_actionable_messages() {
                 d.join("math").display(),
                 d.join("lora").display()
             ),
-            "merge_and_unload",
+            "directory with an adapter_config.json",
         ),
         (
             "setting.yaml",

@@ -17,6 +17,14 @@ pub enum Error {
         /// Why, and what fetches it.
         reason: String,
     },
+    /// A LoRA adapter that cannot be applied.
+    #[error("{path}: LoRA adapter: {reason}")]
+    Adapter {
+        /// The adapter's directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An operating-system I/O error on a file.
     #[error("{path}: {error}")]
     Io {

@@ -24,6 +24,13 @@ pub enum ModelRef {
         /// A branch, tag or commit hash (`main` when absent).
         revision: Option<String>,
     },
+    /// `MODEL+ADAPTER`: a model with a LoRA adapter applied, each side a reference.
+    Adapted {
+        /// The model.
+        model: Box<ModelRef>,
+        /// The adapter's directory (or repo).
+        adapter: Box<ModelRef>,
+    },
 }
 
 /// Where a reference resolved.
@@ -33,6 +40,9 @@ pub struct Resolved {
     pub path: PathBuf,
     /// For a repo id: the repository, the revision asked for and the commit it resolved to.
     pub hub: Option<HubSnapshot>,
+    /// For `MODEL+ADAPTER`: where the adapter resolved (`path` is then `MODEL_PATH+ADAPTER_PATH`,
+    /// which [`crate::Checkpoint::open`] opens with the adapter applied, and `hub` the model's).
+    pub adapter: Option<Box<Resolved>>,
 }
 
 /// A repo id resolved to a snapshot of the cache.
@@ -53,6 +63,14 @@ impl ModelRef {
         let local = PathBuf::from(text);
         if local.exists() {
             return ModelRef::Local(local);
+        }
+        // mergekit's `model+lora`: split at the first `+` (a local path with a `+` in it exists,
+        // and was taken above).
+        if let Some((model, adapter)) = text.split_once('+') {
+            return ModelRef::Adapted {
+                model: Box::new(ModelRef::parse(model)),
+                adapter: Box::new(ModelRef::parse(adapter)),
+            };
         }
         let (repo, revision) = match text.split_once('@') {
             Some((repo, rev)) => (repo, Some(rev.to_owned())),
@@ -76,7 +94,19 @@ impl ModelRef {
             ModelRef::Local(path) => Ok(Resolved {
                 path: path.clone(),
                 hub: None,
+                adapter: None,
             }),
+            ModelRef::Adapted { model, adapter } => {
+                let (model, adapter) = (model.resolve()?, adapter.resolve()?);
+                let mut joined = model.path.into_os_string();
+                joined.push("+");
+                joined.push(&adapter.path);
+                Ok(Resolved {
+                    path: joined.into(),
+                    hub: model.hub,
+                    adapter: Some(Box::new(adapter)),
+                })
+            }
             ModelRef::Hub { repo, revision } => {
                 let cache = cache_dir().ok_or_else(|| Error::Hub {
                     reference: repo.clone(),
@@ -223,6 +253,7 @@ pub fn resolve_in(cache: &Path, repo: &str, revision: Option<&str>) -> Result<Re
             revision: rev.to_owned(),
             commit,
         }),
+        adapter: None,
     })
 }
 
@@ -248,18 +279,28 @@ fn check_snapshot(dir: &Path) -> std::result::Result<(), String> {
 }
 
 /// A path for messages: `org/name@revision → snapshot (commit)` for a repo id, the path else.
+/// With an adapter: the model's, then `+ LoRA adapter` and the adapter's.
 impl std::fmt::Display for Resolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.path.to_string_lossy();
+        let model = match &self.adapter {
+            Some(a) => text
+                .strip_suffix(&format!("+{}", a.path.to_string_lossy()))
+                .unwrap_or(&text)
+                .to_owned(),
+            None => text.into_owned(),
+        };
         match &self.hub {
             Some(h) => write!(
                 f,
-                "{}@{} → {} (commit {})",
-                h.repo,
-                h.revision,
-                self.path.display(),
-                h.commit
-            ),
-            None => write!(f, "{}", self.path.display()),
+                "{}@{} → {model} (commit {})",
+                h.repo, h.revision, h.commit
+            )?,
+            None => write!(f, "{model}")?,
+        }
+        match &self.adapter {
+            Some(a) => write!(f, " + LoRA adapter {a}"),
+            None => Ok(()),
         }
     }
 }
@@ -307,5 +348,59 @@ mod tests {
             ModelRef::parse("./no/such/dir"),
             ModelRef::Local("./no/such/dir".into())
         );
+    }
+
+    /// `MODEL+ADAPTER`, each side a path or a repo id, resolved in the cache like any other.
+    #[test]
+    fn model_plus_adapter_resolves_each_side() {
+        let hub = |repo: &str, revision: Option<&str>| {
+            Box::new(ModelRef::Hub {
+                repo: repo.into(),
+                revision: revision.map(Into::into),
+            })
+        };
+        assert_eq!(
+            ModelRef::parse("org/base+org/adapter@v2"),
+            ModelRef::Adapted {
+                model: hub("org/base", None),
+                adapter: hub("org/adapter", Some("v2")),
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let with_plus = dir.path().join("a+b");
+        std::fs::create_dir(&with_plus).unwrap();
+        let text = with_plus.to_str().unwrap();
+        assert_eq!(ModelRef::parse(text), ModelRef::Local(with_plus.clone()));
+
+        let cache = dir.path().join("hub");
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        for repo in ["models--org--base", "models--org--adapter"] {
+            std::fs::create_dir_all(cache.join(repo).join("snapshots").join(commit)).unwrap();
+            std::fs::create_dir_all(cache.join(repo).join("refs")).unwrap();
+            std::fs::write(cache.join(repo).join("refs/main"), commit).unwrap();
+        }
+        let base = resolve_in(&cache, "org/base", None).unwrap();
+        let adapter = resolve_in(&cache, "org/adapter", None).unwrap();
+        let local = dir.path().join("local-model");
+        std::fs::create_dir(&local).unwrap();
+        let resolved = ModelRef::Adapted {
+            model: Box::new(ModelRef::Local(local.clone())),
+            adapter: Box::new(ModelRef::Local(adapter.path.clone())),
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            resolved.path,
+            PathBuf::from(format!("{}+{}", local.display(), adapter.path.display()))
+        );
+        assert_eq!(
+            resolved.to_string(),
+            format!(
+                "{} + LoRA adapter {}",
+                local.display(),
+                adapter.path.display()
+            )
+        );
+        assert!(base.path.ends_with(commit));
     }
 }

@@ -35,6 +35,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod adapter;
 mod dtype;
 mod error;
 mod files;
@@ -50,6 +51,9 @@ mod size;
 mod vocab;
 mod writer;
 
+pub use adapter::{
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraConfig, model_dir, split_adapted,
+};
 pub use dtype::{Dtype, decode_f32, encode_f32};
 pub use error::{Error, Result};
 pub use files::{

@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::adapter::{ADAPTER_WEIGHTS_FILE, LowRank};
 use crate::error::{Error, IoContext, Result};
 use crate::header::{Entries, first_duplicate, read_header};
 use crate::{Dtype, INDEX_FILE, SINGLE_FILE, decode_f32};
@@ -26,9 +27,9 @@ pub struct TensorInfo {
     /// The shard file holding it, relative to the checkpoint directory (the file name for a
     /// single-file checkpoint).
     pub shard: PathBuf,
-    shard_idx: usize,
+    pub(crate) shard_idx: usize,
     /// Absolute offset of the first byte in the shard file.
-    offset: u64,
+    pub(crate) offset: u64,
 }
 
 impl TensorInfo {
@@ -94,6 +95,15 @@ pub struct Checkpoint {
     tensors: Vec<TensorInfo>,
     by_name: HashMap<String, usize>,
     index_metadata: serde_json::Map<String, serde_json::Value>,
+    /// A LoRA adapter applied as tensors are read.
+    adapter: Option<Adapted>,
+}
+
+/// A LoRA adapter applied to a checkpoint: its shards follow the model's in `shards`.
+#[derive(Debug)]
+struct Adapted {
+    dir: PathBuf,
+    low_rank: HashMap<String, LowRank>,
 }
 
 #[derive(serde::Deserialize)]
@@ -110,6 +120,47 @@ fn is_contained(rel: &str) -> bool {
         && p.components()
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
         && p.components().any(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Whether the low-rank update `lr` (from the adapter file `weights`) fits `target` of the model
+/// at `model` (`info`, if it has it).
+fn check_fits(
+    weights: &Path,
+    model: &Path,
+    target: &str,
+    info: Option<&TensorInfo>,
+    lr: &LowRank,
+) -> Result<()> {
+    let fail = |reason: String| Error::Adapter {
+        path: weights.to_owned(),
+        reason,
+    };
+    let Some(info) = info else {
+        return Err(fail(format!(
+            "{} updates {target}, which the model at {} lacks: an adapter of another architecture?",
+            lr.a.name,
+            model.display()
+        )));
+    };
+    // The update's shape: [rows of B, columns of A], transposed for embeddings and Conv1D.
+    let (r0, r1) = (lr.b.shape[0], lr.a.shape[1]);
+    let update = if lr.transposed { [r1, r0] } else { [r0, r1] };
+    if info.shape != update {
+        return Err(fail(format!(
+            "{} and {} make a {update:?} update of {target}, which is {:?} in the model at {}: an adapter of another model?",
+            lr.a.name,
+            lr.b.name,
+            info.shape,
+            model.display()
+        )));
+    }
+    if !info.dtype.readable_as_f32() || !info.dtype.writable_from_f32() {
+        return Err(fail(format!(
+            "{target} is {} in the model: a LoRA update applies to float weights only",
+            info.dtype
+        )));
+    }
+    Ok(())
 }
 
 /// The `blobs/` folder of the Hugging Face cache repository that `dir` is a snapshot of
@@ -135,8 +186,16 @@ fn cache_blobs(dir: &Path) -> Option<PathBuf> {
 impl Checkpoint {
     /// Open a checkpoint directory (`model.safetensors`, else `model.safetensors.index.json`
     /// and its shards, as transformers does) or a single `.safetensors` file.
+    ///
+    /// `MODEL+ADAPTER` (a path that does not exist, whose parts do: mergekit's spelling)
+    /// opens `MODEL` with the LoRA adapter `ADAPTER` applied ([`Checkpoint::open_with_adapter`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        if !path.exists()
+            && let Some((model, adapter)) = crate::adapter::split_adapted(path)
+        {
+            return Self::open_with_adapter(model, adapter);
+        }
         let meta = std::fs::metadata(path).at(path)?;
         if !meta.is_dir() {
             let name = path
@@ -304,7 +363,70 @@ impl Checkpoint {
             tensors,
             by_name,
             index_metadata,
+            adapter: None,
         })
+    }
+
+    /// Open the model at `model` with the LoRA adapter in the directory `adapter` applied
+    /// (`crate::adapter`): the adapter's whole tensors replace the model's, its low-rank
+    /// updates are added as each tensor is read. Every shape is checked here, naming the
+    /// tensor.
+    pub fn open_with_adapter(model: impl AsRef<Path>, adapter: impl AsRef<Path>) -> Result<Self> {
+        let adapter = adapter.as_ref();
+        let mut ckpt = Self::open(model)?;
+        let config = crate::adapter::read_config(adapter)?;
+        let weights = adapter.join(ADAPTER_WEIGHTS_FILE);
+        if !weights.is_file() {
+            let pickled = adapter.join("adapter_model.bin");
+            return Err(Error::Adapter {
+                path: adapter.to_owned(),
+                reason: if pickled.is_file() {
+                    "has adapter_model.bin but no adapter_model.safetensors: only safetensors adapters are read (peft saves them by default)".into()
+                } else {
+                    format!("no {ADAPTER_WEIGHTS_FILE}")
+                },
+            });
+        }
+        let extra = Self::open(&weights)?;
+        let first = ckpt.shards.len();
+        ckpt.shards.extend(extra.shards);
+        let infos = extra
+            .tensors
+            .into_iter()
+            .map(|mut t| {
+                t.shard_idx += first;
+                t
+            })
+            .collect();
+        let plan = crate::adapter::plan(adapter, &config, infos)?;
+        for (target, mut info) in plan.replaced {
+            let Some(&k) = ckpt.by_name.get(&target) else {
+                return Err(Error::Adapter {
+                    path: weights,
+                    reason: format!(
+                        "tensor {:?} replaces {target}, which the model at {} lacks: an adapter of another architecture?",
+                        info.name,
+                        ckpt.path.display()
+                    ),
+                });
+            };
+            info.name = target;
+            ckpt.tensors[k] = info;
+        }
+        for (target, lr) in &plan.low_rank {
+            let info = ckpt.by_name.get(target).map(|&k| &ckpt.tensors[k]);
+            check_fits(&weights, &ckpt.path, target, info, lr)?;
+        }
+        ckpt.adapter = Some(Adapted {
+            dir: adapter.to_owned(),
+            low_rank: plan.low_rank,
+        });
+        Ok(ckpt)
+    }
+
+    /// The directory of the LoRA adapter applied, if any.
+    pub fn adapter(&self) -> Option<&Path> {
+        self.adapter.as_ref().map(|a| a.dir.as_path())
     }
 
     /// The path this checkpoint was opened from.
@@ -435,14 +557,36 @@ impl Checkpoint {
             });
         }
         if out.len() <= PAR_ELEMENTS {
-            return self.read_f32_serial(info, range, out);
+            self.read_f32_serial(info, range.clone(), out)?;
+        } else {
+            out.par_chunks_mut(PAR_ELEMENTS)
+                .enumerate()
+                .try_for_each(|(k, out)| {
+                    let start = range.start + k * PAR_ELEMENTS;
+                    self.read_f32_serial(info, start..start + out.len(), out)
+                })?;
         }
-        out.par_chunks_mut(PAR_ELEMENTS)
-            .enumerate()
-            .try_for_each(|(k, out)| {
-                let start = range.start + k * PAR_ELEMENTS;
-                self.read_f32_serial(info, start..start + out.len(), out)
-            })
+        self.add_low_rank(info, range.start, out)
+    }
+
+    /// Add the adapter's low-rank update of `info` (if any) to `out`, its elements from
+    /// `start`.
+    fn add_low_rank(&self, info: &TensorInfo, start: usize, out: &mut [f32]) -> Result<()> {
+        let Some(lr) = self
+            .adapter
+            .as_ref()
+            .and_then(|a| a.low_rank.get(&info.name))
+        else {
+            return Ok(());
+        };
+        let whole = |t: &TensorInfo| -> Result<Vec<f32>> {
+            let mut v = vec![0f32; t.numel()];
+            self.read_f32_serial(t, 0..v.len(), &mut v)?;
+            Ok(v)
+        };
+        let (a, b) = (whole(&lr.a)?, whole(&lr.b)?);
+        lr.add_into(&a, &b, info.shape[1], start, out);
+        Ok(())
     }
 
     /// Read elements `range` (flat, row-major) of tensor `name` as `f32`.
@@ -475,6 +619,17 @@ impl Checkpoint {
         let info = self.info(name)?;
         self.check_range(info, &range)?;
         let mut out = vec![0; range.len() * info.dtype.size()];
+        if self
+            .adapter
+            .as_ref()
+            .is_some_and(|a| a.low_rank.contains_key(name))
+        {
+            // Updated by the adapter: computed in f32, then stored in the tensor's dtype.
+            let values = self.read_f32_range(name, range)?;
+            let ok = crate::encode_f32(info.dtype, &values, &mut out);
+            debug_assert!(ok, "checked when the adapter was opened");
+            return Ok(out);
+        }
         self.read_elements(info, range.start, &mut out)?;
         Ok(out)
     }

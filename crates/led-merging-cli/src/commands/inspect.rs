@@ -27,7 +27,7 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     let resolved = led_merging_io::resolve_model(&args.path.to_string_lossy())?;
     let (path, as_json) = (resolved.path.as_path(), args.json);
-    if resolved.hub.is_some() && !as_json {
+    if (resolved.hub.is_some() || resolved.adapter.is_some()) && !as_json {
         println!("{resolved}");
     }
     let ckpt = Checkpoint::open(path)?;

@@ -199,7 +199,7 @@ fn print_report(
 #[cfg(feature = "attribution")]
 pub fn run(args: &Args) -> Result<()> {
     let resolved = led_merging_io::resolve_model(&args.model.to_string_lossy())?;
-    if resolved.hub.is_some() {
+    if resolved.hub.is_some() || resolved.adapter.is_some() {
         println!("model: {resolved}");
     }
     let args = &Args {

@@ -112,6 +112,9 @@ fn open(config_path: &Path, key: String, p: &Path) -> Result<Checkpoint> {
                 format!("{}: {error}{}", p.display(), not_found_hint(p)),
             )
         }
+        e @ led_merging_io::Error::Adapter { .. } => {
+            config_err(config_path, key.clone(), e.to_string())
+        }
         e => e.into(),
     })?;
     // An input transformers could not load either: said now, not after the merge.
@@ -120,7 +123,7 @@ fn open(config_path: &Path, key: String, p: &Path) -> Result<Checkpoint> {
         .iter()
         .map(|t| (t.name.as_str(), t.shape.as_slice()))
         .collect();
-    let problems = led_merging_io::config_problems(p, &shapes)?;
+    let problems = led_merging_io::config_problems(ckpt.path(), &shapes)?;
     if !problems.is_empty() {
         return Err(config_err(
             config_path,
@@ -139,9 +142,8 @@ fn open(config_path: &Path, key: String, p: &Path) -> Result<Checkpoint> {
 fn not_found_hint(p: &Path) -> String {
     let text = p.to_string_lossy();
     if text.contains('+') {
-        " (`model+lora`, an adapter applied before merging, is not supported: \
-         merge the adapter into the model first, e.g. with peft's \
-         merge_and_unload, and give that directory)"
+        " (`MODEL+ADAPTER` applies a LoRA adapter: MODEL must exist and ADAPTER be a \
+         directory with an adapter_config.json; docs/models.md)"
             .to_owned()
     } else if p.is_relative() {
         format!(

@@ -42,7 +42,7 @@ impl Resolver<'_> {
             .map_err(|e| config_err(self.source, key.clone(), e.to_string()))?;
         self.done.insert(text.clone(), resolved.path.clone());
         p.clone_from(&resolved.path);
-        if resolved.hub.is_some() {
+        if resolved.hub.is_some() || resolved.adapter.as_ref().is_some_and(|a| a.hub.is_some()) {
             self.hub.push(Resolution {
                 key,
                 reference: text,
