@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 use led_merging_io::Checkpoint;
 
+mod peers;
+
 fn led() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_led"));
     // Nothing from the machine's own cache or settings.
@@ -25,13 +27,7 @@ fn led() -> Command {
     c
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use peers::text;
 
 /// A content hash for blob names (any stable name serves the layout).
 fn blob_name(bytes: &[u8]) -> String {
@@ -228,19 +224,9 @@ fn repo_ids_resolve_from_the_cache_offline() {
 /// huggingface_hub (what transformers resolves through), offline, finds the snapshots led
 /// finds. Skipped without the project's virtualenv unless `LED_REQUIRE_PEERS` is set.
 fn huggingface_hub_agrees(cache: &Path) {
-    let venv = std::env::var_os("LED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        assert!(
-            std::env::var_os("LED_REQUIRE_PEERS").is_none(),
-            "{} not found",
-            python.display()
-        );
-        eprintln!("skipped the huggingface_hub check: no {}", python.display());
+    let Some(python) = peers::python("the huggingface_hub check") else {
         return;
-    }
+    };
     let script = r#"
 import sys
 from huggingface_hub import snapshot_download

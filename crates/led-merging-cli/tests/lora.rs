@@ -7,45 +7,18 @@
 //! `tests/lora/make_adapters.py` with transformers and peft from the project's virtualenv;
 //! skipped without it unless `LED_REQUIRE_PEERS` is set.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use led_merging_io::Checkpoint;
 
-fn venv() -> Option<PathBuf> {
-    let venv = std::env::var_os("LED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    if venv.join("bin/python").exists() {
-        return Some(venv);
-    }
-    assert!(
-        std::env::var_os("LED_REQUIRE_PEERS").is_none(),
-        "{} not found",
-        venv.display()
-    );
-    eprintln!("SKIPPED the LoRA tests: no {}", venv.display());
-    None
-}
+mod peers;
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use peers::text;
 
-/// The fixtures of make_adapters.py under `dir`.
-fn fixtures(venv: &Path, dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lora/make_adapters.py");
-    let o = Command::new(venv.join("bin/python"))
-        .arg(script)
-        .arg(dir)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+/// The fixtures under `dir`.
+fn fixtures(python: &Path, dir: &Path) {
+    peers::make_fixtures(python, "tests/lora/make_adapters.py", dir);
 }
 
 fn adapted(d: &Path, model: &str, adapter: &str) -> String {
@@ -79,10 +52,12 @@ fn worst(ours: &Checkpoint, theirs: &Checkpoint) -> f32 {
 
 #[test]
 fn adapters_read_as_peft_merges_them_and_merge_as_mergekit_does() {
-    let Some(venv) = venv() else { return };
+    let Some(python) = peers::python("the LoRA tests") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fixtures(&venv, d);
+    fixtures(&python, d);
     for (model, adapter) in [("base", "lora"), ("base", "rslora"), ("gpt2", "gpt2-lora")] {
         let ours = Checkpoint::open(adapted(d, model, adapter)).unwrap();
         assert_eq!(ours.adapter(), Some(d.join(adapter).as_path()));
@@ -159,7 +134,7 @@ fn adapters_read_as_peft_merges_them_and_merge_as_mergekit_does() {
     let w = worst(&ours, &Checkpoint::open(&copy).unwrap());
     assert!(w < 1e-6, "against peft's merged copy: {w}");
     let mk_out = d.join("mergekit");
-    let o = Command::new(venv.join("bin/mergekit-yaml"))
+    let o = Command::new(python.with_file_name("mergekit-yaml"))
         .arg(&cfg)
         .arg(&mk_out)
         .args(["--no-write-model-card", "--quiet", "--lora-merge-cache"])
@@ -175,10 +150,12 @@ fn adapters_read_as_peft_merges_them_and_merge_as_mergekit_does() {
 
 #[test]
 fn adapters_that_cannot_apply_are_errors_that_write_nothing() {
-    let Some(venv) = venv() else { return };
+    let Some(python) = peers::python("the LoRA tests") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fixtures(&venv, d);
+    fixtures(&python, d);
     // An adapter with no weights: an empty safetensors file.
     let empty = d.join("empty");
     std::fs::create_dir(&empty).unwrap();

@@ -25,6 +25,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `pytorch_model.bin` that is not a plain state dict of tensors, or asks for code.
+    #[error("{path}: PyTorch checkpoint: {reason}")]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An operating-system I/O error on a file.
     #[error("{path}: {error}")]
     Io {
@@ -195,8 +203,10 @@ pub enum Error {
         /// The tensor.
         tensor: String,
     },
-    /// The directory has neither `model.safetensors` nor `model.safetensors.index.json`.
-    #[error("{path}: no model.safetensors or model.safetensors.index.json found")]
+    /// The directory has no weights file transformers reads.
+    #[error(
+        "{path}: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json found"
+    )]
     NoWeights {
         /// The directory.
         path: PathBuf,

@@ -48,6 +48,7 @@ pub mod progress;
 mod reader;
 mod score_metadata;
 mod size;
+mod torch_bin;
 mod vocab;
 mod writer;
 
@@ -79,3 +80,7 @@ pub const DEFAULT_MAX_SHARD_SIZE: u64 = 5_000_000_000;
 pub const SINGLE_FILE: &str = "model.safetensors";
 /// Index file of a sharded Hugging Face checkpoint.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
+/// Weights file of an unsharded PyTorch checkpoint (`torch.save` format).
+pub const BIN_FILE: &str = "pytorch_model.bin";
+/// Index file of a sharded PyTorch checkpoint.
+pub const BIN_INDEX_FILE: &str = "pytorch_model.bin.index.json";

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::adapter::{ADAPTER_WEIGHTS_FILE, LowRank};
 use crate::error::{Error, IoContext, Result};
 use crate::header::{Entries, first_duplicate, read_header};
-use crate::{Dtype, INDEX_FILE, SINGLE_FILE, decode_f32};
+use crate::{BIN_FILE, BIN_INDEX_FILE, Dtype, INDEX_FILE, SINGLE_FILE, decode_f32};
 
 /// What the reader knows about one tensor, from headers alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +122,12 @@ fn is_contained(rel: &str) -> bool {
         && p.components().any(|c| matches!(c, Component::Normal(_)))
 }
 
+/// Whether `file` starts with `magic`.
+fn starts_with(file: &File, magic: &[u8]) -> bool {
+    let mut head = vec![0u8; magic.len()];
+    read_exact_at(file, &mut head, 0).is_ok() && head == magic
+}
+
 /// Whether the low-rank update `lr` (from the adapter file `weights`) fits `target` of the model
 /// at `model` (`info`, if it has it).
 fn check_fits(
@@ -209,10 +215,19 @@ impl Checkpoint {
             return Self::from_shards(path, vec![(single, SINGLE_FILE.into())], None);
         }
         let index = path.join(INDEX_FILE);
-        if !index.is_file() {
-            return Err(Error::NoWeights { path: path.into() });
+        if index.is_file() {
+            return Self::open_index(path, &index);
         }
-        Self::open_index(path, &index)
+        // As transformers: safetensors first, then PyTorch's own format.
+        let bin = path.join(BIN_FILE);
+        if bin.is_file() {
+            return Self::from_shards(path, vec![(bin, BIN_FILE.into())], None);
+        }
+        let bin_index = path.join(BIN_INDEX_FILE);
+        if bin_index.is_file() {
+            return Self::open_index(path, &bin_index);
+        }
+        Err(Error::NoWeights { path: path.into() })
     }
 
     fn open_index(dir: &Path, index: &Path) -> Result<Self> {
@@ -295,7 +310,18 @@ impl Checkpoint {
         let mut per_shard: Vec<HashMap<String, TensorInfo>> = Vec::with_capacity(shard_paths.len());
         for (idx, (full, rel)) in shard_paths.into_iter().enumerate() {
             let file = File::open(&full).at(&full)?;
-            let header = read_header(&full, &file)?;
+            let header = if starts_with(&file, crate::torch_bin::ZIP_MAGIC) {
+                crate::torch_bin::read_torch_zip(&full, &file)?
+            } else if starts_with(&file, b"\x80\x02\x8a\x0a") {
+                return Err(Error::Pickle {
+                    path: full,
+                    reason: "the legacy torch.save format (before PyTorch 1.6) is not read: \
+                             save it again with a current PyTorch, or convert it to safetensors"
+                        .into(),
+                });
+            } else {
+                read_header(&full, &file)?
+            };
             let infos = header
                 .tensors
                 .into_iter()

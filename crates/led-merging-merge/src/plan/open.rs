@@ -112,7 +112,7 @@ fn open(config_path: &Path, key: String, p: &Path) -> Result<Checkpoint> {
                 format!("{}: {error}{}", p.display(), not_found_hint(p)),
             )
         }
-        e @ led_merging_io::Error::Adapter { .. } => {
+        e @ (led_merging_io::Error::Adapter { .. } | led_merging_io::Error::Pickle { .. }) => {
             config_err(config_path, key.clone(), e.to_string())
         }
         e => e.into(),

@@ -1,0 +1,46 @@
+//! The Python peers the tests compare with (transformers, peft, huggingface_hub, PyTorch), from
+//! the project's virtualenv (`make venv`).
+
+use std::path::{Path, PathBuf};
+
+/// The virtualenv's python, or `None` (with a note) when it is absent: a plain `cargo test`
+/// runs without Python. `make test` sets `LED_REQUIRE_PEERS=1`, which turns a missing
+/// virtualenv into a failure, so CI never skips `what`.
+pub fn python(what: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os("LED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let python = venv.join("bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("LED_REQUIRE_PEERS").is_none(),
+        "{} not found",
+        python.display()
+    );
+    eprintln!("SKIPPED {what}: no {}", python.display());
+    None
+}
+
+/// A command's stdout and stderr, for failure messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+// Not every test binary that includes this module makes fixtures.
+#[allow(dead_code)]
+/// Run the fixture script `script` (relative to this crate) with `python`, writing under `dir`.
+pub fn make_fixtures(python: &Path, script: &str, dir: &Path) {
+    let o = std::process::Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+        .arg(dir)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{script}: {}", text(&o));
+}
