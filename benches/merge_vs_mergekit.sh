@@ -11,8 +11,8 @@
 # only. Needs `make venv` (torch + mergekit). Writes under target/merge-bench/.
 #
 # LED_BASELINE=PATH also times another `led` binary (an earlier commit's release build) on every
-# method in the same run, and prints this build's time over the baseline's: how a refactor is
-# held to "speed within noise".
+# method in the same run: REPEAT (default 5) runs of each binary, alternating, and the medians'
+# ratio (this build / baseline): how a refactor is held to "speed within noise".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${LED_VENV:-.venv}
@@ -62,6 +62,19 @@ measure() { # DIR, label, command...: prints "label seconds peak_kib"
   echo "$label $secs $kib"
 }
 ratio() { python3 -c "print(f'{$1:.2f}')"; }
+median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+versus_baseline() { # DIR, label, config: this build and LED_BASELINE alternately, REPEAT times each
+  local dir=$1 label=$2 cfg=$3 new=() old=() newm=() oldm=()
+  for _ in $(seq "${REPEAT:-5}"); do
+    set -- $(measure "$dir" "ab_new_$label" $LED merge "$cfg" "$dir/out-ab" --force); new+=("$2"); newm+=("$3")
+    set -- $(measure "$dir" "ab_old_$label" "$LED_BASELINE" merge "$cfg" "$dir/out-ab" --force); old+=("$2"); oldm+=("$3")
+  done
+  rm -rf "$dir/out-ab"
+  local n o
+  n=$(median "${new[@]}") o=$(median "${old[@]}")
+  printf '  vs baseline, medians of %s alternating runs: %.2f s vs %.2f s (time ratio %s; peak %d vs %d MiB)\n' \
+    "${REPEAT:-5}" "$n" "$o" "$(ratio "$n/$o")" $(( $(median "${newm[@]}" | cut -d. -f1) / 1024 )) $(( $(median "${oldm[@]}" | cut -d. -f1) / 1024 ))
+}
 
 for shape in $SHAPES; do
   IFS=, read -r HIDDEN LAYERS VOCAB <<< "$shape"
@@ -84,21 +97,12 @@ for shape in $SHAPES; do
     set -- $(measure "$DIR" "mergekit_$method" mergekit-yaml "$DIR/$method.yaml" "$DIR/out-mk-$method" --no-copy-tokenizer --no-write-model-card --quiet); MS=$2 MM=$3
     printf '%-18s %9.2f %9.2f %9d %9d %8s %8s %9s\n' "$method" "$LS" "$MS" $((LM / 1024)) $((MM / 1024)) \
       "$(ratio "$MS/$LS")x" "$(ratio "$LM/$MM")" "$(ratio "$LS/$FLOOR")x"
-    if [ -n "${LED_BASELINE:-}" ]; then
-      set -- $(measure "$DIR" "base_$method" "$LED_BASELINE" merge "$DIR/$method.yaml" "$DIR/out-base-$method" --force)
-      printf '  baseline %9.2f s %6d MiB   this build / baseline: time %s, memory %s\n' "$2" $(($3 / 1024)) \
-        "$(ratio "$LS/$2")" "$(ratio "$LM/$3")"
-    fi
+    [ -z "${LED_BASELINE:-}" ] || versus_baseline "$DIR" "$method" "$DIR/$method.yaml"
     rm -rf "$DIR/out-led-$method" "$DIR/out-mk-$method" "$DIR/out-base-$method"
   done
   set -- $(measure "$DIR" led_led $LED merge "$DIR/led.yaml" "$DIR/out-led-led" --force)
   printf '%-18s %9.2f %9s %9d %9s %8s %8s %9s\n' "led (led only)" "$2" - $(($3 / 1024)) - - - "$(ratio "$2/$FLOOR")x"
-  if [ -n "${LED_BASELINE:-}" ]; then
-    LS=$2 LM=$3
-    set -- $(measure "$DIR" base_led "$LED_BASELINE" merge "$DIR/led.yaml" "$DIR/out-base-led" --force)
-    printf '  baseline %9.2f s %6d MiB   this build / baseline: time %s, memory %s\n' "$2" $(($3 / 1024)) \
-      "$(ratio "$LS/$2")" "$(ratio "$LM/$3")"
-  fi
+  [ -z "${LED_BASELINE:-}" ] || versus_baseline "$DIR" led "$DIR/led.yaml"
   if [ -f "$DIR/ties.yaml" ]; then
     set -- $(measure "$DIR" led_ties_1 $LED merge "$DIR/ties.yaml" "$DIR/out-led-ties-1" --force --threads 1)
     printf '%-18s %9.2f %9s %9d\n' "ties, 1 thread" "$2" - $(($3 / 1024))
