@@ -379,3 +379,88 @@ fn locate_reads_a_repo_id_as_its_snapshot() {
     assert!(text(&o).contains("test-org/absent"), "{}", text(&o));
     assert!(!d.join("never.safetensors").exists());
 }
+
+/// A LoRA adapter for the demo's base: rank 2 on layer 0's q_proj (PEFT's file layout).
+fn demo_adapter(demo: &Path, dir: &Path) {
+    use led_merging_io::{CheckpointWriter, Dtype, TensorSpec, WriterOptions};
+    let base = Checkpoint::open(demo.join("base")).unwrap();
+    let shape = &base
+        .info("model.layers.0.self_attn.q_proj.weight")
+        .unwrap()
+        .shape;
+    let (out, inp) = (shape[0], shape[1]);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("adapter_config.json"),
+        r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]}"#,
+    )
+    .unwrap();
+    let prefix = "base_model.model.model.layers.0.self_attn.q_proj";
+    let (a, b) = (
+        format!("{prefix}.lora_A.weight"),
+        format!("{prefix}.lora_B.weight"),
+    );
+    let w = CheckpointWriter::create_file(
+        dir.join("adapter_model.safetensors"),
+        vec![
+            TensorSpec::new(&a, Dtype::F32, vec![2, inp]),
+            TensorSpec::new(&b, Dtype::F32, vec![out, 2]),
+        ],
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let ramp = |n: usize| (0..n).map(|i| (i % 7) as f32 * 0.01).collect::<Vec<_>>();
+    w.write_f32(&a, &ramp(2 * inp)).unwrap();
+    w.write_f32(&b, &ramp(out * 2)).unwrap();
+    w.finish().unwrap();
+}
+
+/// `org/base+org/adapter` resolves each side in the cache: the merge is the one of the same
+/// directories given by path, and the dry run says where both resolved.
+#[test]
+fn an_adapter_resolves_from_the_cache_like_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("hub");
+    let demo = family_and_cache(d, &cache);
+    let adapter = d.join("adapter");
+    demo_adapter(&demo, &adapter);
+    let commit = "5555555555555555555555555555555555555555";
+    let snapshot = cache_model(&cache, "test-org/adapter", commit, &["main"], &adapter);
+    let local = format!("{}+{}", demo.join("base").display(), adapter.display());
+    // The adapter changes the tensor it targets.
+    let q = "model.layers.0.self_attn.q_proj.weight";
+    let plain = Checkpoint::open(demo.join("base")).unwrap();
+    assert_ne!(
+        Checkpoint::open(&local).unwrap().read_f32(q).unwrap(),
+        plain.read_f32(q).unwrap()
+    );
+    let math = demo.join("math").display().to_string();
+    let (want, o) = merge(d, "adapter-local", &ties(&math, &local, &math), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let by_id = ties(
+        "test-org/math",
+        "test-org/base+test-org/adapter",
+        "test-org/math",
+    );
+    let (got, o) = merge(d, "adapter-by-id", &by_id, &[("HF_HUB_CACHE", &cache)]);
+    assert!(o.status.success(), "{}", text(&o));
+    same_tensors(&got, &want);
+    let cfg = d.join("adapter-by-id.yaml");
+    let o = led()
+        .args(["merge", "--dry-run"])
+        .arg(&cfg)
+        .arg(d.join("never"))
+        .env("HF_HUB_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let said = text(&o);
+    assert!(
+        said.contains(&format!(
+            "+ LoRA adapter test-org/adapter@main → {} (commit {commit})",
+            snapshot.display()
+        )),
+        "{said}"
+    );
+}
