@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
-use crate::reader::TensorInfo;
+use crate::header::TensorInfo;
 
 /// An adapter's configuration file.
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
@@ -26,6 +26,32 @@ pub(crate) struct RawTensor {
     pub shape: Vec<usize>,
     pub begin: u64,
     pub end: u64,
+}
+
+/// What the reader knows about one tensor, from headers alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Tensor name, e.g. `model.layers.0.self_attn.q_proj.weight`.
+    pub name: String,
+    /// Element type on disk.
+    pub dtype: Dtype,
+    /// Shape (row-major).
+    pub shape: Vec<usize>,
+    /// Size of the data on disk in bytes.
+    pub byte_len: u64,
+    /// The shard file holding it, relative to the checkpoint directory (the file name for a
+    /// single-file checkpoint).
+    pub shard: PathBuf,
+    pub(crate) shard_idx: usize,
+    /// Absolute offset of the first byte in the shard file.
+    pub(crate) offset: u64,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
 }
 
 /// A parsed and validated header.

@@ -10,34 +10,9 @@ use rayon::prelude::*;
 
 use crate::adapter::{ADAPTER_WEIGHTS_FILE, LowRank};
 use crate::error::{Error, IoContext, Result};
+pub use crate::header::TensorInfo;
 use crate::header::{Entries, first_duplicate, read_header};
 use crate::{BIN_FILE, BIN_INDEX_FILE, Dtype, INDEX_FILE, SINGLE_FILE, decode_f32};
-
-/// What the reader knows about one tensor, from headers alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorInfo {
-    /// Tensor name, e.g. `model.layers.0.self_attn.q_proj.weight`.
-    pub name: String,
-    /// Element type on disk.
-    pub dtype: Dtype,
-    /// Shape (row-major).
-    pub shape: Vec<usize>,
-    /// Size of the data on disk in bytes.
-    pub byte_len: u64,
-    /// The shard file holding it, relative to the checkpoint directory (the file name for a
-    /// single-file checkpoint).
-    pub shard: PathBuf,
-    pub(crate) shard_idx: usize,
-    /// Absolute offset of the first byte in the shard file.
-    pub(crate) offset: u64,
-}
-
-impl TensorInfo {
-    /// Number of elements.
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
 
 #[derive(Debug)]
 struct Shard {
