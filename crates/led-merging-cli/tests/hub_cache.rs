@@ -133,6 +133,19 @@ fn merge(d: &Path, name: &str, yaml: &str, env: &[(&str, &Path)]) -> (PathBuf, O
     (out, c.output().unwrap())
 }
 
+/// What `led merge --dry-run CFG OUT` prints with the cache `cache`; it must succeed.
+fn dry_run(cfg: &Path, out: &Path, cache: &Path) -> String {
+    let o = led()
+        .args(["merge", "--dry-run"])
+        .arg(cfg)
+        .arg(out)
+        .env("HF_HUB_CACHE", cache)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    text(&o)
+}
+
 /// Every tensor of the two checkpoints, bit for bit.
 fn same_tensors(a: &Path, b: &Path) {
     let (a, b) = (Checkpoint::open(a).unwrap(), Checkpoint::open(b).unwrap());
@@ -197,16 +210,7 @@ fn repo_ids_resolve_from_the_cache_offline() {
         same_tensors(&got, &want_v1);
     }
     // The dry run says where each reference resolved.
-    let cfg = d.join("via-hub-cache.yaml");
-    let o = led()
-        .args(["merge", "--dry-run"])
-        .arg(&cfg)
-        .arg(d.join("never"))
-        .env("HF_HUB_CACHE", &cache)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let said = text(&o);
+    let said = dry_run(&d.join("via-hub-cache.yaml"), &d.join("never"), &cache);
     let snapshot = cache
         .join("models--test-org--math/snapshots")
         .join(COMMIT_MATH);
@@ -446,16 +450,7 @@ fn an_adapter_resolves_from_the_cache_like_a_model() {
     let (got, o) = merge(d, "adapter-by-id", &by_id, &[("HF_HUB_CACHE", &cache)]);
     assert!(o.status.success(), "{}", text(&o));
     same_tensors(&got, &want);
-    let cfg = d.join("adapter-by-id.yaml");
-    let o = led()
-        .args(["merge", "--dry-run"])
-        .arg(&cfg)
-        .arg(d.join("never"))
-        .env("HF_HUB_CACHE", &cache)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let said = text(&o);
+    let said = dry_run(&d.join("adapter-by-id.yaml"), &d.join("never"), &cache);
     assert!(
         said.contains(&format!(
             "+ LoRA adapter test-org/adapter@main → {} (commit {commit})",

@@ -26,7 +26,7 @@ pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
 const PREFIX: &str = "base_model.model.";
 
 /// What applying a LoRA adapter needs from its `adapter_config.json`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct LoraConfig {
     /// The default rank (each module's own is read off its factors).
     pub r: usize,
@@ -39,6 +39,8 @@ pub struct LoraConfig {
     /// `alpha_pattern`: per-module `lora_alpha`, keyed by a regular expression that a module
     /// name matches at its end, after a dot (PEFT's rule).
     pub alpha_pattern: Vec<(String, f64)>,
+    /// `alpha_pattern`'s keys compiled once, as PEFT matches them: `^(.*\.)?(KEY)$`.
+    alpha_regexes: Vec<regex::Regex>,
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
@@ -88,19 +90,21 @@ impl LoraConfig {
         if r < 1.0 || r.fract() != 0.0 {
             return Err(bad(path, format!("rank r = {r} is not a positive integer")));
         }
-        let alpha_pattern = match obj.get("alpha_pattern") {
+        let (alpha_pattern, alpha_regexes) = match obj.get("alpha_pattern") {
             Some(Value::Object(m)) => m
                 .iter()
                 .map(|(k, v)| {
                     let a = v
                         .as_f64()
                         .ok_or_else(|| bad(path, format!("alpha_pattern {k:?} is not a number")))?;
-                    regex::Regex::new(&format!(r"^(.*\.)?({k})$"))
+                    let re = regex::Regex::new(&format!(r"^(.*\.)?({k})$"))
                         .map_err(|e| bad(path, format!("alpha_pattern {k:?}: {e}")))?;
-                    Ok((k.clone(), a))
+                    Ok(((k.clone(), a), re))
                 })
-                .collect::<Result<_>>()?,
-            _ => Vec::new(),
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .unzip(),
+            _ => (Vec::new(), Vec::new()),
         };
         Ok(LoraConfig {
             r: r as usize,
@@ -108,18 +112,17 @@ impl LoraConfig {
             use_rslora: obj.get("use_rslora") == Some(&Value::Bool(true)),
             fan_in_fan_out: obj.get("fan_in_fan_out") == Some(&Value::Bool(true)),
             alpha_pattern,
+            alpha_regexes,
         })
     }
 
     /// The scale of `module`'s update at rank `rank`.
     pub fn scale(&self, module: &str, rank: usize) -> f64 {
         let alpha = self
-            .alpha_pattern
+            .alpha_regexes
             .iter()
-            .find(|(k, _)| {
-                regex::Regex::new(&format!(r"^(.*\.)?({k})$")).is_ok_and(|re| re.is_match(module))
-            })
-            .map_or(self.lora_alpha, |(_, a)| *a);
+            .position(|re| re.is_match(module))
+            .map_or(self.lora_alpha, |k| self.alpha_pattern[k].1);
         if self.use_rslora {
             alpha / (rank as f64).sqrt()
         } else {

@@ -47,7 +47,7 @@ pub(super) fn inputs(
         };
         models.push(Input {
             index: Some(e.index),
-            ckpt: open(path, format!("{at}.model"), &e.entry.model)?,
+            ckpt: open_model(path, format!("{at}.model"), &e.entry.model)?,
             path: e.entry.model,
             scores,
             parameters: e.entry.parameters,
@@ -93,7 +93,7 @@ fn base_input(config_path: &Path, p: &Path) -> Result<Input> {
     Ok(Input {
         index: None,
         path: p.to_owned(),
-        ckpt: open(config_path, "base_model".into(), p)?,
+        ckpt: open_model(config_path, "base_model".into(), p)?,
         scores: None,
         parameters: Parameters::new(),
         label: "base_model".into(),
@@ -104,20 +104,25 @@ fn base_input(config_path: &Path, p: &Path) -> Result<Input> {
 /// The checkpoint at `p`, named by the config's key `key`: a path that does not exist names
 /// its key, and where a relative one was looked for.
 fn open(config_path: &Path, key: String, p: &Path) -> Result<Checkpoint> {
-    let ckpt = Checkpoint::open(p).map_err(|e| match e {
+    Checkpoint::open(p).map_err(|e| match e {
         led_merging_io::Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
             config_err(
                 config_path,
-                key.clone(),
+                key,
                 format!("{}: {error}{}", p.display(), not_found_hint(p)),
             )
         }
         e @ (led_merging_io::Error::Adapter { .. } | led_merging_io::Error::Pickle { .. }) => {
-            config_err(config_path, key.clone(), e.to_string())
+            config_err(config_path, key, e.to_string())
         }
         e => e.into(),
-    })?;
-    // An input transformers could not load either: said now, not after the merge.
+    })
+}
+
+/// The model at `p` ([`open`]), its `config.json` checked against its tensors: an input
+/// transformers could not load either is said now, not after the merge.
+fn open_model(config_path: &Path, key: String, p: &Path) -> Result<Checkpoint> {
+    let ckpt = open(config_path, key.clone(), p)?;
     let shapes: Vec<(&str, &[usize])> = ckpt
         .tensors()
         .iter()
