@@ -146,6 +146,8 @@ fn adapters_read_as_peft_merges_them_and_merge_as_mergekit_does() {
     assert!(o.status.success(), "mergekit: {}", text(&o));
     let w = worst(&ours, &Checkpoint::open(&mk_out).unwrap());
     assert!(w < 1e-6, "against mergekit: {w}");
+    // transformers loads what led wrote from base+lora and runs it.
+    peers::transformers_runs(&python, &d.join("with-adapter"));
 }
 
 #[test]

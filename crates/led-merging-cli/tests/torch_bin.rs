@@ -76,6 +76,7 @@ fn bin_checkpoints_read_and_merge_as_their_safetensors_twins() {
     for suffix in ["-bin", "-bin-sharded"] {
         let (bin, o) = merge(d, &format!("merged{suffix}"), suffix);
         assert!(o.status.success(), "{}", text(&o));
+        peers::transformers_runs(&python, &bin);
         let (a, b) = (
             Checkpoint::open(&bin).unwrap(),
             Checkpoint::open(&st).unwrap(),

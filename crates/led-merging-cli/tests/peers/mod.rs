@@ -44,3 +44,29 @@ pub fn make_fixtures(python: &Path, script: &str, dir: &Path) {
         .unwrap();
     assert!(o.status.success(), "{script}: {}", text(&o));
 }
+
+// Not every test binary that includes this module loads models.
+#[allow(dead_code)]
+/// transformers (with `python`) loads the model directory `dir` and runs a forward pass with
+/// finite logits.
+pub fn transformers_runs(python: &Path, dir: &Path) {
+    let o = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys, torch\n\
+             from transformers import AutoModelForCausalLM\n\
+             m = AutoModelForCausalLM.from_pretrained(sys.argv[1])\n\
+             logits = m(torch.tensor([[1, 2, 3]])).logits\n\
+             assert torch.isfinite(logits).all(), logits\n",
+        )
+        .arg(dir)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "transformers on {}: {}",
+        dir.display(),
+        text(&o)
+    );
+}
