@@ -10,19 +10,14 @@ use std::process::{Command, Output};
 
 use led_merging_io::Checkpoint;
 
+mod hub_fixtures;
 mod peers;
 
+use hub_fixtures::{same_tensors, ties};
+
+/// `led` offline, with nothing from the machine's own cache or settings.
 fn led() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_led"));
-    // Nothing from the machine's own cache or settings.
-    for k in [
-        "HF_HUB_CACHE",
-        "HUGGINGFACE_HUB_CACHE",
-        "HF_HOME",
-        "XDG_CACHE_HOME",
-    ] {
-        c.env_remove(k);
-    }
+    let mut c = hub_fixtures::led();
     c.env("HF_HUB_OFFLINE", "1");
     c
 }
@@ -115,22 +110,10 @@ fn family_and_cache(d: &Path, cache: &Path) -> PathBuf {
     demo
 }
 
-fn ties(base: &str, a: &str, b: &str) -> String {
-    format!(
-        "merge_method: ties\nbase_model: {base}\nmodels:\n  - model: {a}\n    parameters: {{weight: 1.0, density: 0.5}}\n  - model: {b}\n    parameters: {{weight: 0.7, density: 0.3}}\n"
-    )
-}
-
 fn merge(d: &Path, name: &str, yaml: &str, env: &[(&str, &Path)]) -> (PathBuf, Output) {
-    let cfg = d.join(format!("{name}.yaml"));
-    std::fs::write(&cfg, yaml).unwrap();
-    let out = d.join(name);
     let mut c = led();
-    c.arg("merge").arg(&cfg).arg(&out);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    (out, c.output().unwrap())
+    c.envs(env.iter().copied());
+    hub_fixtures::merge(&mut c, d, name, yaml)
 }
 
 /// What `led merge --dry-run CFG OUT` prints with the cache `cache`; it must succeed.
@@ -144,20 +127,6 @@ fn dry_run(cfg: &Path, out: &Path, cache: &Path) -> String {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     text(&o)
-}
-
-/// Every tensor of the two checkpoints, bit for bit.
-fn same_tensors(a: &Path, b: &Path) {
-    let (a, b) = (Checkpoint::open(a).unwrap(), Checkpoint::open(b).unwrap());
-    assert_eq!(a.tensors().len(), b.tensors().len());
-    for t in a.tensors() {
-        assert_eq!(
-            a.read_bytes(&t.name).unwrap(),
-            b.read_bytes(&t.name).unwrap(),
-            "{}",
-            t.name
-        );
-    }
 }
 
 #[test]
@@ -231,39 +200,19 @@ fn huggingface_hub_agrees(cache: &Path) {
     let Some(python) = peers::python("the huggingface_hub check") else {
         return;
     };
-    let script = r#"
-import sys
-from huggingface_hub import snapshot_download
-from transformers.utils import cached_file
-cache = sys.argv[1]
-for repo, rev in [("test-org/base", None), ("test-org/math", None), ("test-org/math", "v1"),
-                  ("test-org/math", "refs/pr/1"), ("test-org/math", "4" * 40)]:
-    path = snapshot_download(repo, revision=rev, cache_dir=cache, local_files_only=True)
-    config = cached_file(repo, "config.json", revision=rev, cache_dir=cache, local_files_only=True)
-    print(repo, rev or "main", path, config)
-"#;
-    let o = Command::new(&python)
-        .arg("-c")
-        .arg(script)
-        .arg(cache)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let lines = String::from_utf8_lossy(&o.stdout).into_owned();
-    for line in lines.lines() {
-        let mut f = line.split(' ');
-        let (repo, rev, path, config) = (
-            f.next().unwrap(),
-            f.next().unwrap(),
-            f.next().unwrap(),
-            f.next().unwrap(),
-        );
+    let refs = [
+        ("test-org/base", "main"),
+        ("test-org/math", "main"),
+        ("test-org/math", "v1"),
+        ("test-org/math", "refs/pr/1"),
+        ("test-org/math", COMMIT_MATH_V1),
+    ];
+    let found = peers::huggingface_hub_resolves(&python, cache, &refs);
+    for ((repo, rev), (path, config)) in refs.iter().zip(found) {
         let mine = led_merging_io::resolve_in(cache, repo, Some(rev)).unwrap();
-        assert_eq!(Path::new(path), mine.path, "{line}");
-        assert_eq!(Path::new(config), mine.path.join("config.json"), "{line}");
+        assert_eq!(path, mine.path, "{repo}@{rev}");
+        assert_eq!(config, mine.path.join("config.json"), "{repo}@{rev}");
     }
-    assert_eq!(lines.lines().count(), 5);
 }
 
 #[test]

@@ -9,7 +9,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A Hugging Face Hub repo id that does not resolve to a snapshot of the local cache.
+    /// A Hugging Face Hub repo id that does not resolve to a snapshot of the local cache (and was
+    /// not, or could not be, downloaded into it).
     #[error("model {reference}: {reason}")]
     Hub {
         /// The reference, as given (`org/name` or `org/name@revision`).

@@ -12,7 +12,12 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A progress bar of `len` units named `msg`; hidden unless `show`. `units` is an indicatif
 /// template fragment for position, total and rate (`{pos}/{len} samples, {per_sec}`).
-pub fn bar(len: u64, msg: &'static str, units: &str, show: bool) -> ProgressBar {
+pub fn bar(
+    len: u64,
+    msg: impl Into<std::borrow::Cow<'static, str>>,
+    units: &str,
+    show: bool,
+) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }

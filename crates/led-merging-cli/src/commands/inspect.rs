@@ -17,7 +17,8 @@ const MAX_SHOWN: usize = 120;
 )]
 pub struct Args {
     /// A model directory or a .safetensors file, or a Hugging Face Hub repo id
-    /// (`org/name[@revision]`) read from the local cache.
+    /// (`org/name[@revision]`) read from the local Hugging Face cache, downloaded into it when
+    /// absent.
     pub path: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -11,7 +11,8 @@ use anyhow::Result;
 )]
 pub struct Args {
     /// Model directory (config.json, tokenizer.json, safetensors), or a Hugging Face Hub repo id
-    /// (`org/name[@revision]`) read from the local cache (docs/models.md).
+    /// (`org/name[@revision]`) read from the local Hugging Face cache, downloaded into it when
+    /// absent (docs/models.md).
     #[arg(long)]
     pub model: PathBuf,
     /// Calibration data: JSONL or CSV with prompt and answer fields (not needed for --scorer random).

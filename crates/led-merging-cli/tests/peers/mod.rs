@@ -70,3 +70,44 @@ pub fn transformers_runs(python: &Path, dir: &Path) {
         text(&o)
     );
 }
+
+// Not every test binary that includes this module reads a Hugging Face cache.
+#[allow(dead_code)]
+/// Where huggingface_hub (with `python`, offline, `local_files_only`) finds each `(repo,
+/// revision)` in the cache `cache`: `snapshot_download`'s directory and transformers'
+/// `cached_file` of `config.json`, in order.
+pub fn huggingface_hub_resolves(
+    python: &Path,
+    cache: &Path,
+    refs: &[(&str, &str)],
+) -> Vec<(PathBuf, PathBuf)> {
+    let script = r#"
+import sys
+from huggingface_hub import snapshot_download
+from transformers.utils import cached_file
+cache = sys.argv[1]
+for ref in sys.argv[2:]:
+    repo, rev = ref.split("@", 1)
+    path = snapshot_download(repo, revision=rev, cache_dir=cache, local_files_only=True)
+    config = cached_file(repo, "config.json", revision=rev, cache_dir=cache, local_files_only=True)
+    print(path, config)
+"#;
+    let o = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(cache)
+        .args(refs.iter().map(|(repo, rev)| format!("{repo}@{rev}")))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "huggingface_hub: {}", text(&o));
+    let found: Vec<(PathBuf, PathBuf)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|line| {
+            let (path, config) = line.split_once(' ').unwrap();
+            (path.into(), config.into())
+        })
+        .collect();
+    assert_eq!(found.len(), refs.len(), "{}", text(&o));
+    found
+}

@@ -1,6 +1,7 @@
 //! Stage 0: every model reference of the config resolved to a local path, as mergekit reads
 //! them (docs/models.md): a local directory as it is, a Hub repo id (`org/name[@revision]`) to
-//! its snapshot in the Hugging Face cache, without the network. The plan runs on the resolved
+//! its snapshot in the Hugging Face cache (downloaded into it first when absent, unless
+//! `HF_HUB_OFFLINE` forbids it). The plan runs on the resolved
 //! config; the config as written is what the output's provenance records.
 
 use std::collections::BTreeMap;

@@ -7,8 +7,19 @@
 //! holds a commit hash, `<cache>/models--org--name/snapshots/<commit>/` the files. The cache is
 //! `HF_HUB_CACHE`, else `HUGGINGFACE_HUB_CACHE`, else `HF_HOME/hub`, else
 //! `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`: huggingface_hub's order.
+//!
+//! A repo id the cache does not hold (or holds without the files a merge reads) is downloaded
+//! into it (`download`, with the `download` feature), unless `HF_HUB_OFFLINE` forbids it; a
+//! cached one never touches the network.
 
-use std::path::{Path, PathBuf};
+mod cache;
+#[cfg(feature = "download")]
+mod download;
+
+use std::path::PathBuf;
+
+use cache::{Lookup, check_reference, complete, lookup};
+pub use cache::{cache_dir, resolve_in};
 
 use crate::error::{Error, Result};
 
@@ -113,10 +124,43 @@ impl ModelRef {
                     reason: "no Hugging Face cache: set HF_HUB_CACHE or HF_HOME (HOME is not set)"
                         .into(),
                 })?;
-                resolve_in(&cache, repo, revision.as_deref())
+                resolve_hub(&cache, repo, revision.as_deref())
             }
         }
     }
+}
+
+/// Resolve a repo id in `cache`: its snapshot when the cache holds what a merge reads of it;
+/// else, where downloads are allowed, fetched first; else the offline error.
+fn resolve_hub(cache: &std::path::Path, repo: &str, revision: Option<&str>) -> Result<Resolved> {
+    check_reference(repo, revision)?;
+    let why = match lookup(cache, repo, revision)? {
+        // An incomplete snapshot offline is read as it is: what opens it names the missing file.
+        Lookup::Found(resolved) if complete(&resolved.path) || !may_download() => {
+            return Ok(resolved);
+        }
+        Lookup::Found(resolved) => format!(
+            "the cache's snapshot {} lacks files a merge reads",
+            resolved.path.display()
+        ),
+        Lookup::Missing(why) => why,
+    };
+    #[cfg(feature = "download")]
+    if may_download() {
+        download::fetch(cache, repo, revision, &why)?;
+    }
+    #[cfg(not(feature = "download"))]
+    let _ = why;
+    resolve_in(cache, repo, revision)
+}
+
+/// Whether a reference missing from the cache may be downloaded: built with the `download`
+/// feature and `HF_HUB_OFFLINE` not set.
+fn may_download() -> bool {
+    #[cfg(feature = "download")]
+    return !download::offline();
+    #[cfg(not(feature = "download"))]
+    return false;
 }
 
 /// Resolve `text` (a path or a repo id) to a local path.
@@ -139,143 +183,6 @@ fn looks_like_repo_id(text: &str) -> bool {
             && p.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     })
-}
-
-/// The Hugging Face hub cache directory, as huggingface_hub finds it.
-pub fn cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let home = || var("HOME");
-    let expand = |p: PathBuf| match p.strip_prefix("~") {
-        Ok(rest) => home().map(|h| h.join(rest)),
-        Err(_) => Some(p),
-    };
-    if let Some(dir) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
-        return expand(dir);
-    }
-    if let Some(hf_home) = var("HF_HOME") {
-        return expand(hf_home).map(|h| h.join("hub"));
-    }
-    let cache = var("XDG_CACHE_HOME").or_else(|| home().map(|h| h.join(".cache")))?;
-    Some(cache.join("huggingface").join("hub"))
-}
-
-/// Whether `text` is a full commit hash (40 lower-case hex digits).
-fn is_commit(text: &str) -> bool {
-    text.len() == 40
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The command that puts `repo` at `revision` into the cache.
-fn fetch_hint(repo: &str, revision: Option<&str>) -> String {
-    match revision {
-        Some(r) => format!("`huggingface-cli download {repo} --revision {r}`"),
-        None => format!("`huggingface-cli download {repo}`"),
-    }
-}
-
-/// Resolve `repo` at `revision` in the cache `cache`.
-pub fn resolve_in(cache: &Path, repo: &str, revision: Option<&str>) -> Result<Resolved> {
-    let err = |reason: String| Error::Hub {
-        reference: match revision {
-            Some(r) => format!("{repo}@{r}"),
-            None => repo.to_owned(),
-        },
-        reason,
-    };
-    if !looks_like_repo_id(repo) {
-        return Err(err(format!(
-            "{repo:?} is not a Hub repo id (org/name) and not a local path"
-        )));
-    }
-    let rev = revision.unwrap_or("main");
-    // A revision is a path under refs/ (`refs/pr/1` included): nothing that climbs out of it.
-    if rev.is_empty()
-        || rev.starts_with('/')
-        || rev.contains('\\')
-        || rev
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(err(format!(
-            "revision {rev:?} is not a branch, tag or commit"
-        )));
-    }
-    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
-    if !repo_dir.is_dir() {
-        return Err(err(format!(
-            "not a local directory, and not in the Hugging Face cache {} (offline: nothing is \
-             downloaded); fetch it with {}, or set HF_HUB_CACHE / HF_HOME to the cache that holds it",
-            cache.display(),
-            fetch_hint(repo, revision)
-        )));
-    }
-    let commit = if is_commit(rev) {
-        rev.to_owned()
-    } else {
-        let ref_file = repo_dir.join("refs").join(rev);
-        let text = std::fs::read_to_string(&ref_file).map_err(|_| {
-            err(format!(
-                "revision {rev:?} is not in the cache ({} has no {}); fetch it with {}",
-                repo_dir.display(),
-                Path::new("refs").join(rev).display(),
-                fetch_hint(repo, Some(rev))
-            ))
-        })?;
-        let commit = text.trim();
-        if !is_commit(commit) {
-            return Err(err(format!(
-                "{}: holds {commit:?}, not a commit hash: the cache is damaged; fetch it again with {}",
-                ref_file.display(),
-                fetch_hint(repo, revision)
-            )));
-        }
-        commit.to_owned()
-    };
-    let snapshot = repo_dir.join("snapshots").join(&commit);
-    if !snapshot.is_dir() {
-        return Err(err(format!(
-            "commit {commit} is not in the cache ({} is missing); fetch it with {}",
-            snapshot.display(),
-            fetch_hint(repo, revision)
-        )));
-    }
-    check_snapshot(&snapshot).map_err(err)?;
-    Ok(Resolved {
-        path: snapshot,
-        hub: Some(HubSnapshot {
-            repo: repo.to_owned(),
-            revision: rev.to_owned(),
-            commit,
-        }),
-        adapter: None,
-    })
-}
-
-/// A snapshot's files are links into `blobs/`: one whose blob is missing (an interrupted
-/// download, a cleaned cache) is an error naming it.
-fn check_snapshot(dir: &Path) -> std::result::Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-        if is_link && !path.exists() {
-            let target = std::fs::read_link(&path)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            return Err(format!(
-                "{}: links to {target}, which is missing (an interrupted download or a cleaned \
-                 cache); fetch the model again",
-                path.display()
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A path for messages: `org/name@revision → snapshot (commit)` for a repo id, the path else.
