@@ -4,12 +4,13 @@
 //! and `@revision`; huggingface_hub itself resolves the same snapshots; what cannot resolve is a
 //! clear error that writes nothing.
 
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use led_merging_io::Checkpoint;
 
+#[path = "../../../tests/support/hf_cache.rs"]
+mod hf_cache;
 mod hub_fixtures;
 mod peers;
 
@@ -24,45 +25,7 @@ fn led() -> Command {
 
 use peers::text;
 
-/// A content hash for blob names (any stable name serves the layout).
-fn blob_name(bytes: &[u8]) -> String {
-    let mut h = [0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4, 7, 11];
-    for &b in bytes {
-        for (i, x) in h.iter_mut().enumerate() {
-            *x = (*x ^ u64::from(b)).wrapping_mul(0x100_0000_01b3 + 2 * i as u64);
-        }
-    }
-    h.iter().map(|x| format!("{x:016x}")).collect()
-}
-
-/// Put the files of `model` into `cache` as commit `commit` of `repo`, with `refs` pointing at
-/// it: blobs under `blobs/`, relative links under `snapshots/<commit>/`, as huggingface_hub.
-fn cache_model(cache: &Path, repo: &str, commit: &str, refs: &[&str], model: &Path) -> PathBuf {
-    let root = cache.join(format!("models--{}", repo.replace('/', "--")));
-    let snapshot = root.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(root.join("blobs")).unwrap();
-    for entry in std::fs::read_dir(model).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.is_file() {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        let blob = blob_name(&bytes);
-        std::fs::write(root.join("blobs").join(&blob), &bytes).unwrap();
-        symlink(
-            Path::new("../../blobs").join(&blob),
-            snapshot.join(path.file_name().unwrap()),
-        )
-        .unwrap();
-    }
-    for r in refs {
-        let file = root.join("refs").join(r);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, commit).unwrap();
-    }
-    snapshot
-}
+use hf_cache::cache_model;
 
 const COMMIT_BASE: &str = "1111111111111111111111111111111111111111";
 const COMMIT_SAFETY: &str = "2222222222222222222222222222222222222222";

@@ -6,6 +6,8 @@
 //! warning saying TEXT). Prints one line per configuration and a summary.
 
 mod common;
+#[path = "../../../tests/support/hf_cache.rs"]
+mod hf_cache;
 
 use std::path::{Path, PathBuf};
 
@@ -211,7 +213,26 @@ fn mergekit_configurations_run_alike() {
                 for (key, path) in &paths {
                     text = text.replace(key, path);
                 }
+                // Configs that name Hub repo ids keep them: led reads them from a cache that
+                // holds the test's models under those ids; mergekit gets the local paths.
+                let ids = repo_ids(&text);
                 let cfg = d.join(format!("{name}.yml"));
+                let hub_cache = (!ids.is_empty()).then(|| {
+                    let cache = d.join(format!("{name}-hub"));
+                    let ours = d.join(format!("{name}-by-id.yml"));
+                    std::fs::write(&ours, &text).unwrap();
+                    for (id, path) in &ids {
+                        hf_cache::cache_model(
+                            &cache,
+                            id,
+                            CORPUS_COMMIT,
+                            &["main"],
+                            Path::new(path),
+                        );
+                        text = text.replace(id.as_str(), path);
+                    }
+                    (cache, ours)
+                });
                 std::fs::write(&cfg, &text).unwrap();
                 let theirs = d.join(format!("{name}-mergekit"));
                 // mergekit once as written (it computes in `dtype`), once computing in f32 and
@@ -254,13 +275,13 @@ fn mergekit_configurations_run_alike() {
                 (
                     name,
                     expectation(&text, file),
-                    cfg,
+                    (cfg, hub_cache),
                     (theirs, theirs32),
                     child,
                 )
             })
             .collect();
-        for (name, expect, cfg, (theirs_dir, theirs32), (child, child32)) in jobs {
+        for (name, expect, (cfg, hub_cache), (theirs_dir, theirs32), (child, child32)) in jobs {
             let (theirs, theirs32_out) = (
                 child.wait_with_output().unwrap(),
                 child32.wait_with_output().unwrap(),
@@ -278,6 +299,18 @@ fn mergekit_configurations_run_alike() {
                 said(&theirs)
             };
             let ours = d.join(format!("{name}-ours"));
+            // Repo ids resolve offline in this config's cache (the only test of this binary,
+            // and led plans on this thread: nothing reads the environment meanwhile).
+            let cfg = match &hub_cache {
+                Some((cache, by_id)) => {
+                    unsafe {
+                        std::env::set_var("HF_HUB_CACHE", cache);
+                        std::env::set_var("HF_HUB_OFFLINE", "1");
+                    }
+                    by_id.clone()
+                }
+                None => cfg,
+            };
             let planned = plan_final(&cfg, &d.join(format!("{name}-ours-inter")), &ours);
             let line = match (&expect, planned) {
                 (Expect::Refused(why), Err(e)) => {
@@ -352,6 +385,11 @@ fn mergekit_configurations_run_alike() {
                     }
                 }
             };
+            let line = if hub_cache.is_some() {
+                format!("{line}; led read repo ids from a Hugging Face cache")
+            } else {
+                line
+            };
             eprintln!("{name}: {line}");
             summary.push(line);
         }
@@ -359,14 +397,35 @@ fn mergekit_configurations_run_alike() {
     common::transformers_loads_and_runs(&exe, &outputs);
     let count = |prefix: &str| summary.iter().filter(|l| l.starts_with(prefix)).count();
     eprintln!(
-        "{} configurations: {} same, {} run (random), {} run by led alone, {} refused ({} of them run by mergekit)",
+        "{} configurations: {} same, {} run (random), {} run by led alone, {} refused ({} of them run by mergekit); {} read by Hub repo id",
         summary.len(),
         count("same"),
         count("runs"),
         count("led runs"),
         count("refused"),
-        summary.iter().filter(|l| l.ends_with("runs it")).count()
+        summary.iter().filter(|l| l.ends_with("runs it")).count(),
+        summary
+            .iter()
+            .filter(|l| l.ends_with("Hugging Face cache"))
+            .count()
     );
+}
+
+/// The commit every repo id of the corpus resolves to in the test's caches.
+const CORPUS_COMMIT: &str = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
+
+/// The `# models: ID=PATH ...` line of a config (its placeholders already replaced by paths):
+/// the Hub repo ids mergekit's original names, and the test model each stands for.
+fn repo_ids(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# models: "))
+        .map(|ids| {
+            ids.split_whitespace()
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(id, path)| (id.to_owned(), path.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// For a config of several documents: the `name` of its final merge (`None` inside: the final
