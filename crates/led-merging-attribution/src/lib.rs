@@ -27,7 +27,8 @@ pub use chat::{ChatTemplate, RENDER_FUEL};
 pub use config::{Architecture, Llama3Scaling, ModelConfig};
 pub use data::{DataOptions, DataReport, FIELD_PAIRS, Sample, load_samples, load_tokenizer};
 pub use locate::{
-    LocateOptions, LocateReport, MemoryPlan, SCORING_RULES, Scorer, locate, random_scores, request,
+    LocateOptions, LocateReport, MemoryPlan, SCORE_DTYPE_OPTION, SCORING_RULES, ScoreDtype, Scorer,
+    locate, random_scores, request,
 };
 pub use model::{Activations, Model};
 

@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 
 use crate::data::{DataOptions, DataReport, load_samples, load_tokenizer};
 use crate::model::{Activations, Model};
-use crate::score_file::{score_writer, write_score};
+use crate::score_file::{ScoreSink, score_writer};
 use crate::{DeviceChoice, Error, Result, to_f32_vec};
 
 /// The version of the scoring rules recorded in every score file (`led.scores.option.rules`):
@@ -57,6 +57,47 @@ impl Scorer {
     }
 }
 
+/// The dtype of the scores in a score file (`--score-dtype`, docs/formats.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScoreDtype {
+    /// f32: the default; what the elections were measured on.
+    #[default]
+    F32,
+    /// bfloat16 (as the authors store scores): half the bytes, scores rounded to 8 significant
+    /// bits (round to nearest even), so more of them tie at a tensor's threshold.
+    Bf16,
+}
+
+/// The score-file option that records a bf16 score file (absent for f32).
+pub const SCORE_DTYPE_OPTION: &str = "score_dtype";
+
+impl ScoreDtype {
+    /// `f32` or `bf16`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "f32" | "float32" => Some(Self::F32),
+            "bf16" | "bfloat16" => Some(Self::Bf16),
+            _ => None,
+        }
+    }
+
+    /// The tensor dtype written.
+    pub fn dtype(self) -> Dtype {
+        match self {
+            Self::F32 => Dtype::F32,
+            Self::Bf16 => Dtype::BF16,
+        }
+    }
+
+    /// The dtype a score file's record asks for (f32 unless it says bf16).
+    pub fn of_record(record: &ScoreMetadata) -> Self {
+        match record.options.get(SCORE_DTYPE_OPTION).map(String::as_str) {
+            Some("bf16") => Self::Bf16,
+            _ => Self::F32,
+        }
+    }
+}
+
 /// How to locate.
 #[derive(Debug, Clone, Default)]
 pub struct LocateOptions {
@@ -85,6 +126,9 @@ pub struct LocateOptions {
     /// (several passes over the samples). `None`: on CUDA, 90 % of the device's free memory as
     /// CUDA reports it; on the CPU, one pass with every gradient.
     pub max_memory: Option<u64>,
+    /// The dtype of the scores written. A shard's part keeps f32 (its partial sums are added
+    /// by `led scores sum`, which then writes this dtype, recorded in the parts).
+    pub score_dtype: ScoreDtype,
 }
 
 /// What locating did.
@@ -103,8 +147,14 @@ pub struct LocateReport {
     pub scoring_seconds: f64,
     /// Seconds loading the model onto the device.
     pub load_seconds: f64,
-    /// Seconds forming scores, copying them to the host and writing them.
+    /// Seconds the scores added after the forward/backward passes: forming them, copying them to
+    /// the host, and waiting for the writer thread to write what was left.
     pub write_seconds: f64,
+    /// Seconds the writer thread spent writing scores, mostly while the model computed (or
+    /// formed the next tensor's scores).
+    pub writer_seconds: f64,
+    /// Of `write_seconds`, the wait for the writer thread once everything was computed.
+    pub drain_seconds: f64,
     /// Data loading details.
     pub data: DataReport,
     /// Device used.
@@ -168,6 +218,10 @@ pub fn request(
     opts.insert("rules".into(), SCORING_RULES.into());
     if let Some((i, n)) = options.shard {
         opts.insert(crate::shards::SHARD_OPTION.into(), format!("{i}/{n}"));
+    }
+    // Scores stored rounded are another file: recorded, so an f32 request never reuses one.
+    if options.score_dtype == ScoreDtype::Bf16 {
+        opts.insert(SCORE_DTYPE_OPTION.into(), "bf16".into());
     }
     // Where and in which precision: rounding differs between modes (random scores do not).
     if options.scorer != Scorer::Random {
@@ -512,15 +566,18 @@ pub fn locate(
     // A Wanda shard keeps its sums of squares instead of scores (summed, then finalised, by
     // `led scores sum`).
     let partial_wanda = wanda && options.shard.is_some();
-    let specs = score_specs(&net, &grad_names, partial_wanda);
-    let pass = Pass {
+    let dtype = match options.shard {
+        Some(_) => Dtype::F32,
+        None => options.score_dtype.dtype(),
+    };
+    let specs = score_specs(&net, &grad_names, partial_wanda, dtype);
+    let mut pass = Pass {
         net: &net,
         samples: &samples,
         options,
         devices: &all_devices,
         budget,
-        writer: score_writer(out, &record, options.overwrite, specs)?,
-        out,
+        sink: ScoreSink::new(score_writer(out, &record, options.overwrite, specs)?, out),
         wanda,
         bar: led_merging_io::progress::bar(
             (samples.len() * groups.len()) as u64,
@@ -537,7 +594,7 @@ pub fn locate(
     led_merging_io::progress::finish(&pass.bar);
     let write_start = Instant::now();
     pass.write_wanda(&grad_names, &acts, partial_wanda)?;
-    pass.writer.finish()?;
+    let sink = pass.sink.finish()?;
     times.write_seconds += write_start.elapsed().as_secs_f64();
     Ok(LocateReport {
         reused: false,
@@ -547,6 +604,8 @@ pub fn locate(
         scoring_seconds: times.scoring_seconds,
         load_seconds,
         write_seconds: times.write_seconds,
+        writer_seconds: sink.busy,
+        drain_seconds: sink.drain,
         data: data_report,
         device: match &placement {
             Some((p, _)) => p.describe(),
@@ -600,15 +659,18 @@ fn locate_random(
         .collect();
     let specs = floats
         .iter()
-        .map(|t| TensorSpec::new(&t.name, Dtype::F32, t.shape.clone()))
+        .map(|t| TensorSpec::new(&t.name, options.score_dtype.dtype(), t.shape.clone()))
         .collect();
-    let writer = score_writer(out, record, options.overwrite, specs)?;
+    let mut sink = ScoreSink::new(score_writer(out, record, options.overwrite, specs)?, out);
     for t in floats {
-        let values = random_scores(options.seed, &t.name, t.numel());
-        write_score(&writer, out, &t.name, &values)?;
+        sink.send(&t.name, random_scores(options.seed, &t.name, t.numel()))?;
     }
-    writer.finish()?;
+    let drain_start = Instant::now();
+    let times = sink.finish()?;
     Ok(LocateReport {
+        write_seconds: drain_start.elapsed().as_secs_f64(),
+        writer_seconds: times.busy,
+        drain_seconds: times.drain,
         seconds: started.elapsed().as_secs_f64(),
         device: "none".into(),
         ..Default::default()
@@ -675,7 +737,12 @@ fn memory_plan(
 
 /// The score file's tensors: one f32 score per parameter, or, for a Wanda shard, the sums of
 /// squares of the inputs of the tensors Wanda scores.
-fn score_specs(net: &Model, grad_names: &[String], partial_wanda: bool) -> Vec<TensorSpec> {
+fn score_specs(
+    net: &Model,
+    grad_names: &[String],
+    partial_wanda: bool,
+    dtype: Dtype,
+) -> Vec<TensorSpec> {
     net.params
         .iter()
         .map(|(n, t)| {
@@ -684,7 +751,7 @@ fn score_specs(net: &Model, grad_names: &[String], partial_wanda: bool) -> Vec<T
                 let last = shape.last().copied().unwrap_or(1);
                 TensorSpec::new(crate::shards::sumsq_name(n), Dtype::F32, vec![last])
             } else {
-                TensorSpec::new(n, Dtype::F32, shape)
+                TensorSpec::new(n, dtype, shape)
             }
         })
         .collect()
@@ -705,8 +772,8 @@ struct Pass<'a> {
     options: &'a LocateOptions,
     devices: &'a [tch::Device],
     budget: Option<u64>,
-    writer: led_merging_io::CheckpointWriter,
-    out: &'a Path,
+    /// The score file, written by its own thread while the next group computes.
+    sink: ScoreSink,
     wanda: bool,
     bar: indicatif::ProgressBar,
 }
@@ -725,7 +792,7 @@ impl Pass<'_> {
     /// One pass over the samples with gradients for `group` only (group `gi`), whose scores
     /// then go to the file: device memory holds one group's gradients at a time.
     fn score_group(
-        &self,
+        &mut self,
         gi: usize,
         group: &[String],
         grad_names: &[String],
@@ -797,19 +864,20 @@ impl Pass<'_> {
         }
         let write_start = self.finished();
         times.scoring_seconds += (write_start - pass_start).as_secs_f64();
-        tch::no_grad(|| -> Result<()> {
-            for (name, mut g) in group.iter().zip(acc) {
-                // |W| ⊙ Σ|∇W| into the f32 accumulator; the only temporary is |W|.
-                let score = net.params[name]
+        for (name, mut g) in group.iter().zip(acc) {
+            // |W| ⊙ Σ|∇W| into the f32 accumulator; the only temporary is |W|. Copied to the
+            // host and queued: the writer thread writes it while the next one is formed (and
+            // the next group computes).
+            let values = tch::no_grad(|| {
+                net.params[name]
                     .f_abs()
                     .and_then(|w| g.f_mul_(&w))
-                    .map_err(torch_err(&net.path, name))?;
-                let values = to_f32_vec(&score).map_err(torch_err(&net.path, name))?;
-                write_score(&self.writer, self.out, name, &values)?;
-            }
-            Ok(())
-        })
-        .map_err(fail)?;
+                    .and_then(|score| to_f32_vec(&score))
+            })
+            .map_err(torch_err(&net.path, name))
+            .map_err(fail)?;
+            self.sink.send(name, values)?;
+        }
         times.write_seconds += write_start.elapsed().as_secs_f64();
         Ok(())
     }
@@ -817,44 +885,38 @@ impl Pass<'_> {
     /// Wanda's scores (or, for a shard, its sums of squares) of the tensors scored by their
     /// inputs' norms, into the file.
     fn write_wanda(
-        &self,
+        &mut self,
         grad_names: &[String],
         acts: &Activations,
         partial_wanda: bool,
     ) -> Result<()> {
         let net = self.net;
-        tch::no_grad(|| -> Result<()> {
-            // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.
-            for (name, w) in net.params.iter().filter(|(n, _)| !grad_names.contains(n)) {
-                let sumsq = acts.sums.get(name).ok_or_else(|| {
-                    Error::Model(
-                        net.path.clone(),
-                        format!("no score for tensor {name:?}: it saw no input"),
-                    )
-                })?;
-                if partial_wanda {
-                    let values = to_f32_vec(sumsq).map_err(torch_err(&net.path, name))?;
-                    write_score(
-                        &self.writer,
-                        self.out,
-                        &crate::shards::sumsq_name(name),
-                        &values,
-                    )?;
-                    continue;
-                }
-                // One f32 tensor, worked in place: the plan's temporary.
-                let s = w
-                    .f_to_kind(Kind::Float)
+        // Wanda: Linear [out, in] × input norms broadcast over rows; RMSNorm [h]: elementwise.
+        for (name, w) in net.params.iter().filter(|(n, _)| !grad_names.contains(n)) {
+            let sumsq = acts.sums.get(name).ok_or_else(|| {
+                Error::Model(
+                    net.path.clone(),
+                    format!("no score for tensor {name:?}: it saw no input"),
+                )
+            })?;
+            if partial_wanda {
+                let values = to_f32_vec(sumsq).map_err(torch_err(&net.path, name))?;
+                self.sink.send(&crate::shards::sumsq_name(name), values)?;
+                continue;
+            }
+            // One f32 tensor, worked in place: the plan's temporary.
+            let values = tch::no_grad(|| {
+                w.f_to_kind(Kind::Float)
                     .and_then(|mut a| {
                         drop(a.f_abs_()?);
                         a.f_mul_(&sumsq.f_sqrt()?)
                     })
-                    .map_err(torch_err(&net.path, name))?;
-                let values = to_f32_vec(&s).map_err(torch_err(&net.path, name))?;
-                write_score(&self.writer, self.out, name, &values)?;
-            }
-            Ok(())
-        })
+                    .and_then(|s| to_f32_vec(&s))
+            })
+            .map_err(torch_err(&net.path, name))?;
+            self.sink.send(name, values)?;
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use led_merging_io::{Checkpoint, Dtype, ScoreMetadata, TensorSpec};
+use led_merging_io::{Checkpoint, ScoreMetadata, TensorSpec};
 
 use crate::{Error, Result};
 
@@ -186,6 +186,8 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
     let names = tensor_names(&parts)?;
     let model = wanda_model(&record, &names)?;
     let bf16 = record.options.get("compute").map(String::as_str) == Some("cuda-bf16");
+    // The parts hold f32 (exact partial sums); the sum is written in the dtype asked for.
+    let dtype = crate::ScoreDtype::of_record(&record).dtype();
     let out_name = |n: &str| n.strip_prefix(SUMSQ_PREFIX).unwrap_or(n).to_owned();
     let specs = names
         .iter()
@@ -195,7 +197,7 @@ pub fn sum(parts: &[PathBuf], out: &Path, overwrite: bool) -> Result<SumReport> 
                 Some(m) if n.starts_with(SUMSQ_PREFIX) => m.info(&name)?.shape.clone(),
                 _ => parts[0].1.info(n)?.shape.clone(),
             };
-            Ok(TensorSpec::new(name, Dtype::F32, shape))
+            Ok(TensorSpec::new(name, dtype, shape))
         })
         .collect::<Result<Vec<_>>>()?;
     let writer = crate::score_file::score_writer(out, &record, overwrite, specs)?;

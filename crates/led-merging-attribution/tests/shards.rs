@@ -158,3 +158,88 @@ fn layers_over_several_devices_give_the_scores_of_one() {
         }
     }
 }
+
+/// `--score-dtype bf16`: the f32 scores rounded to nearest even, element for element, from one
+/// run and from shards summed (the parts keep f32); recorded, so an f32 request does not reuse
+/// a bf16 file.
+#[test]
+fn bf16_score_files_are_the_f32_scores_rounded() {
+    use led_merging_attribution::{SCORE_DTYPE_OPTION, ScoreDtype};
+    use led_merging_io::Dtype;
+    let refs = tempfile::tempdir().unwrap();
+    common::reference("make_reference.py", &[refs.path()]);
+    let root = refs.path();
+    let dir = root.join("llama_gqa");
+    let data = dir.join("data.jsonl");
+    for scorer in [Scorer::Snip, Scorer::Wanda] {
+        let f32_options = three_samples_on_cpu(scorer);
+        let bf16_options = LocateOptions {
+            score_dtype: ScoreDtype::Bf16,
+            ..f32_options.clone()
+        };
+        let tag = scorer.as_str();
+        let (full, half) = (
+            root.join(format!("{tag}-f32.safetensors")),
+            root.join(format!("{tag}-bf16.safetensors")),
+        );
+        locate(&dir, Some(&data), &full, &f32_options).unwrap();
+        locate(&dir, Some(&data), &half, &bf16_options).unwrap();
+        let parts: Vec<_> = (0..3)
+            .map(|i| {
+                let p = root.join(format!("{tag}-bf16.{i}of3.safetensors"));
+                let shard = LocateOptions {
+                    shard: Some((i, 3)),
+                    ..bf16_options.clone()
+                };
+                locate(&dir, Some(&data), &p, &shard).unwrap();
+                let part = Checkpoint::open(&p).unwrap();
+                assert!(
+                    part.tensors().iter().all(|t| t.dtype == Dtype::F32),
+                    "parts keep f32"
+                );
+                p
+            })
+            .collect();
+        let summed = root.join(format!("{tag}-bf16-sum.safetensors"));
+        shards::sum(&parts, &summed, false).unwrap();
+        let full = Checkpoint::open(&full).unwrap();
+        for file in [&half, &summed] {
+            let got = Checkpoint::open(file).unwrap();
+            assert_eq!(
+                ScoreMetadata::from_map(got.path(), got.metadata())
+                    .unwrap()
+                    .options
+                    .get(SCORE_DTYPE_OPTION)
+                    .map(String::as_str),
+                Some("bf16")
+            );
+            for t in full.tensors() {
+                assert_eq!(got.info(&t.name).unwrap().dtype, Dtype::BF16, "{}", t.name);
+                let want: Vec<f32> = full
+                    .read_f32(&t.name)
+                    .unwrap()
+                    .iter()
+                    .map(|&v| half::bf16::from_f32(v).to_f32())
+                    .collect();
+                let got = got.read_f32(&t.name).unwrap();
+                if *file == half {
+                    assert_eq!(got, want, "{tag}: {}", t.name);
+                } else {
+                    // Summed in another order than one run: within one bf16 step.
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!(
+                            (g - w).abs() <= w.abs() / 128.0,
+                            "{tag}: {} {g} {w}",
+                            t.name
+                        );
+                    }
+                }
+            }
+        }
+        // The f32 request does not take the bf16 file for its answer.
+        let err = locate(&dir, Some(&data), &half, &f32_options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("score_dtype"), "{err}");
+    }
+}

@@ -332,10 +332,9 @@ fn the_dry_run_checks_what_the_run_checks() {
 /// Score files from `led locate` record the weights' fingerprint: a swap is named by it, and
 /// rewriting a model's weights after scoring it is caught too.
 #[cfg(feature = "attribution")]
-#[test]
-fn located_score_files_are_checked_by_their_weights_fingerprint() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = demo(dir.path());
+/// Random scores of the demo's models into `scores/`, named as `RIGHT` names them, with the
+/// further flags `extra`.
+fn random_scores(d: &Path, extra: &[&str]) {
     for (name, model) in [
         ("safety", "safety"),
         ("base-safety", "base"),
@@ -343,7 +342,9 @@ fn located_score_files_are_checked_by_their_weights_fingerprint() {
         ("base-math", "base"),
     ] {
         let r = led()
-            .args(["locate", "--scorer", "random", "--force", "--model"])
+            .args(["locate", "--scorer", "random", "--force"])
+            .args(extra)
+            .arg("--model")
             .arg(d.join(model))
             .arg("--out")
             .arg(d.join(format!("scores/{name}.safetensors")))
@@ -351,6 +352,13 @@ fn located_score_files_are_checked_by_their_weights_fingerprint() {
             .unwrap();
         assert!(r.status.success(), "{}", text(&r.stderr));
     }
+}
+
+#[test]
+fn located_score_files_are_checked_by_their_weights_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    random_scores(&d, &[]);
     let out = dir.path().join("merged");
     let ok = config(&d, "located.yaml", RIGHT, "");
     let dry = merge(&ok, &out, true);
@@ -638,4 +646,41 @@ fn location_entries_get_their_own_score_files_and_are_reused() {
         ]
     );
     assert!(out.join("config.json").is_file());
+}
+
+/// `--score-dtype bf16` writes BF16 score files (half the bytes) that an LED merge takes like
+/// f32 ones; a dtype led does not write is a usage error naming the choices.
+#[test]
+fn bf16_score_files_serve_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = demo(dir.path());
+    random_scores(&d, &["--score-dtype", "bf16"]);
+    for name in ["safety", "base-safety", "math", "base-math"] {
+        let scores = Checkpoint::open(d.join(format!("scores/{name}.safetensors"))).unwrap();
+        assert!(scores.tensors().iter().all(|t| t.dtype == Dtype::BF16));
+    }
+    let ok = config(&d, "located-bf16.yaml", RIGHT, "");
+    let dry = merge(&ok, &dir.path().join("merged"), true);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let r = led()
+        .args([
+            "locate",
+            "--scorer",
+            "random",
+            "--score-dtype",
+            "f16",
+            "--model",
+        ])
+        .arg(d.join("base"))
+        .arg("--out")
+        .arg(dir.path().join("never.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        text(&r.stderr).contains("expected f32 or bf16"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert!(!dir.path().join("never.safetensors").exists());
 }

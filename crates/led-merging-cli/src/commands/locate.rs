@@ -65,6 +65,10 @@ pub struct Args {
     /// one pass with every gradient would not fit); on the CPU: one pass.
     #[arg(long)]
     pub max_memory: Option<String>,
+    /// Dtype of the scores written: f32 (default) or bf16 (half the bytes, as the authors store
+    /// them; scores rounded, so more of them tie at a tensor's threshold: docs/formats.md).
+    #[arg(long, default_value = "f32", value_name = "f32|bf16")]
+    pub score_dtype: String,
 }
 
 #[cfg(feature = "attribution")]
@@ -93,6 +97,10 @@ fn options(args: &Args) -> Result<led_merging_attribution::LocateOptions> {
         .collect::<Result<Vec<_>>>()?;
     let device = devices.remove(0);
     anyhow::ensure!(args.samples > 0, "--samples must be positive");
+    let score_dtype =
+        led_merging_attribution::ScoreDtype::parse(&args.score_dtype).ok_or_else(|| {
+            anyhow::anyhow!("--score-dtype {:?}: expected f32 or bf16", args.score_dtype)
+        })?;
     let shard = args
         .shard
         .as_deref()
@@ -134,6 +142,7 @@ fn options(args: &Args) -> Result<led_merging_attribution::LocateOptions> {
             .as_deref()
             .map(led_merging_io::parse_size)
             .transpose()?,
+        score_dtype,
     })
 }
 
@@ -188,12 +197,14 @@ fn print_report(
         report.groups
     );
     println!(
-        "time: {:.2} s in all: loading {:.2} s, forward/backward {:.3} s ({:.0} tokens/s), scores formed and written {:.2} s",
+        "time: {:.2} s in all: loading {:.2} s, forward/backward {:.3} s ({:.0} tokens/s), scores formed and written {:.2} s after it ({:.2} s of it waiting for the writer thread, which wrote for {:.2} s in all, overlapping the compute)",
         report.seconds,
         report.load_seconds,
         report.scoring_seconds,
         report.tokens as f64 / report.scoring_seconds.max(1e-9),
-        report.write_seconds
+        report.write_seconds,
+        report.drain_seconds,
+        report.writer_seconds
     );
 }
 
