@@ -22,8 +22,8 @@
 //! let base_scores = [4.0f32, 3.0, 2.0, 1.0];
 //! let (math_scores, safety_scores) = ([4.0f32, 1.0, 3.0, 2.0], [1.0f32, 4.0, 2.0, 3.0]);
 //! let tasks = [
-//!     LedTask { model: &math, base_scores: &base_scores, model_scores: &math_scores, ratio: 0.5, lambda: 1.0, pattern: Pattern::BothHigh },
-//!     LedTask { model: &safety, base_scores: &base_scores, model_scores: &safety_scores, ratio: 0.5, lambda: 1.0, pattern: Pattern::BothHigh },
+//!     LedTask { model: &math, base_scores: &base_scores, model_scores: &math_scores, ratio: 0.5, lambda: 1.0, pattern: Pattern::BothHigh, priority: false },
+//!     LedTask { model: &safety, base_scores: &base_scores, model_scores: &safety_scores, ratio: 0.5, lambda: 1.0, pattern: Pattern::BothHigh, priority: false },
 //! ];
 //! let mut merged = [0.0f32; 4];
 //! led_tensor("w", &base, &tasks, true, &mut merged)?;

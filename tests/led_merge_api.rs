@@ -83,4 +83,26 @@ fn builder_equals_yaml() {
             .sum::<usize>()
     };
     assert!(kept(&loose) >= kept(&report));
+    // Safety priority on task a: its whole election kept, the config says so.
+    let first = LedMerge::new(d.join("base"))
+        .task(
+            Task::new(d.join("a"), files("sa", "sba"))
+                .density(0.3)
+                .priority(),
+        )
+        .task(
+            Task::new(d.join("b"), files("sb", "sbb"))
+                .weight(0.5)
+                .density(0.6),
+        );
+    assert!(first.config().to_yaml().contains("priority: true"));
+    let prioritized = first.run(d.join("priority")).unwrap();
+    let stats = led_merging::mask::TensorStats::sum(
+        prioritized
+            .reports::<led_merging::mask::TensorStats>()
+            .values(),
+    )
+    .unwrap();
+    assert_eq!(stats.tasks[0].kept, stats.tasks[0].elected);
+    assert_eq!(stats.tasks[0].removed, 0);
 }

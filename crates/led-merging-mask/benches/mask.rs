@@ -83,6 +83,7 @@ fn led_k3(c: &mut Criterion) {
             ratio: RATIOS[i],
             lambda: 1.0,
             pattern: Pattern::BothHigh,
+            priority: false,
         })
         .collect();
 

@@ -75,6 +75,16 @@ pub enum Error {
         /// Its length.
         len: usize,
     },
+    /// Two tasks of one tensor ask for safety priority.
+    #[error("tensor {tensor:?}: tasks {first} and {second} both have priority; at most one may")]
+    TwoPriorities {
+        /// The tensor.
+        tensor: String,
+        /// The first task with priority.
+        first: usize,
+        /// The second.
+        second: usize,
+    },
     /// An unknown election pattern.
     #[error("unknown election pattern {0:?} (expected 11, 01, 10 or 00)")]
     BadPattern(String),

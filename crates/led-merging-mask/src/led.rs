@@ -22,6 +22,10 @@ pub struct LedTask<'a> {
     pub lambda: f32,
     /// Election pattern p_i.
     pub pattern: Pattern,
+    /// Safety priority (the authors' variant, docs/how-led-works.md): inside this task's
+    /// election E_i (before Disjoint), the merged update is λ_i τ_i alone: E_i is kept whole
+    /// and every other task's mask loses it. At most one task of a tensor has it.
+    pub priority: bool,
 }
 
 /// Per-task statistics of one tensor.
@@ -132,8 +136,18 @@ pub fn led_masks_at(
         masks.push(e.elected);
     }
     let shared = overlap(&masks);
+    let priority = priority_task(tensor, tasks)?.map(|p| (p, masks[p].clone()));
     if use_disjoint {
         masks.iter_mut().for_each(|m| m.and_not_assign(&shared));
+    }
+    if let Some((p, elected)) = priority {
+        for (i, m) in masks.iter_mut().enumerate() {
+            if i == p {
+                *m = elected.clone();
+            } else {
+                m.and_not_assign(&elected);
+            }
+        }
     }
     let stats = TensorStats {
         len,
@@ -155,6 +169,24 @@ pub fn led_masks_at(
             .collect(),
     };
     Ok((masks, stats))
+}
+
+/// The one task with `priority`, if any; two are an error naming the tensor.
+fn priority_task(tensor: &str, tasks: &[LedTask<'_>]) -> Result<Option<usize>> {
+    let mut with = tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.priority)
+        .map(|(i, _)| i);
+    let first = with.next();
+    if let (Some(first), Some(second)) = (first, with.next()) {
+        return Err(crate::Error::TwoPriorities {
+            tensor: tensor.to_owned(),
+            first,
+            second,
+        });
+    }
+    Ok(first)
 }
 
 impl TensorStats {

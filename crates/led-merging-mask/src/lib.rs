@@ -22,6 +22,7 @@
 //! let ones = [1.0f32; 10]; // τ = θ_i − θ_b = 1 everywhere
 //! let task = |base_scores, model_scores, ratio, lambda| LedTask {
 //!     model: &ones, base_scores, model_scores, ratio, lambda, pattern: Pattern::BothHigh,
+//!     priority: false,
 //! };
 //! let tasks = [task(&base_a, &ft_a, 0.3, 1.0), task(&base_b, &ft_b, 0.5, 0.5)];
 //! let mut merged = [0.0f32; 10];

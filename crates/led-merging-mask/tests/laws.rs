@@ -114,7 +114,7 @@ proptest! {
         let model: Vec<Vec<f32>> = (0..ts.len()).map(|i| (0..n).map(|e| (e * 31 + i * 7) as f32 * 0.01).collect()).collect();
         let base: Vec<f32> = (0..n).map(|e| e as f32 * 0.001).collect();
         let make = |order: &[usize]| -> Vec<LedTask<'_>> {
-            order.iter().map(|&i| LedTask { model: &model[i], base_scores: &ts[i].0, model_scores: &ts[i].1, ratio: ts[i].2, lambda: 1.0 + i as f32, pattern: ts[i].3 }).collect()
+            order.iter().map(|&i| LedTask { model: &model[i], base_scores: &ts[i].0, model_scores: &ts[i].1, ratio: ts[i].2, lambda: 1.0 + i as f32, pattern: ts[i].3, priority: false }).collect()
         };
         let forward: Vec<usize> = (0..ts.len()).collect();
         let mut shuffled = forward.clone();
@@ -207,7 +207,7 @@ proptest! {
         let other: Vec<f32> = base.iter().map(|x| x + 1.0).collect();
         for (lambda, model) in [(1.0, base.clone()), (0.0, other)] {
             let inputs = lt(lambda, &model);
-            let tasks: Vec<LedTask<'_>> = ts.iter().zip(&inputs).map(|(t, (l, m))| LedTask { model: m, base_scores: &t.0, model_scores: &t.1, ratio: t.2, lambda: *l, pattern: t.3 }).collect();
+            let tasks: Vec<LedTask<'_>> = ts.iter().zip(&inputs).map(|(t, (l, m))| LedTask { model: m, base_scores: &t.0, model_scores: &t.1, ratio: t.2, lambda: *l, pattern: t.3, priority: false }).collect();
             let mut out = vec![f32::NAN; n];
             led_tensor("t", &base, &tasks, true, &mut out).unwrap();
             prop_assert_eq!(&out, &base);
@@ -246,7 +246,7 @@ proptest! {
     fn merging_in_chunks_equals_merging_whole((n, ts) in tasks(), cuts in prop::collection::vec(0usize..300, 0..4), disjoint_on in any::<bool>()) {
         let base: Vec<f32> = (0..n).map(|e| (e as f32).sin()).collect();
         let models: Vec<Vec<f32>> = (0..ts.len()).map(|k| base.iter().map(|x| x + k as f32 + 1.0).collect()).collect();
-        let tasks: Vec<LedTask<'_>> = ts.iter().zip(&models).map(|(t, m)| LedTask { model: m, base_scores: &t.0, model_scores: &t.1, ratio: t.2, lambda: 0.5, pattern: t.3 }).collect();
+        let tasks: Vec<LedTask<'_>> = ts.iter().zip(&models).map(|(t, m)| LedTask { model: m, base_scores: &t.0, model_scores: &t.1, ratio: t.2, lambda: 0.5, pattern: t.3, priority: false }).collect();
         let mut whole = vec![f32::NAN; n];
         let whole_stats = led_tensor("t", &base, &tasks, disjoint_on, &mut whole).unwrap();
         let thresholds = task_thresholds("t", n, &tasks).unwrap();

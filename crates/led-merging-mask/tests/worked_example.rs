@@ -76,6 +76,7 @@ fn without_disjoint_the_overlap_is_kept_by_both() {
             ratio: 0.3,
             lambda: 1.0,
             pattern: Pattern::BothHigh,
+            priority: false,
         },
         LedTask {
             model: &model,
@@ -84,6 +85,7 @@ fn without_disjoint_the_overlap_is_kept_by_both() {
             ratio: 0.5,
             lambda: 0.5,
             pattern: Pattern::BothHigh,
+            priority: false,
         },
     ];
     let mut out = [0.0f32; 10];
@@ -165,6 +167,7 @@ fn bad_inputs_are_errors_naming_the_tensor() {
         ratio: 0.3,
         lambda: 1.0,
         pattern: Pattern::BothHigh,
+        priority: false,
     }];
     let e = led_tensor("w", &[0.0; 10], &tasks, true, &mut [0.0; 10]).unwrap_err();
     assert!(matches!(e, Error::LengthMismatch { got: 9, .. }), "{e}");
@@ -217,4 +220,64 @@ fn mask_files_reject_bad_data() {
     assert!(Mask::deserialize_from(magic.as_slice()).is_err());
     assert!(Mask::deserialize_from(&buf[..buf.len() - 3]).is_err());
     assert!(Mask::deserialize_from(&buf[..5]).is_err());
+}
+
+/// The authors' safety priority, by hand. Task a elects {0, 1, 3}, task b {2, 3, 6, 7, 8};
+/// they share {3}. τ_a = 1, τ_b = 2, λ = 1: with priority on a, element 3 gets τ_a alone, with
+/// or without Disjoint; with priority on b, τ_b alone; without priority, Disjoint drops it and
+/// no Disjoint adds both.
+#[test]
+fn priority_gives_a_task_its_whole_election_and_its_update_alone() {
+    let base = [0.0f32; 10];
+    let (ones, twos) = ([1.0f32; 10], [2.0f32; 10]);
+    let task = |model, base_scores, model_scores, ratio, priority| LedTask {
+        model,
+        base_scores,
+        model_scores,
+        ratio,
+        lambda: 1.0,
+        pattern: Pattern::BothHigh,
+        priority,
+    };
+    let merge = |pa: bool, pb: bool, disjoint: bool| {
+        let tasks = [
+            task(&ones[..], &BASE_A[..], &FT_A[..], 0.3, pa),
+            task(&twos[..], &BASE_B[..], &FT_B[..], 0.5, pb),
+        ];
+        let mut out = [0.0f32; 10];
+        let stats = led_tensor("w", &base, &tasks, disjoint, &mut out).unwrap();
+        let counts: Vec<_> = stats
+            .tasks
+            .iter()
+            .map(|t| (t.elected, t.removed, t.kept))
+            .collect();
+        (out, counts)
+    };
+    let no_priority = [1., 1., 2., 0., 0., 0., 2., 2., 2., 0.];
+    assert_eq!(merge(false, false, true).0, no_priority);
+    assert_eq!(
+        merge(false, false, false).0,
+        [1., 1., 2., 3., 0., 0., 2., 2., 2., 0.]
+    );
+    let a_first = [1., 1., 2., 1., 0., 0., 2., 2., 2., 0.];
+    assert_eq!(
+        merge(true, false, true),
+        (a_first, vec![(3, 0, 3), (5, 1, 4)])
+    );
+    assert_eq!(
+        merge(true, false, false),
+        (a_first, vec![(3, 0, 3), (5, 1, 4)])
+    );
+    let b_first = [1., 1., 2., 2., 0., 0., 2., 2., 2., 0.];
+    assert_eq!(
+        merge(false, true, true),
+        (b_first, vec![(3, 1, 2), (5, 0, 5)])
+    );
+    // Two tasks with priority: an error naming the tensor.
+    let tasks = [
+        task(&ones[..], &BASE_A[..], &FT_A[..], 0.3, true),
+        task(&twos[..], &BASE_B[..], &FT_B[..], 0.5, true),
+    ];
+    let err = led_tensor("w", &base, &tasks, true, &mut [0.0; 10]).unwrap_err();
+    assert!(err.to_string().contains("both have priority"), "{err}");
 }

@@ -41,6 +41,7 @@ pub struct Task {
     scores: Scores,
     weight: Option<f32>,
     density: Option<f64>,
+    priority: bool,
 }
 
 impl Task {
@@ -51,6 +52,7 @@ impl Task {
             scores,
             weight: None,
             density: None,
+            priority: false,
         }
     }
 
@@ -63,6 +65,13 @@ impl Task {
     /// r: the share of each tensor's weights elected by both the base's and this model's scores.
     pub fn density(mut self, r: f64) -> Self {
         self.density = Some(r);
+        self
+    }
+
+    /// Safety priority (one task at most): inside this task's election, its task vector alone
+    /// (docs/how-led-works.md, "Safety priority").
+    pub fn priority(mut self) -> Self {
+        self.priority = true;
         self
     }
 }
@@ -145,6 +154,9 @@ impl LedMerge {
                 }
                 if let Some(r) = task.density {
                     parameters.insert("density".to_string(), num(r));
+                }
+                if task.priority {
+                    parameters.insert("priority".to_string(), Setting::Scalar(Scalar::Bool(true)));
                 }
                 let (scores, location) = match &task.scores {
                     Scores::Files { model, base } => (

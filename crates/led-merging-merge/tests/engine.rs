@@ -84,6 +84,7 @@ fn led_merge_from_score_files_end_to_end() {
             ratio: 0.1,
             lambda: 1.0,
             pattern: led_merging_mask::Pattern::BothHigh,
+            priority: false,
         },
         led_merging_mask::LedTask {
             model: &math,
@@ -92,6 +93,7 @@ fn led_merge_from_score_files_end_to_end() {
             ratio: 0.4,
             lambda: 0.8,
             pattern: led_merging_mask::Pattern::BothHigh,
+            priority: false,
         },
     ];
     let mut want = vec![0.0; base.len()];
@@ -903,41 +905,35 @@ fn a_custom_method_runs_through_the_engine() {
     assert_eq!(got, want);
 }
 
-/// The authors' score convention (`neg_prune: true`) on the worked example, by hand: every
-/// tensor but the embedding elects its k lowest scores (t = the k-th smallest, `s ≤ t`, ties
-/// kept, zeros electable); the embedding keeps the paper's rule.
-///
-/// Task A (r = 0.3, k = 3): ft [9,8,7,7,5,4,3,2,1,0] → t = 2, M_u = {7,8,9};
-/// base [8,9,1,7,7,6,0,0,0,0] → t = 0, M_b = {6,7,8,9}; E_A = {7,8,9}.
-/// Task B (r = 0.5, k = 5): ft [0,1,7,9,8,2,6,5,5,3] → t = 5, M_u = {0,1,5,7,8,9};
-/// base [0,0,9,8,1,2,7,6,5,5] → t = 5, M_b = {0,1,4,5,8,9}; E_B = {0,1,5,8,9}.
-/// Disjoint drops {8,9}: m_A = {7}, m_B = {0,1,5}. With τ = 1, λ = (1, 0.5), θ_b = 0:
-/// θ = [0.5,0.5,0,0,0,0.5,0,1,0,0]; without Disjoint [0.5,0.5,0,0,0,0.5,0,1,1.5,1.5].
-#[test]
-fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
+/// The worked example's tensors: an embedding and a Linear of [2, 5].
+const WORKED_NAMES: [&str; 2] = [
+    "model.embed_tokens.weight",
+    "model.layers.0.mlp.up_proj.weight",
+];
+
+/// A checkpoint (a directory, or one file) of [`WORKED_NAMES`], each holding `values`.
+fn write(path: &Path, values: [f32; 10], is_dir: bool) {
     use led_merging_io::{CheckpointWriter, TensorSpec, WriterOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let names = [
-        "model.embed_tokens.weight",
-        "model.layers.0.mlp.up_proj.weight",
-    ];
-    let write = |path: &Path, values: [f32; 10], is_dir: bool| {
-        let specs: Vec<TensorSpec> = names
-            .iter()
-            .map(|n| TensorSpec::new(*n, Dtype::F32, [2, 5]))
-            .collect();
-        let w = if is_dir {
-            CheckpointWriter::create_dir(path, specs, WriterOptions::default())
-        } else {
-            CheckpointWriter::create_file(path, specs, WriterOptions::default())
-        }
-        .unwrap();
-        for n in names {
-            w.write_f32(n, &values).unwrap();
-        }
-        w.finish().unwrap();
-    };
+    let specs: Vec<TensorSpec> = WORKED_NAMES
+        .iter()
+        .map(|n| TensorSpec::new(*n, Dtype::F32, [2, 5]))
+        .collect();
+    let w = if is_dir {
+        CheckpointWriter::create_dir(path, specs, WriterOptions::default())
+    } else {
+        CheckpointWriter::create_file(path, specs, WriterOptions::default())
+    }
+    .unwrap();
+    for n in WORKED_NAMES {
+        w.write_f32(n, &values).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// The worked example's family (docs/how-led-works.md) under `d`: a base of zeros, two models
+/// of ones (τ = 1), and each task's score files, for an embedding and a Linear tensor of
+/// [2, 5]. Returns the tensor names.
+fn worked_example(d: &Path) -> [&'static str; 2] {
     write(&d.join("base"), [0.0; 10], true);
     write(&d.join("a"), [1.0; 10], true);
     write(&d.join("b"), [1.0; 10], true);
@@ -961,12 +957,34 @@ fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
         [0., 0., 9., 8., 1., 2., 7., 6., 5., 5.],
         false,
     );
-    let yaml = |params: &str| {
-        format!(
-            "merge_method: led\nbase_model: {d}/base\nmodels:\n  - model: {d}/a\n    parameters: {{weight: 1.0, density: 0.3}}\n    scores: {{model: {d}/a-ft.safetensors, base: {d}/a-base.safetensors}}\n  - model: {d}/b\n    parameters: {{weight: 0.5, density: 0.5}}\n    scores: {{model: {d}/b-ft.safetensors, base: {d}/b-base.safetensors}}\nparameters: {params}\n",
-            d = d.display()
-        )
-    };
+    WORKED_NAMES
+}
+
+/// An LED config over [`worked_example`]'s family: task a (λ 1, r 0.3) and b (λ 0.5, r 0.5)
+/// with the further parameters `a`, `b` (e.g. `, priority: true`), and global `params`.
+fn worked_yaml(d: &Path, a: &str, b: &str, params: &str) -> String {
+    format!(
+        "merge_method: led\nbase_model: {d}/base\nmodels:\n  - model: {d}/a\n    parameters: {{weight: 1.0, density: 0.3{a}}}\n    scores: {{model: {d}/a-ft.safetensors, base: {d}/a-base.safetensors}}\n  - model: {d}/b\n    parameters: {{weight: 0.5, density: 0.5{b}}}\n    scores: {{model: {d}/b-ft.safetensors, base: {d}/b-base.safetensors}}\nparameters: {params}\n",
+        d = d.display()
+    )
+}
+
+/// The authors' score convention (`neg_prune: true`) on the worked example, by hand: every
+/// tensor but the embedding elects its k lowest scores (t = the k-th smallest, `s ≤ t`, ties
+/// kept, zeros electable); the embedding keeps the paper's rule.
+///
+/// Task A (r = 0.3, k = 3): ft [9,8,7,7,5,4,3,2,1,0] → t = 2, M_u = {7,8,9};
+/// base [8,9,1,7,7,6,0,0,0,0] → t = 0, M_b = {6,7,8,9}; E_A = {7,8,9}.
+/// Task B (r = 0.5, k = 5): ft [0,1,7,9,8,2,6,5,5,3] → t = 5, M_u = {0,1,5,7,8,9};
+/// base [0,0,9,8,1,2,7,6,5,5] → t = 5, M_b = {0,1,4,5,8,9}; E_B = {0,1,5,8,9}.
+/// Disjoint drops {8,9}: m_A = {7}, m_B = {0,1,5}. With τ = 1, λ = (1, 0.5), θ_b = 0:
+/// θ = [0.5,0.5,0,0,0,0.5,0,1,0,0]; without Disjoint [0.5,0.5,0,0,0,0.5,0,1,1.5,1.5].
+#[test]
+fn neg_prune_elects_the_lowest_scores_except_in_the_embedding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = worked_example(d);
+    let yaml = |params: &str| worked_yaml(d, "", "", params);
     // The paper's rule (the embedding under either convention); without Disjoint element 3,
     // elected by both tasks, gets 1 + 0.5.
     let paper = [1., 1., 0.5, 0., 0., 0., 0.5, 0.5, 0.5, 0.];
@@ -1105,4 +1123,54 @@ fn union_vocabulary_aligns_rows_by_token() {
         assert_eq!(out_row(4), row("a", name, 3), "{name} x");
         assert_eq!(out_row(5), row("b", name, 4), "{name} <y>");
     }
+}
+
+/// The authors' safety priority (`priority: true` on one model) on the worked example, by
+/// hand: E_a = {0, 1, 3}, E_b = {2, 3, 6, 7, 8}, shared {3}. τ = 1, λ = (1, 0.5), θ_b = 0.
+/// Priority on a: element 3 gets λ_a τ_a = 1 (Disjoint would drop it); on b, λ_b τ_b = 0.5.
+/// Two models with priority: refused by the plan, so by the dry run.
+#[test]
+fn priority_gives_one_model_its_whole_election() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = worked_example(d);
+    for (k, (a, b, params, want)) in [
+        (
+            ", priority: true",
+            "",
+            "{}",
+            [1., 1., 0.5, 1., 0., 0., 0.5, 0.5, 0.5, 0.],
+        ),
+        (
+            ", priority: true",
+            "",
+            "{disjoint: false}",
+            [1., 1., 0.5, 1., 0., 0., 0.5, 0.5, 0.5, 0.],
+        ),
+        (
+            "",
+            ", priority: true",
+            "{}",
+            [1., 1., 0.5, 0.5, 0., 0., 0.5, 0.5, 0.5, 0.],
+        ),
+        ("", "", "{}", [1., 1., 0.5, 0., 0., 0., 0.5, 0.5, 0.5, 0.]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = plan(&worked_yaml(d, a, b, params), d).unwrap();
+        let out = d.join(format!("merged-priority-{k}"));
+        run(&p, &out, &RunOptions::default()).unwrap();
+        let merged = Checkpoint::open(&out).unwrap();
+        for n in names {
+            assert_eq!(merged.read_f32(n).unwrap(), want, "{a} {b} {params}: {n}");
+        }
+    }
+    let err = plan(
+        &worked_yaml(d, ", priority: true", ", priority: true", "{}"),
+        d,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("both have `priority`"), "{err}");
 }

@@ -3,7 +3,9 @@
 //! masked task vectors. Per model `weight` = λ_i, `density` = r_i, optional `election`; global
 //! `election` (default "11"), `disjoint` (default true), `missing_scores` (`base` or
 //! `task_arithmetic`), `neg_prune` (default false: the authors' score convention, electing the
-//! lowest scores of every tensor but the embedding and lm_head; docs/how-led-works.md).
+//! lowest scores of every tensor but the embedding and lm_head; docs/how-led-works.md); per
+//! model `priority` (default false; one model at most: the authors' safety priority, inside
+//! that model's election its task vector alone, docs/how-led-works.md).
 
 use led_merging_mask::{
     LedTask, Pattern, StreamingThreshold, TaskThresholds, TensorStats, led_masks, led_masks_at,
@@ -29,6 +31,8 @@ const DENSITY: ParamSpec = ParamSpec::new("density", ratio).required();
 const ELECTION: ParamSpec = ParamSpec::new("election", pattern);
 const DISJOINT: ParamSpec = ParamSpec::new("disjoint", boolean).or_flag(true);
 const NEG_PRUNE: ParamSpec = ParamSpec::new("neg_prune", boolean).or_flag(false);
+/// The authors' safety priority: inside this model's election, its task vector alone.
+const PRIORITY: ParamSpec = ParamSpec::new("priority", boolean).or_flag(false);
 const MISSING: ParamSpec = ParamSpec::new("missing_scores", |v| match v {
     Scalar::Text(s) if s == "base" || s == "task_arithmetic" => Ok(()),
     other => Err(format!(
@@ -49,13 +53,24 @@ impl MergeMethod for Led {
         "led"
     }
     fn model_params(&self) -> &'static [ParamSpec] {
-        &[LAMBDA_I, DENSITY, ELECTION]
+        &[LAMBDA_I, DENSITY, ELECTION, PRIORITY]
     }
     fn global_params(&self) -> &'static [ParamSpec] {
         &[ELECTION, DISJOINT, MISSING, NEG_PRUNE]
     }
     fn needs_scores(&self) -> bool {
         true
+    }
+    fn check_tensor(&self, _global: &Params, models: &[Params]) -> Result<(), String> {
+        let with: Vec<usize> = (0..models.len())
+            .filter(|&i| models[i].flag(&PRIORITY))
+            .collect();
+        match with[..] {
+            [first, second, ..] => Err(format!(
+                "models[{first}] and models[{second}] both have `priority`: at most one model may"
+            )),
+            _ => Ok(()),
+        }
     }
     fn chunking(&self, t: &TensorSetup<'_>) -> Chunking {
         // Without scores the tensor falls back to a per-element rule (`missing_scores`).
@@ -180,6 +195,7 @@ fn tasks<'a>(job: &TensorJob<'a>) -> Result<Option<(Vec<LedTask<'a>>, bool)>> {
                     .get("election")
                     .map(|p| pattern_of(Some(p)))
                     .unwrap_or(global_pattern),
+                priority: m.params.flag(&PRIORITY),
             })
         })
         .collect::<Result<_>>()?;
