@@ -34,15 +34,19 @@ pub enum Scorer {
     Wanda,
     /// Uniform scores keyed by (seed, tensor name) (ablation).
     Random,
+    /// Σ_k |∇_W L_k|: SNIP without the |W| factor (ablation: how much of an election the
+    /// weights' magnitudes decide).
+    Grad,
 }
 
 impl Scorer {
-    /// Parse `snip`, `wanda` or `random`.
+    /// Parse `snip`, `wanda`, `random` or `grad`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "snip" => Some(Scorer::Snip),
             "wanda" => Some(Scorer::Wanda),
             "random" => Some(Scorer::Random),
+            "grad" => Some(Scorer::Grad),
             _ => None,
         }
     }
@@ -53,6 +57,7 @@ impl Scorer {
             Scorer::Snip => "snip",
             Scorer::Wanda => "wanda",
             Scorer::Random => "random",
+            Scorer::Grad => "grad",
         }
     }
 }
@@ -869,6 +874,9 @@ impl Pass<'_> {
             // host and queued: the writer thread writes it while the next one is formed (and
             // the next group computes).
             let values = tch::no_grad(|| {
+                if self.options.scorer == Scorer::Grad {
+                    return to_f32_vec(&g);
+                }
                 net.params[name]
                     .f_abs()
                     .and_then(|w| g.f_mul_(&w))

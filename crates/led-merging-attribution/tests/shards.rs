@@ -243,3 +243,64 @@ fn bf16_score_files_are_the_f32_scores_rounded() {
         assert!(err.contains("score_dtype"), "{err}");
     }
 }
+
+/// `--scorer grad`: Σ|∇W| alone, so SNIP's score is it times |W| (one f32 product, the same
+/// rounding); its shards sum like SNIP's.
+#[test]
+fn gradient_only_scores_times_the_weights_are_snip() {
+    let refs = tempfile::tempdir().unwrap();
+    common::reference("make_reference.py", &[refs.path()]);
+    let root = refs.path();
+    let dir = root.join("llama_gqa");
+    let data = dir.join("data.jsonl");
+    let (snip, grad) = (root.join("snip.safetensors"), root.join("grad.safetensors"));
+    locate(
+        &dir,
+        Some(&data),
+        &snip,
+        &three_samples_on_cpu(Scorer::Snip),
+    )
+    .unwrap();
+    let grad_options = three_samples_on_cpu(Scorer::Grad);
+    locate(&dir, Some(&data), &grad, &grad_options).unwrap();
+    let (snip, grad, model) = (
+        Checkpoint::open(&snip).unwrap(),
+        Checkpoint::open(&grad).unwrap(),
+        Checkpoint::open(&dir).unwrap(),
+    );
+    assert_eq!(
+        ScoreMetadata::from_map(grad.path(), grad.metadata())
+            .unwrap()
+            .scorer,
+        "grad"
+    );
+    for t in snip.tensors() {
+        let w = model.read_f32(&t.name).unwrap();
+        let g = grad.read_f32(&t.name).unwrap();
+        let want: Vec<f32> = g.iter().zip(&w).map(|(g, w)| g * w.abs()).collect();
+        assert_eq!(snip.read_f32(&t.name).unwrap(), want, "{}", t.name);
+        assert!(g.iter().all(|v| *v >= 0.0));
+    }
+    let parts: Vec<_> = (0..2)
+        .map(|i| {
+            let p = root.join(format!("grad.{i}of2.safetensors"));
+            let shard = LocateOptions {
+                shard: Some((i, 2)),
+                ..grad_options.clone()
+            };
+            locate(&dir, Some(&data), &p, &shard).unwrap();
+            p
+        })
+        .collect();
+    let summed = root.join("grad-sum.safetensors");
+    shards::sum(&parts, &summed, false).unwrap();
+    let summed = Checkpoint::open(&summed).unwrap();
+    for t in grad.tensors() {
+        let (a, b) = (
+            summed.read_f32(&t.name).unwrap(),
+            grad.read_f32(&t.name).unwrap(),
+        );
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+        assert!(max_abs_diff(&a, &b) <= 1e-6 * scale, "{}", t.name);
+    }
+}

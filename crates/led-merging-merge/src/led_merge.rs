@@ -279,7 +279,7 @@ pub fn resolve_locations(
         let scorer = Scorer::parse(scorer_name).ok_or_else(|| crate::error::Error::Config {
             path: source.clone(),
             key: format!("models[{i}].location.scorer"),
-            reason: format!("{scorer_name:?} is not snip, wanda or random"),
+            reason: format!("{scorer_name:?} is not snip, wanda, random or grad"),
         })?;
         std::fs::create_dir_all(&dir).map_err(|error| led_merging_io::Error::Io {
             path: dir.clone(),

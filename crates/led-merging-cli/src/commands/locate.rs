@@ -21,7 +21,7 @@ pub struct Args {
     /// Score file to write (.safetensors); an existing one with matching metadata is reused.
     #[arg(long)]
     pub out: PathBuf,
-    /// snip (the method), wanda or random (ablations).
+    /// snip (the method), wanda, random or grad (ablations; grad: SNIP without the |W| factor).
     #[arg(long, default_value = "snip")]
     pub scorer: String,
     /// Number of samples.
@@ -80,7 +80,10 @@ fn options(args: &Args) -> Result<led_merging_attribution::LocateOptions> {
     use led_merging_attribution::{DataOptions, DeviceChoice, LocateOptions, Scorer};
 
     let scorer = Scorer::parse(&args.scorer).ok_or_else(|| {
-        anyhow::anyhow!("--scorer {:?}: expected snip, wanda or random", args.scorer)
+        anyhow::anyhow!(
+            "--scorer {:?}: expected snip, wanda, random or grad",
+            args.scorer
+        )
     })?;
     // One device, or a list over which the model's layers are placed (`cuda:0,cuda:1,cpu`).
     let mut devices = args
