@@ -41,6 +41,10 @@ pub struct TaskStats {
     pub removed: usize,
     /// |m_i|.
     pub kept: usize,
+    /// ‖τ_i‖² over the tensor (τ_i = θ_i − θ_b; 0 when only scores were read).
+    pub energy: f64,
+    /// ‖m_i ⊙ τ_i‖²: the part of the task vector's energy the merge keeps.
+    pub kept_energy: f64,
 }
 
 /// Statistics of one tensor.
@@ -164,6 +168,8 @@ pub fn led_masks_at(
                     elected,
                     removed: elected - kept,
                     kept,
+                    energy: 0.0,
+                    kept_energy: 0.0,
                 }
             })
             .collect(),
@@ -198,6 +204,8 @@ impl TensorStats {
             a.elected += b.elected;
             a.removed += b.removed;
             a.kept += b.kept;
+            a.energy += b.energy;
+            a.kept_energy += b.kept_energy;
         }
     }
 
@@ -244,5 +252,29 @@ pub fn led_tensor_at(
         })
         .collect();
     apply_masks(tensor, base, &updates, out)?;
+    let mut stats = stats;
+    add_energies(&mut stats, base, tasks, &masks);
     Ok(stats)
+}
+
+/// Add each task's ‖τ_i‖² and ‖m_i ⊙ τ_i‖² over this part (τ_i = θ_i − θ_b, in f64) to
+/// `stats`, with `masks` the final masks of [`led_masks_at`].
+pub fn add_energies(
+    stats: &mut TensorStats,
+    base: &[f32],
+    tasks: &[LedTask<'_>],
+    masks: &[DenseMask],
+) {
+    for ((s, t), m) in stats.tasks.iter_mut().zip(tasks).zip(masks) {
+        let (mut all, mut kept) = (0f64, 0f64);
+        for (i, (x, b)) in t.model.iter().zip(base).enumerate() {
+            let d = f64::from(*x) - f64::from(*b);
+            all += d * d;
+            if m.get(i) {
+                kept += d * d;
+            }
+        }
+        s.energy += all;
+        s.kept_energy += kept;
+    }
 }

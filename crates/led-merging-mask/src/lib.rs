@@ -53,8 +53,8 @@ pub use jaccard::{
     JaccardTable, Overlap, TensorKind, classify, jaccard_from_counts, overlap_counts,
 };
 pub use led::{
-    LedTask, TaskStats, TaskThresholds, TensorStats, led_masks, led_masks_at, led_tensor,
-    led_tensor_at, task_thresholds,
+    LedTask, TaskStats, TaskThresholds, TensorStats, add_energies, led_masks, led_masks_at,
+    led_tensor, led_tensor_at, task_thresholds,
 };
 pub use mask::{MAX_MASK_LEN, Mask};
 pub use threshold::{StreamingThreshold, Threshold, select_threshold, top_k};

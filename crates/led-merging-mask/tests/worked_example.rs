@@ -268,6 +268,18 @@ fn priority_gives_a_task_its_whole_election_and_its_update_alone() {
         merge(true, false, false),
         (a_first, vec![(3, 0, 3), (5, 1, 4)])
     );
+    // The energies kept: ‖τ_a‖² = 10, ‖τ_b‖² = 40; with priority on a, a keeps 3 ones, b 4 twos.
+    let tasks = [
+        task(&ones[..], &BASE_A[..], &FT_A[..], 0.3, true),
+        task(&twos[..], &BASE_B[..], &FT_B[..], 0.5, false),
+    ];
+    let stats = led_tensor("w", &base, &tasks, true, &mut [0.0; 10]).unwrap();
+    let energies: Vec<_> = stats
+        .tasks
+        .iter()
+        .map(|t| (t.energy, t.kept_energy))
+        .collect();
+    assert_eq!(energies, [(10.0, 3.0), (40.0, 16.0)]);
     let b_first = [1., 1., 2., 2., 0., 0., 2., 2., 2., 0.];
     assert_eq!(
         merge(false, true, true),

@@ -221,9 +221,45 @@ impl LedMerge {
     }
 }
 
+/// Below this share of a task's task-vector energy kept by an LED merge (‖m ⊙ τ‖² / ‖τ‖², over
+/// every merged tensor), `led merge` and `led analyze --config` warn. The SmolLM2 experiment
+/// (docs/experiments/smollm2.md) sets it: every LED setting that kept less than half of
+/// ‖τ_safety‖² (0.6 %, 22 %, 42 %) lost most of the safety fine-tune's refusals (at most 32 %,
+/// against 90 % for task arithmetic), while math, kept at 89 %, survived.
+pub const KEPT_ENERGY_WARNING: f64 = 0.5;
+
+/// One warning per model of `plan` whose LED election (`stats`, as [`led_election`] or a
+/// merge's report gives it) keeps less than [`KEPT_ENERGY_WARNING`] of its task vector's
+/// energy; none when the energies are unknown (0).
+pub fn kept_energy_warnings(
+    plan: &MergePlan,
+    stats: &BTreeMap<String, TensorStats>,
+) -> Vec<String> {
+    let Some(total) = TensorStats::sum(stats.values()) else {
+        return Vec::new();
+    };
+    plan.models()
+        .iter()
+        .zip(&total.tasks)
+        .enumerate()
+        .filter(|(_, (_, t))| t.energy > 0.0 && t.kept_energy / t.energy < KEPT_ENERGY_WARNING)
+        .map(|(i, (m, t))| {
+            format!(
+                "models[{i}] ({}): the LED merge keeps {:.1} % of its task vector's energy \
+                 (‖m ⊙ τ‖² / ‖τ‖²), below {:.0} %: on SmolLM2 every merge keeping less than half \
+                 of the safety task's lost most of its refusals (docs/experiments/smollm2.md). \
+                 Raise its density, set `disjoint: false`, or give it `priority: true`",
+                m.path.display(),
+                100.0 * t.kept_energy / t.energy,
+                100.0 * KEPT_ENERGY_WARNING
+            )
+        })
+        .collect()
+}
+
 /// LED's election for every merged tensor of `plan`, as [`run`] would report it in
-/// [`MergeReport::reports`], from the score checkpoints alone: no weight is read, nothing is
-/// written. An error for methods other than `led`.
+/// [`MergeReport::reports`] (the energies of the task vectors kept included: the weights are
+/// read as a merge reads them); nothing is written. An error for methods other than `led`.
 pub fn led_election(
     plan: &MergePlan,
     options: &RunOptions,

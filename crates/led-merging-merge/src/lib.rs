@@ -39,7 +39,9 @@ pub use config::{
 };
 pub use engine::{MergeReport, Reports, run, survey};
 pub use error::{Error, Result};
-pub use led_merge::{LedMerge, Scores, Task, led_election};
+pub use led_merge::{
+    KEPT_ENERGY_WARNING, LedMerge, Scores, Task, kept_energy_warnings, led_election,
+};
 #[cfg(feature = "attribution")]
 pub use led_merge::{LocatedScores, resolve_locations};
 pub use multi::{MultiMerge, Step};

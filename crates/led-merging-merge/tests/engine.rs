@@ -1174,3 +1174,41 @@ fn priority_gives_one_model_its_whole_election() {
     .to_string();
     assert!(err.contains("both have `priority`"), "{err}");
 }
+
+/// The energy of each task vector an LED merge keeps, by hand on the worked example (τ = 1 on
+/// all 10 elements: ‖τ‖² = 10), and the warning below half of it. At r = (0.3, 0.5) with
+/// Disjoint, a keeps {0, 1} (20 %), b {2, 6, 7, 8} (40 %): both warned. At r = (1, 1) without
+/// Disjoint, a keeps its positive-score elements {0..5} (60 %), b {2..9} (80 %): no warning.
+#[test]
+fn too_little_of_a_task_vector_kept_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    worked_example(d);
+    let energies = |yaml: &str| {
+        let p = plan(yaml, d).unwrap();
+        let stats = led_election(&p, &RunOptions::default()).unwrap();
+        let total = TensorStats::sum(stats.values()).unwrap();
+        let kept: Vec<(f64, f64)> = total
+            .tasks
+            .iter()
+            .map(|t| (t.energy, t.kept_energy))
+            .collect();
+        // The merge reports what the election alone reports.
+        let report = run(&p, d.join("never-kept"), &RunOptions::default()).unwrap();
+        assert_eq!(report.reports::<TensorStats>(), stats);
+        std::fs::remove_dir_all(d.join("never-kept")).unwrap();
+        (kept, led_merging_merge::kept_energy_warnings(&p, &stats))
+    };
+    // Two tensors of 10 elements each.
+    let (kept, warnings) = energies(&worked_yaml(d, "", "", "{}"));
+    assert_eq!(kept, [(20.0, 4.0), (20.0, 8.0)]);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("models[0]") && warnings[0].contains("20.0 %"));
+    assert!(warnings[1].contains("models[1]") && warnings[1].contains("40.0 %"));
+    let loose = worked_yaml(d, "", "", "{disjoint: false}")
+        .replace("density: 0.3", "density: 1.0")
+        .replace("density: 0.5", "density: 1.0");
+    let (kept, warnings) = energies(&loose);
+    assert_eq!(kept, [(20.0, 12.0), (20.0, 16.0)]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

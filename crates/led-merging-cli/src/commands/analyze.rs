@@ -108,7 +108,7 @@ fn election(config: &Path, out: Option<&Path>) -> Result<()> {
                 let tasks: Vec<_> = s
                     .tasks
                     .iter()
-                    .map(|t| serde_json::json!({"elected": t.elected, "removed": t.removed, "kept": t.kept, "base_threshold": t.base.value, "model_threshold": t.model.value}))
+                    .map(|t| serde_json::json!({"elected": t.elected, "removed": t.removed, "kept": t.kept, "base_threshold": t.base.value, "model_threshold": t.model.value, "energy": t.energy, "kept_energy": t.kept_energy}))
                     .collect();
                 (
                     name.clone(),

@@ -220,7 +220,8 @@ pub fn print_report(plan: &MergePlan, report: &MergeReport) {
 }
 
 /// LED's election per model: elected, removed by disjoint and kept, as shares of the weights
-/// of the tensors elected over.
+/// of the tensors elected over, and the share of its task vector's energy kept; a warning for
+/// a model that keeps too little of it ([`led_merging_merge::kept_energy_warnings`]).
 pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_merging_mask::TensorStats>) {
     let Some(total) = led_merging_mask::TensorStats::sum(led.values()) else {
         return;
@@ -228,18 +229,27 @@ pub fn print_election(plan: &MergePlan, led: &BTreeMap<String, led_merging_mask:
     let elements = total.len;
     println!("LED election over {elements} weights:");
     println!(
-        "  {:40} {:>12} {:>12} {:>12}",
-        "model", "elected", "disjoint −", "kept"
+        "  {:40} {:>12} {:>12} {:>12} {:>12}",
+        "model", "elected", "disjoint −", "kept", "‖m⊙τ‖²/‖τ‖²"
     );
     for (m, t) in plan.models().iter().zip(&total.tasks) {
         let pct = |x: usize| format!("{:.2} %", 100.0 * x as f64 / elements.max(1) as f64);
+        let energy = if t.energy > 0.0 {
+            format!("{:.2} %", 100.0 * t.kept_energy / t.energy)
+        } else {
+            "-".to_owned()
+        };
         println!(
-            "  {:40} {:>12} {:>12} {:>12}",
+            "  {:40} {:>12} {:>12} {:>12} {:>12}",
             m.path.display().to_string(),
             pct(t.elected),
             pct(t.removed),
-            pct(t.kept)
+            pct(t.kept),
+            energy
         );
+    }
+    for w in led_merging_merge::kept_energy_warnings(plan, led) {
+        eprintln!("warning: {w}");
     }
 }
 

@@ -119,8 +119,8 @@ fn merge_tensor(
 }
 
 /// The reports ([`TensorNote::Report`]) of the plan's method for every merged tensor, as [`run`]
-/// would give them in [`MergeReport::reports`], from the score checkpoints alone
-/// ([`crate::ops::MergeMethod::survey`]): no weight is read, nothing is written.
+/// would give them in [`MergeReport::reports`] ([`crate::ops::MergeMethod::survey`]): the
+/// weights and scores are read part by part, as a merge reads them; nothing is written.
 pub fn survey(plan: &MergePlan, options: &RunOptions) -> Result<Reports> {
     let pool = thread_pool(options)?;
     let reports = Mutex::new(Reports::new());
@@ -131,7 +131,7 @@ pub fn survey(plan: &MergePlan, options: &RunOptions) -> Result<Reports> {
             .filter(|t| t.action == Action::Merge && !t.inputs.is_empty())
             .try_for_each(|t| {
                 let notes =
-                    for_each_part(plan, t, options, false, |job, _| plan.method.survey(job))?;
+                    for_each_part(plan, t, options, true, |job, _| plan.method.survey(job))?;
                 for n in notes {
                     if let TensorNote::Report(r) = n {
                         reports

@@ -8,8 +8,8 @@
 //! that model's election its task vector alone, docs/how-led-works.md).
 
 use led_merging_mask::{
-    LedTask, Pattern, StreamingThreshold, TaskThresholds, TensorStats, led_masks, led_masks_at,
-    led_tensor, led_tensor_at,
+    LedTask, Pattern, StreamingThreshold, TaskThresholds, TensorStats, add_energies, led_masks,
+    led_masks_at, led_tensor, led_tensor_at,
 };
 
 use super::method::{
@@ -141,11 +141,17 @@ impl MergeMethod for Led {
             return Ok(Vec::new());
         };
         let len = tasks.first().map_or(0, |t| t.base_scores.len());
-        let (_, stats) = match job.streamed::<Vec<TaskThresholds>>() {
+        let (masks, mut stats) = match job.streamed::<Vec<TaskThresholds>>() {
             Some(thresholds) => led_masks_at(job.name, len, &tasks, thresholds, disjoint),
             None => led_masks(job.name, len, &tasks, disjoint),
         }
         .map_err(Error::from)?;
+        // With the weights read, the task vectors' energy kept, as the merge reports it.
+        if let Ok(base) = job.base("led")
+            && base.len() == len
+        {
+            add_energies(&mut stats, base, &tasks, &masks);
+        }
         Ok(vec![TensorNote::Report(Box::new(stats))])
     }
 }

@@ -261,9 +261,8 @@ pub trait MergeMethod: Send + Sync {
     }
     /// Merge one tensor into `out` (same length as the base tensor).
     fn merge(&self, job: &TensorJob<'_>, out: &mut [f32]) -> Result<Vec<TensorNote>>;
-    /// Scores only: the reports [`MergeMethod::merge`] would give for `job`, whose weights
-    /// are empty, without merging (LED's election alone, `led analyze`). By default the
-    /// method has none to give.
+    /// The reports [`MergeMethod::merge`] would give for `job`, without merging (LED's election
+    /// alone, `led analyze`). By default the method has none to give.
     fn survey(&self, job: &TensorJob<'_>) -> Result<Vec<TensorNote>> {
         Err(Error::op(
             job.name,
