@@ -144,7 +144,10 @@ class Run:
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit(f"led locate failed: {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-            line = r.stdout.strip().splitlines()[-1]
+            # What the run wrote (or reused) and its time split: `wrote …` / `… reused …`, `time: …`.
+            said = [l for l in r.stdout.strip().splitlines()
+                    if l.startswith(("wrote ", "time: ")) or ": reused" in l]
+            line = "; ".join(said) or r.stdout.strip().splitlines()[-1]
             self.locate_report[f"{model}-{task}-{scorer}"] = line
             log(f"  {line}")
 
