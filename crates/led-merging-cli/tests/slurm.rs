@@ -111,9 +111,10 @@ fn start_slurm(d: &Path) -> (Daemons, PathBuf) {
     }
     let at = |p: &str| d.join(p).display().to_string();
     // The node claims the memory and GPUs the doc's jobs ask for (`config_overrides`): nothing
-    // enforces them (no cgroups), and each shard here needs about 2 GB.
+    // enforces them (no cgroups), and each shard here needs about 2 GB. Daemons talk over
+    // 127.0.0.1, whatever the host name resolves to.
     let conf = format!(
-        "ClusterName=ledtest\nSlurmctldHost={host}\nSlurmUser=root\nSlurmdUser=root\n\
+        "ClusterName=ledtest\nSlurmctldHost={host}(127.0.0.1)\nSlurmUser=root\nSlurmdUser=root\n\
          SlurmctldPort={ctld_port}\nSlurmdPort={d_port}\nAuthType=auth/munge\n\
          AuthInfo=socket={socket}\nCredType=cred/munge\nStateSaveLocation={state}\n\
          SlurmdSpoolDir={spool}\nSlurmctldPidFile={cpid}\nSlurmdPidFile={dpid}\n\
@@ -122,7 +123,8 @@ fn start_slurm(d: &Path) -> (Daemons, PathBuf) {
          MpiDefault=none\nReturnToService=2\nSchedulerType=sched/backfill\n\
          SchedulerParameters=bf_interval=1\nJobCompType=jobcomp/none\n\
          AccountingStorageType=accounting_storage/none\nSlurmdParameters=config_overrides\n\
-         GresTypes=gpu\nNodeName={host} CPUs=2 RealMemory=70000 Gres=gpu:8 State=UNKNOWN\n\
+         GresTypes=gpu\nNodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=70000 Gres=gpu:8 \
+         State=UNKNOWN\n\
          PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
         socket = socket.display(),
         state = at("state"),
