@@ -548,12 +548,7 @@ pub fn locate(
     };
     let load_seconds = load_start.elapsed().as_secs_f64();
     let wanda = options.scorer == Scorer::Wanda;
-    // SNIP needs every gradient; Wanda only the embedding's and the biases' (scored by SNIP).
-    let grad_names: Vec<String> = net
-        .names()
-        .filter(|n| !wanda || n.contains("embed_tokens") || n.ends_with(".bias"))
-        .cloned()
-        .collect();
+    let grad_names = gradients_needed(&net, wanda);
     let plan = memory_plan(
         &net,
         kind,
@@ -571,11 +566,7 @@ pub fn locate(
     // A Wanda shard keeps its sums of squares instead of scores (summed, then finalised, by
     // `led scores sum`).
     let partial_wanda = wanda && options.shard.is_some();
-    let dtype = match options.shard {
-        Some(_) => Dtype::F32,
-        None => options.score_dtype.dtype(),
-    };
-    let specs = score_specs(&net, &grad_names, partial_wanda, dtype);
+    let specs = score_specs(&net, &grad_names, partial_wanda, written_dtype(options));
     let mut pass = Pass {
         net: &net,
         samples: &samples,
@@ -620,6 +611,23 @@ pub fn locate(
         planned_peak,
         budget,
     })
+}
+
+/// The dtype of the scores written: a shard's part keeps f32 (its sums are added later).
+fn written_dtype(options: &LocateOptions) -> Dtype {
+    match options.shard {
+        Some(_) => Dtype::F32,
+        None => options.score_dtype.dtype(),
+    }
+}
+
+/// The parameters whose gradients the scorer needs: SNIP (and grad) every one; Wanda only the
+/// embedding's and the biases' (scored by SNIP).
+fn gradients_needed(net: &Model, wanda: bool) -> Vec<String> {
+    net.names()
+        .filter(|n| !wanda || n.contains("embed_tokens") || n.ends_with(".bias"))
+        .cloned()
+        .collect()
 }
 
 /// Whether a score file at `out` already answers `record`; an error when a different file is
