@@ -38,24 +38,33 @@ pub fn cache_dir() -> Option<PathBuf> {
         .or_else(|| hf_home().map(|h| h.join("hub")))
 }
 
-/// The weight files a snapshot must hold, in the order led's reader looks for them: an index
-/// and its shards, or one file. `None` when the snapshot has none of them.
+/// The weight files led reads, in the order its reader looks for them: `model.safetensors`
+/// (or its index), the adapter's, `pytorch_model.bin` (or its index). An index comes before its
+/// single file, whose shards it lists.
+pub(super) const WEIGHT_FILES: [&str; 5] = [
+    crate::INDEX_FILE,
+    crate::SINGLE_FILE,
+    crate::ADAPTER_WEIGHTS_FILE,
+    crate::BIN_INDEX_FILE,
+    crate::BIN_FILE,
+];
+
+/// Whether `file` is an index of shards.
+pub(super) fn is_index(file: &str) -> bool {
+    file == crate::INDEX_FILE || file == crate::BIN_INDEX_FILE
+}
+
+/// The weight files a snapshot must hold: the first of [`WEIGHT_FILES`] it has, with every
+/// shard an index lists. `None` when the snapshot has none of them.
 pub(super) fn weight_files(dir: &Path) -> Option<Vec<String>> {
-    for (index, single) in [
-        (Some(crate::INDEX_FILE), crate::SINGLE_FILE),
-        (None, crate::ADAPTER_WEIGHTS_FILE),
-        (Some(crate::BIN_INDEX_FILE), crate::BIN_FILE),
-    ] {
-        if let Some(index) = index.filter(|i| dir.join(i).exists()) {
-            let mut files = index_shards(&dir.join(index)).unwrap_or_default();
-            files.push(index.to_owned());
-            return Some(files);
-        }
-        if dir.join(single).exists() {
-            return Some(vec![single.to_owned()]);
-        }
-    }
-    None
+    let first = WEIGHT_FILES.into_iter().find(|f| dir.join(f).exists())?;
+    let mut files = if is_index(first) {
+        index_shards(&dir.join(first)).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    files.push(first.to_owned());
+    Some(files)
 }
 
 /// The shard files an index's `weight_map` names (each once); `None` when it cannot be read.

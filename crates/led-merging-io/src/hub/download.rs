@@ -122,7 +122,7 @@ pub(super) fn fetch(cache_dir: &Path, repo: &str, revision: Option<&str>, why: &
         .copied()
         .filter(|f| is_side_file(f))
         .collect();
-    files.extend(weights.iter().map(String::as_str));
+    files.push(weights);
     files.sort_unstable();
     files.dedup();
     let label = format!("{repo}@{rev}");
@@ -160,19 +160,12 @@ pub(super) fn fetch(cache_dir: &Path, repo: &str, revision: Option<&str>, why: &
     Ok(())
 }
 
-/// The weights to fetch from a listing, as led's reader picks them: `model.safetensors` (or its
-/// index, whose shards come after it), the adapter's, else `pytorch_model.bin` (or its index).
-fn weights_to_fetch(listing: &[&str]) -> Option<Vec<String>> {
-    [
-        crate::INDEX_FILE,
-        crate::SINGLE_FILE,
-        crate::ADAPTER_WEIGHTS_FILE,
-        crate::BIN_INDEX_FILE,
-        crate::BIN_FILE,
-    ]
-    .iter()
-    .find(|f| listing.contains(f))
-    .map(|f| vec![(*f).to_owned()])
+/// The weights to fetch from a listing, as led's reader picks them: the first of
+/// [`cache::WEIGHT_FILES`] listed (an index's shards come after it).
+fn weights_to_fetch(listing: &[&str]) -> Option<&'static str> {
+    cache::WEIGHT_FILES
+        .into_iter()
+        .find(|f| listing.contains(f))
 }
 
 /// Download `file` unless the snapshot holds it; a failure names the file and what was kept.
@@ -274,22 +267,22 @@ mod tests {
                 "model.safetensors.index.json",
                 "pytorch_model.bin"
             ]),
-            Some(vec!["model.safetensors.index.json".to_owned()])
+            Some("model.safetensors.index.json")
         );
         assert_eq!(
             pick(&["pytorch_model.bin", "model.safetensors"]),
-            Some(vec!["model.safetensors".to_owned()])
+            Some("model.safetensors")
         );
         assert_eq!(
             pick(&["adapter_config.json", "adapter_model.safetensors"]),
-            Some(vec!["adapter_model.safetensors".to_owned()])
+            Some("adapter_model.safetensors")
         );
         assert_eq!(
             pick(&[
                 "pytorch_model.bin.index.json",
                 "pytorch_model-00001-of-00002.bin"
             ]),
-            Some(vec!["pytorch_model.bin.index.json".to_owned()])
+            Some("pytorch_model.bin.index.json")
         );
         assert_eq!(
             pick(&["README.md", "model.onnx", "consolidated.safetensors"]),
