@@ -150,7 +150,7 @@ impl MergeMethod for Led {
         if let Ok(base) = job.base("led")
             && base.len() == len
         {
-            add_energies(&mut stats, base, &tasks, &masks);
+            add_energies(job.name, &mut stats, base, &tasks, &masks)?;
         }
         Ok(vec![TensorNote::Report(Box::new(stats))])
     }
