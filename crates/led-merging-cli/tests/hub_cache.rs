@@ -9,16 +9,16 @@ use std::process::{Command, Output};
 
 use led_merging_io::Checkpoint;
 
+mod fixtures;
 #[path = "../../../tests/support/hf_cache.rs"]
 mod hf_cache;
-mod hub_fixtures;
 mod peers;
 
-use hub_fixtures::{same_tensors, ties};
+use fixtures::{same_tensors, ties};
 
 /// `led` offline, with nothing from the machine's own cache or settings.
 fn led() -> Command {
-    let mut c = hub_fixtures::led();
+    let mut c = fixtures::led();
     c.env("HF_HUB_OFFLINE", "1");
     c
 }
@@ -76,7 +76,7 @@ fn family_and_cache(d: &Path, cache: &Path) -> PathBuf {
 fn merge(d: &Path, name: &str, yaml: &str, env: &[(&str, &Path)]) -> (PathBuf, Output) {
     let mut c = led();
     c.envs(env.iter().copied());
-    hub_fixtures::merge(&mut c, d, name, yaml)
+    fixtures::merge(&mut c, d, name, yaml)
 }
 
 /// What `led merge --dry-run CFG OUT` prints with the cache `cache`; it must succeed.

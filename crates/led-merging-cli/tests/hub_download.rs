@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod hub_fixtures;
+mod fixtures;
 mod peers;
 
 use peers::text;
 
-use hub_fixtures::{led, same_tensors, ties};
+use fixtures::{led, same_tensors, ties};
 
 const MAIN: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const MATH_V1: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -112,7 +112,7 @@ fn family(d: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn merge(d: &Path, name: &str, yaml: &str, env: &[(&str, &str)]) -> (PathBuf, Output) {
-    hub_fixtures::merge(led().envs(env.iter().copied()), d, name, yaml)
+    fixtures::merge(led().envs(env.iter().copied()), d, name, yaml)
 }
 
 /// The files of a snapshot directory, each a relative link into `blobs/` holding what

@@ -2,35 +2,11 @@
 //! written to `--intermediate-dir/NAME`, the final one reads it and goes to OUT, and the result
 //! is what the two single-document configs give run one after the other.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod fixtures;
+mod peers;
 
-use led_merging_io::Checkpoint;
-
-fn led() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_led"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn same_tensors(a: &Path, b: &Path) {
-    let (a, b) = (Checkpoint::open(a).unwrap(), Checkpoint::open(b).unwrap());
-    assert_eq!(a.tensors().len(), b.tensors().len());
-    for t in a.tensors() {
-        assert_eq!(
-            a.read_bytes(&t.name).unwrap(),
-            b.read_bytes(&t.name).unwrap(),
-            "{}",
-            t.name
-        );
-    }
-}
+use fixtures::{led, same_tensors};
+use peers::text;
 
 #[test]
 fn several_documents_merge_in_order_through_the_intermediate_dir() {

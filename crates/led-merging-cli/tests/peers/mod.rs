@@ -1,6 +1,9 @@
 //! The Python peers the tests compare with (transformers, peft, huggingface_hub, PyTorch), from
 //! the project's virtualenv (`make venv`).
 
+// Not every test binary that includes this module uses all of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 
 /// The virtualenv's python, or `None` (with a note) when it is absent: a plain `cargo test`
@@ -32,8 +35,6 @@ pub fn text(o: &std::process::Output) -> String {
     )
 }
 
-// Not every test binary that includes this module makes fixtures.
-#[allow(dead_code)]
 /// Run the fixture script `script` (relative to this crate) with `python`, writing under `dir`.
 pub fn make_fixtures(python: &Path, script: &str, dir: &Path) {
     let o = std::process::Command::new(python)
@@ -45,8 +46,6 @@ pub fn make_fixtures(python: &Path, script: &str, dir: &Path) {
     assert!(o.status.success(), "{script}: {}", text(&o));
 }
 
-// Not every test binary that includes this module loads models.
-#[allow(dead_code)]
 /// transformers (with `python`) loads the model directory `dir` and runs a forward pass with
 /// finite logits.
 pub fn transformers_runs(python: &Path, dir: &Path) {
@@ -71,8 +70,6 @@ pub fn transformers_runs(python: &Path, dir: &Path) {
     );
 }
 
-// Not every test binary that includes this module reads a Hugging Face cache.
-#[allow(dead_code)]
 /// Where huggingface_hub (with `python`, offline, `local_files_only`) finds each `(repo,
 /// revision)` in the cache `cache`: `snapshot_download`'s directory and transformers'
 /// `cached_file` of `config.json`, in order.
