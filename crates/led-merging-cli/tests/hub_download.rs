@@ -100,11 +100,18 @@ fn family(d: &Path) -> (PathBuf, PathBuf) {
             let p = e.unwrap().path();
             std::fs::copy(&p, repo.join(p.file_name().unwrap())).unwrap();
         }
-        // What a merge does not read: a README, training state, other formats, a subfolder, and
-        // a single-file copy of the weights beside the shards (as Mistral's repos hold).
+        // What a merge does not read: a README, training state, other formats (a single .bin,
+        // and .bin shards with their index), a subfolder, and a single-file copy of the weights
+        // beside the shards (as Mistral's repos hold).
         std::fs::write(repo.join("README.md"), "# model card\n").unwrap();
         std::fs::write(repo.join("training_args.bin"), [7u8; 100]).unwrap();
         std::fs::write(repo.join("pytorch_model.bin"), [9u8; 1000]).unwrap();
+        std::fs::write(repo.join("pytorch_model-00001-of-00001.bin"), [8u8; 1000]).unwrap();
+        std::fs::write(
+            repo.join("pytorch_model.bin.index.json"),
+            r#"{"weight_map": {"lm_head.weight": "pytorch_model-00001-of-00001.bin"}}"#,
+        )
+        .unwrap();
         std::fs::write(repo.join("consolidated.safetensors"), [1u8; 1000]).unwrap();
         std::fs::write(repo.join("onnx/model.onnx"), [3u8; 100]).unwrap();
     }

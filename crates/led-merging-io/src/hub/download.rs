@@ -117,10 +117,11 @@ pub(super) fn fetch(cache_dir: &Path, repo: &str, revision: Option<&str>, why: &
     let snapshot = cache::repo_dir(cache_dir, repo)
         .join("snapshots")
         .join(&info.sha);
+    // The side files, and the weights picked (not the other formats' indexes, which are JSON).
     let mut files: Vec<&str> = listing
         .iter()
         .copied()
-        .filter(|f| is_side_file(f))
+        .filter(|f| is_side_file(f) && !cache::WEIGHT_FILES.contains(f))
         .collect();
     files.push(weights);
     files.sort_unstable();
@@ -136,17 +137,15 @@ pub(super) fn fetch(cache_dir: &Path, repo: &str, revision: Option<&str>, why: &
     }
     // A sharded checkpoint: the shards its index lists (the listing may hold other weights, such
     // as a `consolidated.safetensors` beside the shards, that no reader of this layout reads).
-    for index in [crate::INDEX_FILE, crate::BIN_INDEX_FILE] {
-        if files.contains(&index) {
-            let shards = index_shards(&snapshot.join(index)).ok_or_else(|| {
-                err(format!(
-                    "{}: not an index with a weight_map",
-                    snapshot.join(index).display()
-                ))
-            })?;
-            for shard in &shards {
-                get(&hub, &label, &snapshot, shard, &err)?;
-            }
+    if cache::is_index(weights) {
+        let shards = index_shards(&snapshot.join(weights)).ok_or_else(|| {
+            err(format!(
+                "{}: not an index with a weight_map",
+                snapshot.join(weights).display()
+            ))
+        })?;
+        for shard in &shards {
+            get(&hub, &label, &snapshot, shard, &err)?;
         }
     }
     // huggingface_hub records refs for branches and tags only; hf-hub also writes one named after
