@@ -135,6 +135,13 @@ fn led_k3(c: &mut Criterion) {
             .collect();
         b.iter(|| apply_masks("w", &base, &updates, black_box(&mut out)).unwrap())
     });
+    g.bench_function("energies_3_tasks", |b| {
+        b.iter_batched_ref(
+            || stats.clone(),
+            |s| led_merging_mask::add_energies("w", s, &base, &tasks, &masks).unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("elect_disjoint_apply", |b| {
         b.iter(|| {
             led_merging_mask::led_tensor("w", &base, &tasks, true, black_box(&mut out)).unwrap()
