@@ -218,16 +218,21 @@ pub fn resolve_in(cache: &Path, repo: &str, revision: Option<&str>) -> Result<Re
     check_reference(repo, revision)?;
     match lookup(cache, repo, revision)? {
         Lookup::Found(resolved) => Ok(resolved),
-        Lookup::Missing(why) => Err(hub_error(
-            repo,
-            revision,
-            format!(
-                "{why} (offline: nothing is downloaded); fetch it with {}, or set HF_HUB_CACHE / \
-                 HF_HOME to the cache that holds it",
-                fetch_hint(repo, revision)
-            ),
-        )),
+        Lookup::Missing(why) => Err(offline_error(repo, revision, &why)),
     }
+}
+
+/// The error for a reference the cache lacks (`why`) when nothing may be downloaded.
+pub(super) fn offline_error(repo: &str, revision: Option<&str>, why: &str) -> Error {
+    hub_error(
+        repo,
+        revision,
+        format!(
+            "{why} (offline: nothing is downloaded); fetch it with {}, or set HF_HUB_CACHE / \
+             HF_HOME to the cache that holds it",
+            fetch_hint(repo, revision)
+        ),
+    )
 }
 
 /// A snapshot's files are links into `blobs/`: one whose blob is missing (an interrupted

@@ -18,7 +18,7 @@ mod download;
 
 use std::path::PathBuf;
 
-use cache::{Lookup, check_reference, complete, lookup};
+use cache::{Lookup, check_reference, complete, lookup, offline_error};
 pub use cache::{cache_dir, resolve_in};
 
 use crate::error::{Error, Result};
@@ -145,12 +145,12 @@ fn resolve_hub(cache: &std::path::Path, repo: &str, revision: Option<&str>) -> R
         ),
         Lookup::Missing(why) => why,
     };
-    #[cfg(feature = "download")]
-    if may_download() {
-        download::fetch(cache, repo, revision, &why)?;
+    if !may_download() {
+        return Err(offline_error(repo, revision, &why));
     }
-    #[cfg(not(feature = "download"))]
-    let _ = why;
+    #[cfg(feature = "download")]
+    download::fetch(cache, repo, revision, &why)?;
+    // What the download put in the cache.
     resolve_in(cache, repo, revision)
 }
 
