@@ -6,6 +6,7 @@ the model's chat template with one user turn and the generation prompt; the answ
 assistant's text closed by the template's end-of-turn token (`<|im_end|>` for SmolLM2), which
 is what a chat model must learn to generate before stopping.
 """
+import copy
 import json
 import os
 import random
@@ -50,15 +51,29 @@ def encode_pair(tok, prompt, answer):
     return p, a
 
 
-def finetune(base_dir, out_dir, records, steps, lr, batch, seed, log):
-    """Full fine-tune of every parameter (AdamW, f32, loss on answer tokens only), saved in
-    the base's bf16 with its tokenizer; written to OUT.tmp and renamed when complete."""
+# The LoRA fine-tunes' adapter: every linear layer of attention and MLP, rank 16, alpha 32.
+LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+
+
+def finetune(base_dir, saves, records, steps, lr, batch, seed, log, warmup=None, lora=False):
+    """Fine-tune (AdamW, f32, loss on answer tokens only; linear warm-up over `warmup` steps,
+    10 % of `steps` by default, then constant) and save snapshots: `saves` maps a step count
+    to the (directory, dtype) pairs written after that many steps, so one run gives the
+    50-step model and its 250-step continuation, or one training saved in bf16 and in f32.
+    Every parameter is trained, or with `lora` a PEFT LoRA adapter (`LORA`) saved as peft's
+    `save_pretrained` writes it (f32). Each directory is written to DIR.tmp and renamed."""
     torch.manual_seed(seed)
     tok = tokenizer(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
     model.train()
     pairs = [encode_pair(tok, r["prompt"], r["answer"]) for r in records]
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = warmup or max(1, steps // 10)
     rng = random.Random(seed)
     order = []
     t0 = time.time()
@@ -79,22 +94,30 @@ def finetune(base_dir, out_dir, records, steps, lr, batch, seed, log):
             ids[j, : len(s)] = torch.tensor(s)
             labels[j, len(p): len(s)] = torch.tensor(a)
             att[j, : len(s)] = 1
-        # Linear warm-up over the first 10 % of steps, then constant.
         for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / max(1, steps // 10))
+            g["lr"] = lr * min(1.0, (step + 1) / warmup)
         loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step % 10 == 0 or step == steps - 1:
             log(f"  step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)")
+        for out_dir, dtype in saves.get(step + 1, []):
+            save(model, base_dir, out_dir, dtype, lora)
+
+
+def save(model, base_dir, out_dir, dtype, lora):
     tmp = out_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
-    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"]:
-        if os.path.exists(os.path.join(base_dir, f)):
-            shutil.copy(os.path.join(base_dir, f), os.path.join(tmp, f))
+    if lora:
+        model.save_pretrained(tmp, safe_serialization=True)
+    else:
+        # A copy (ties kept): the training goes on in f32 after a bf16 snapshot.
+        copy.deepcopy(model).to(dtype).save_pretrained(tmp, safe_serialization=True)
+        for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"]:
+            if os.path.exists(os.path.join(base_dir, f)):
+                shutil.copy(os.path.join(base_dir, f), os.path.join(tmp, f))
     shutil.rmtree(out_dir, ignore_errors=True)
     os.rename(tmp, out_dir)
 
@@ -103,8 +126,17 @@ class Generator:
     """Greedy batched generation with a KV cache (transformers' generate), left padding."""
 
     def __init__(self, model_dir):
-        self.tok = tokenizer(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        adapter = os.path.join(model_dir, "adapter_config.json")
+        if os.path.exists(adapter):  # a LoRA adapter: on its base, merged by peft
+            from peft import PeftModel
+            with open(adapter) as f:
+                base = json.load(f)["base_model_name_or_path"]
+            model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+            self.model = PeftModel.from_pretrained(model, model_dir).merge_and_unload().eval()
+            self.tok = tokenizer(base)
+        else:
+            self.tok = tokenizer(model_dir)
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
 
     @torch.no_grad()
     def __call__(self, prompts, max_new_tokens, batch=48):

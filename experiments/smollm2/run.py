@@ -23,11 +23,17 @@ import subprocess
 import sys
 import time
 
+import torch
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data as D  # noqa: E402
 import lm  # noqa: E402
 
 SEED = 0
+SAFETY_STEPS = 50  # the safety fine-tune: 50 steps of 8 at lr 3e-5
+MATH_STEPS = 100  # the math fine-tune: 100 steps of 8 at lr 5e-5
+STRONG = 5  # the stronger safety fine-tune: the same run continued to 5x the steps
+LORA_LR = 1e-3  # the LoRA fine-tunes (lm.LORA), same steps as the full ones
 LOCATE_SAMPLES = 64
 # Grids (the paper's Table 8 ranges: r_safety 0.1-0.4, r_math 0.4-0.9, lambda 0.5-1).
 R_SAFETY = [0.1, 0.2, 0.3, 0.4]
@@ -36,6 +42,27 @@ LAMBDAS = [0.5, 1.0]
 TA_LAMBDAS = [0.3, 0.5, 0.7, 1.0]
 TIES_GRID = [(d, w) for d in (0.2, 0.5, 0.8) for w in (0.5, 1.0)]
 DARE_GRID = [(d, w) for d in (0.3, 0.6) for w in (0.5, 1.0)]
+# Where LED helps: each condition is a pair of fine-tunes (safety, math) merged by task
+# arithmetic, TIES and LED on one small grid, each method's setting chosen on validation.
+CONDITIONS = {
+    "bf16": ("safety", "math", "full fine-tunes saved in bf16, the base's dtype (the main table's)"),
+    "f32": ("safety-f32", "math-f32", "the same fine-tunes saved in f32: no bf16 rounding of τ"),
+    "strong": ("safety-strong", "math", f"the safety fine-tune continued to {STRONG}x its steps"),
+    "lora": ("lora-safety", "lora-math", "LoRA adapters (rank 16, every linear layer), merged as adapters"),
+}
+C_GRIDS = {
+    "task_arithmetic": [(0.5,), (1.0,)],
+    "ties": [(0.2, 1.0), (0.5, 1.0)],
+    "led": list(itertools.product([0.1, 0.2, 0.4], [0.4, 0.6, 0.9], [1.0])),
+}
+# On the bf16 pair only: gradient-only scores, and the authors' safety priority.
+C_BF16_GRIDS = {
+    "led_grad": C_GRIDS["led"],
+    "led_priority": list(itertools.product([0.1, 0.2, 0.4], [0.4, 0.9], [1.0])),
+    "led_priority_no_disjoint": list(itertools.product([0.1, 0.2, 0.4], [0.4, 0.9], [1.0])),
+}
+# The inside fraction |E_s ∩ E_m| / |E_s| is reported at the paper's r = (0.1, 0.4).
+INSIDE_AT = (0.1, 0.4, 1.0)
 LED_VARIANTS = {
     # name: (disjoint, neg_prune)
     "led": (True, False),
@@ -68,6 +95,13 @@ class Run:
         log(f"== {name}")
         r = fn()
         self.timings[name] = self.timings.get(name, 0) + time.time() - t
+        # Recorded at once (a later stage may fail); a rerun that reuses a stage's outputs
+        # keeps the time of the run that did the work.
+        path = self.p("timings.json")
+        old = json.load(open(path)) if os.path.exists(path) else {}
+        self.timings = {k: max(v, old.get(k, 0)) for k, v in {**old, **self.timings}.items()}
+        with open(path, "w") as f:
+            json.dump(self.timings, f, indent=1)
         return r
 
     # 1. Data ------------------------------------------------------------------------------
@@ -106,17 +140,31 @@ class Run:
 
     # 2. Fine-tunes ------------------------------------------------------------------------
     def finetunes(self):
-        steps = 4 if self.quick else None
-        safety = self.p("models", "safety")
-        if not os.path.exists(safety):
-            recs = self.load("harmful-train") + self.load("benign-train")
-            log(f"safety fine-tune on {len(recs)} records")
-            lm.finetune(self.base, safety, recs, steps or 50, 3e-5, 8, SEED, log)
-        math = self.p("models", "math")
-        if not os.path.exists(math):
-            recs = self.load("math-train")
-            log(f"math fine-tune on {len(recs)} records")
-            lm.finetune(self.base, math, recs, steps or 100, 5e-5, 8, SEED, log)
+        """Full fine-tunes saved in bf16 (the base's dtype) and in f32, the safety run continued
+        to 5x its steps (the stronger safety fine-tune), and LoRA adapters of both tasks."""
+        q = self.quick
+        m = self.p("models")
+        bf16, f32 = torch.bfloat16, torch.float32
+        safety = self.load("harmful-train") + self.load("benign-train")
+        math = self.load("math-train")
+        runs = [
+            # (what, records, steps, lr, warm-up steps, lora, {step: [(name, dtype)]})
+            ("safety", safety, 4 if q else SAFETY_STEPS * STRONG, 3e-5, 1 if q else SAFETY_STEPS // 10,
+             False, {2 if q else SAFETY_STEPS: [("safety", bf16), ("safety-f32", f32)],
+                     4 if q else SAFETY_STEPS * STRONG: [("safety-strong", bf16)]}),
+            ("math", math, 4 if q else MATH_STEPS, 5e-5, None, False,
+             {4 if q else MATH_STEPS: [("math", bf16), ("math-f32", f32)]}),
+            ("safety LoRA", safety, 4 if q else SAFETY_STEPS, LORA_LR, None, True,
+             {4 if q else SAFETY_STEPS: [("lora-safety", f32)]}),
+            ("math LoRA", math, 4 if q else MATH_STEPS, LORA_LR, None, True,
+             {4 if q else MATH_STEPS: [("lora-math", f32)]}),
+        ]
+        for what, recs, steps, lr, warmup, lora, saves in runs:
+            saves = {k: [(os.path.join(m, n), d) for n, d in v] for k, v in saves.items()}
+            if all(os.path.exists(d) for v in saves.values() for d, _ in v):
+                continue
+            log(f"{what} fine-tune on {len(recs)} records, {steps} steps")
+            lm.finetune(self.base, saves, recs, steps, lr, 8, SEED, log, warmup=warmup, lora=lora)
 
     # 3. Locate ----------------------------------------------------------------------------
     def score_path(self, model, task, scorer):
@@ -127,16 +175,21 @@ class Run:
 
     def locate(self):
         jobs = []
-        for scorer in ["snip", "wanda"]:
+        for scorer in ["snip", "wanda", "grad"]:
             for task in ["safety", "math"]:
                 for model in ["base", task]:
                     jobs.append((model, task, scorer))
         for model in ["base", "safety", "math"]:
             jobs.append((model, "any", "random"))
+        # The conditions' other fine-tunes (their base scores are the base's above).
+        for safety, math, _ in CONDITIONS.values():
+            for model, task in ((safety, "safety"), (math, "math")):
+                if (model, task, "snip") not in jobs:
+                    jobs.append((model, task, "snip"))
         self.locate_report = {}
         for model, task, scorer in jobs:
             out = self.score_path(model, task, scorer)
-            cmd = [self.led, "locate", "--model", self.model_dir(model), "--out", out,
+            cmd = [self.led, "locate", "--model", self.model_ref(model), "--out", out,
                    "--scorer", scorer, "--samples", str(4 if self.quick else LOCATE_SAMPLES), "--chat-template",
                    "--device", "cpu", "--seed", str(SEED)]
             if scorer != "random":
@@ -152,39 +205,60 @@ class Run:
             log(f"  {line}")
 
     # 4. Merges ----------------------------------------------------------------------------
-    def config(self, method, settings, lambdas=None):
-        """(name, YAML text) of one merge; LED's `lambdas` override the per-model weights
-        (safety, math) that `settings` give both."""
-        models = [("safety", "safety"), ("math", "math")]
+    def model_ref(self, name):
+        """The config's reference to a model: a LoRA adapter as `base+adapter` (led applies it)."""
+        if name == "base":
+            return self.base
+        d = self.p("models", name)
+        return f"{self.base}+{d}" if name.startswith("lora-") else d
+
+    def config(self, method, settings, lambdas=None, pair=("safety", "math"), tag=""):
+        """(name, YAML text) of one merge of the models `pair` (safety, math); LED's `lambdas`
+        override the per-model weights (safety, math) that `settings` give both. LED methods:
+        a variant of `LED_VARIANTS`, `led_priority[_no_disjoint]` (the safety model's election
+        is its task vector alone), with `_wanda`, `_random` or `_grad` scores (SNIP else).
+        `magnitude`: each task vector's top |τ| at its own density, summed (`breadcrumbs`
+        with gamma 0), the upper bound of an election of that size."""
+        models = list(zip(pair, ("safety", "math")))
         lines = []
         if method in LED_VARIANTS or method.startswith("led_"):
             variant, scorer = method, "snip"
-            if method.endswith("_wanda") or method.endswith("_random"):
-                variant, scorer = method.rsplit("_", 1)
-            disjoint, neg = LED_VARIANTS[variant]
+            for sc in ("wanda", "random", "grad"):
+                if method.endswith("_" + sc):
+                    variant, scorer = method[: -len(sc) - 1], sc
+            priority = variant.startswith("led_priority")
+            disjoint, neg = LED_VARIANTS[variant.replace("led_priority", "led")]
             rs, rm, lam = settings
-            name = f"{method}-rs{rs}-rm{rm}-l{lam}"
+            name = f"{tag}{method}-rs{rs}-rm{rm}-l{lam}"
             lines += ["merge_method: led", f"base_model: {self.base}", "models:"]
             for (m, task), r, w in zip(models, (rs, rm), lambdas or (lam, lam)):
                 st = "any" if scorer == "random" else task
-                lines += [f"  - model: {self.model_dir(m)}",
-                          f"    parameters: {{weight: {w}, density: {r}}}",
+                first = priority and task == "safety"
+                lines += [f"  - model: {self.model_ref(m)}",
+                          f"    parameters: {{weight: {w}, density: {r}{', priority: true' if first else ''}}}",
                           f"    scores: {{model: {self.score_path(m, st, scorer)}, "
                           f"base: {self.score_path('base', st, scorer)}}}"]
             lines += ["parameters:", f"  disjoint: {str(disjoint).lower()}",
                       f"  neg_prune: {str(neg).lower()}"]
         elif method == "task_arithmetic":
             (lam,) = settings
-            name = f"task_arithmetic-l{lam}"
+            name = f"{tag}task_arithmetic-l{lam}"
             lines += ["merge_method: task_arithmetic", f"base_model: {self.base}", "models:"]
             for m, _ in models:
-                lines += [f"  - model: {self.model_dir(m)}", f"    parameters: {{weight: {lam}}}"]
+                lines += [f"  - model: {self.model_ref(m)}", f"    parameters: {{weight: {lam}}}"]
+        elif method == "magnitude":
+            ds, dm = settings
+            name = f"{tag}magnitude-ds{ds:.5f}-dm{dm:.5f}"
+            lines += ["merge_method: breadcrumbs", f"base_model: {self.base}", "models:"]
+            for (m, _), d in zip(models, (ds, dm)):
+                lines += [f"  - model: {self.model_ref(m)}",
+                          f"    parameters: {{weight: 1.0, density: {d:.5f}, gamma: 0.0}}"]
         else:  # ties, dare_ties
             d, lam = settings
-            name = f"{method}-d{d}-l{lam}"
+            name = f"{tag}{method}-d{d}-l{lam}"
             lines += [f"merge_method: {method}", f"base_model: {self.base}", "models:"]
             for m, _ in models:
-                lines += [f"  - model: {self.model_dir(m)}",
+                lines += [f"  - model: {self.model_ref(m)}",
                           f"    parameters: {{weight: {lam}, density: {d}}}"]
         lines += ["dtype: float32", "out_dtype: bfloat16"]
         return name, "\n".join(lines) + "\n"
@@ -212,8 +286,8 @@ class Run:
             json.dump(res, f, indent=1)
         return res
 
-    def evaluate_merge(self, method, settings, split, keep=0):
-        name, text = self.config(method, settings)
+    def evaluate_merge(self, method, settings, split, keep=0, pair=("safety", "math"), tag=""):
+        name, text = self.config(method, settings, pair=pair, tag=tag)
         path = self.p("evals", f"{name}.{split}.json")
         if os.path.exists(path):
             return name, self.evaluate(name, None, split)
@@ -272,7 +346,7 @@ class Run:
 
     def keeps(self):
         """What each LED variant elects, removes by Disjoint and keeps per task, over the grid
-        of (r_safety, r_math) (`led analyze --config`: scores only, lambda does not matter)."""
+        of (r_safety, r_math) (`led analyze --config`; lambda does not change the election)."""
         path = self.p("keeps.json")
         self.kept = {}
         if os.path.exists(path):
@@ -283,18 +357,7 @@ class Run:
                 key = f"{v}-rs{rs}-rm{rm}"
                 if key in self.kept:
                     continue
-                cfg = self.write_config(*self.config(v, (rs, rm, 1.0)))
-                r = subprocess.run([self.led, "analyze", "--config", cfg], capture_output=True, text=True)
-                if r.returncode != 0:
-                    sys.exit(f"led analyze --config {cfg} failed:\n{r.stdout}{r.stderr}")
-                row = {}
-                for line in r.stdout.splitlines():
-                    parts = line.split()
-                    if parts and parts[0].endswith(("/safety", "/math")) and len(parts) >= 7:
-                        task = parts[0].rsplit("/", 1)[1]
-                        row[task] = {"elected": float(parts[1]), "removed": float(parts[3]),
-                                     "kept": float(parts[5])}
-                self.kept[key] = row
+                self.kept[key] = self.election(v, (rs, rm, 1.0), ("safety", "math"), "")
                 if self.quick:
                     break
             with open(path, "w") as f:
@@ -334,6 +397,106 @@ class Run:
                 log(f"  {key}: keeps {100 * self.kept_energy[key]:.1f} % of the {task} task vector's squared norm")
         with open(path, "w") as f:
             json.dump(self.kept_energy, f, indent=1)
+
+    def election(self, method, settings, pair, tag):
+        """`led analyze --config`'s election of one LED merge, per task: the shares of all
+        weights elected, removed by Disjoint and kept, and the share of ‖τ‖² kept (percent)."""
+        name, text = self.config(method, settings, pair=pair, tag=tag)
+        path = self.p("elections.json")
+        if not hasattr(self, "elections"):
+            self.elections = json.load(open(path)) if os.path.exists(path) else {}
+        if name not in self.elections:
+            cfg = self.write_config(name, text)
+            r = subprocess.run([self.led, "analyze", "--config", cfg], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"led analyze --config {cfg} failed:\n{r.stdout}{r.stderr}")
+            row = {}
+            for line in r.stdout.splitlines():
+                parts = line.split()
+                for m, task in zip(pair, ("safety", "math")):
+                    if len(parts) >= 8 and parts[0].endswith("/" + m):
+                        row[task] = {"elected": float(parts[1]), "removed": float(parts[3]),
+                                     "kept": float(parts[5]),
+                                     "energy": None if parts[7] == "-" else float(parts[7])}
+            self.elections[name] = row
+            with open(path, "w") as f:
+                json.dump(self.elections, f, indent=1)
+        return self.elections[name]
+
+    def conditions(self):
+        """Every condition's pair merged by task arithmetic, TIES and LED (and, on the bf16
+        pair, LED with gradient-only scores and with safety priority), chosen on validation
+        and evaluated on test; the magnitude upper bound at the count LED keeps; the fine-tunes
+        themselves; the inside fractions. Written to conditions.json and conditions.md."""
+        self.cond = {}
+        for cond, (sm, mm, what) in CONDITIONS.items():
+            pair, tag = (sm, mm), ("" if cond == "bf16" else f"{cond}-")
+            row = {"what": what, "models": {}, "methods": {}}
+            for m in ("base", sm, mm):
+                row["models"][m] = self.evaluate(m, self.model_dir(m), "test", keep=3)
+            grids = dict(C_GRIDS, **(C_BF16_GRIDS if cond == "bf16" else {}))
+            for method, grid in grids.items():
+                val = []
+                for st in grid[:1] if self.quick else grid:
+                    name, res = self.evaluate_merge(method, st, "val", pair=pair, tag=tag)
+                    val.append((st, res))
+                    log(f"  {name}: refusal {res['refusal']:.2f} benign {res['benign']:.2f} math {res['math']:.2f}")
+                st, vres = max(val, key=lambda r: self.objective(r[1]))
+                name, res = self.evaluate_merge(method, st, "test", keep=3, pair=pair, tag=tag)
+                row["methods"][method] = {"setting": st, "name": name, "val": vres, "test": res}
+                if method.startswith("led"):
+                    row["methods"][method]["election"] = self.election(method, st, pair, tag)
+            # The upper bound: each task vector's top |τ| at the count LED's choice keeps.
+            el = row["methods"]["led"]["election"]
+            ds, dm = (max(el[t]["kept"] / 100, 1e-5) for t in ("safety", "math"))
+            name, res = self.evaluate_merge("magnitude", (ds, dm), "test", keep=3, pair=pair, tag=tag)
+            row["methods"]["magnitude"] = {"setting": (ds, dm), "name": name, "val": None, "test": res}
+            # How much of safety's election lies inside math's, against chance (|E_m| / n).
+            row["inside"] = {}
+            for method in ["led", "led_grad"] if cond == "bf16" else ["led"]:
+                for at in (INSIDE_AT, row["methods"][method]["setting"]):
+                    e = self.election(method, at, pair, tag)
+                    row["inside"][f"{method} r=({at[0]}, {at[1]})"] = {
+                        "inside": e["safety"]["removed"] / max(e["safety"]["elected"], 1e-12),
+                        "chance": e["math"]["elected"] / 100}
+            self.cond[cond] = row
+        with open(self.p("conditions.json"), "w") as f:
+            json.dump(self.cond, f, indent=1)
+        with open(self.p("conditions.md"), "w") as f:
+            f.write(self.conditions_md())
+
+    def conditions_md(self):
+        def pct(x):
+            return f"{100 * x:.0f} %"
+
+        def setting(method, st):
+            if method == "magnitude":
+                return f"density=({100 * st[0]:.2f} %, {100 * st[1]:.2f} %)"
+            if method.startswith("led"):
+                return f"r=({st[0]}, {st[1]}), λ={st[2]}"
+            return f"density={st[0]}, λ={st[1]}" if len(st) == 2 else f"λ={st[0]}"
+
+        lines = ["| condition | model or method | setting | refusal on harmful ↑ | benign answered ↑ | "
+                 "arithmetic accuracy ↑ | validation sum | safety kept: weights, ‖τ‖² | math kept: weights, ‖τ‖² |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for cond, row in self.cond.items():
+            for m, t in row["models"].items():
+                lines.append(f"| {cond} | {m} | | {pct(t['refusal'])} | {pct(t['benign'])} | {pct(t['math'])} | | | |")
+            for method, r in row["methods"].items():
+                t, el = r["test"], r.get("election") or {}
+                kept = ["" if task not in el else
+                        f"{el[task]['kept']:.2f} %, " + ("-" if el[task]["energy"] is None else f"{el[task]['energy']:.1f} %")
+                        for task in ("safety", "math")]
+                val = "" if r["val"] is None else f"{self.objective(r['val']):.2f}"
+                lines.append(f"| {cond} | {method} | {setting(method, r['setting'])} | {pct(t['refusal'])} | "
+                             f"{pct(t['benign'])} | {pct(t['math'])} | {val} | {kept[0]} | {kept[1]} |")
+        inside = ["| condition | election | safety inside math | chance |", "|---|---|---|---|"]
+        for cond, row in self.cond.items():
+            for k, v in row["inside"].items():
+                inside.append(f"| {cond} | {k} | {pct(v['inside'])} | {pct(v['chance'])} |")
+        what = "\n".join(f"- **{c}**: {row['what']}" for c, row in self.cond.items())
+        return (f"## Conditions\n\n{what}\n\n" + "\n".join(lines)
+                + "\n\n## Safety's election inside math's (|E_s ∩ E_m| / |E_s|)\n\n" + "\n".join(inside) + "\n")
 
     def analyze(self):
         fig = self.p("figures")
@@ -391,7 +554,9 @@ class Run:
                  "led_wanda": "LED with Wanda scores", "led_random": "LED with random scores"}
         lines = ["| model | setting | refusal on harmful ↑ | benign answered ↑ | arithmetic accuracy ↑ | validation sum |",
                  "|---|---|---|---|---|---|"]
-        for k, r in self.results.items():
+        if not hasattr(self, "results"):
+            lines = ["(the main grid was not run: `--skip search`)"]
+        for k, r in getattr(self, "results", {}).items():
             s = r["setting"]
             if s is None:
                 setting = ""
@@ -407,7 +572,7 @@ class Run:
         table = "\n".join(lines)
         val = ["| method | setting | refusal | benign | math | weights kept (safety, math) |",
                "|---|---|---|---|---|---|"]
-        for m, rows in self.validation.items():
+        for m, rows in getattr(self, "validation", {}).items():
             for s, r in rows:
                 # LED's election from the keeps stage (lambda does not change it).
                 row = getattr(self, "kept", {}).get(f"{m}-rs{s[0]}-rm{s[1]}") if m in LED_VARIANTS else None
@@ -423,7 +588,7 @@ class Run:
                              f"{s_['kept']:.2f} % | {m_['elected']:.2f} % | {m_['removed']:.2f} % | {m_['kept']:.2f} % |")
         energy = [f"- {key}: {100 * share:.1f} %" for key, share in getattr(self, "kept_energy", {}).items()]
         examples = []
-        for k, r in self.results.items():
+        for k, r in getattr(self, "results", {}).items():
             ex = r["test"].get("examples")
             if not ex:
                 continue
@@ -433,19 +598,6 @@ class Run:
                     a = a.replace("\n", " ")[:220]
                     examples.append(f"- **{q}** → {a}")
             examples.append("")
-        # Stage times of the run that did the work: a rerun that reuses a stage keeps them.
-        tpath = self.p("timings.json")
-        old = {}
-        if os.path.exists(tpath):
-            with open(tpath) as f:
-                old = json.load(f)
-        elif os.path.exists(self.p("results.json")):
-            with open(self.p("results.json")) as f:
-                old = json.load(f).get("timings", {})
-        if old:
-            self.timings = {k: max(v, old.get(k, 0)) for k, v in {**old, **self.timings}.items()}
-        with open(tpath, "w") as f:
-            json.dump(self.timings, f, indent=1)
         total = sum(self.timings.values())
         with open(self.p("results.md"), "w") as f:
             f.write(f"# SmolLM2-135M-Instruct: results\n\n{table}\n\n"
@@ -455,11 +607,13 @@ class Run:
                     + "\n\n## What the election keeps (share of all weights)\n\n" + "\n".join(keeps)
                     + "\n\n## Share of each task vector's squared norm kept, ‖m ⊙ τ‖² / ‖τ‖² (chosen settings)\n\n"
                     + "\n".join(energy)
+                    + "\n\n" + (self.conditions_md() if hasattr(self, "cond") else "")
                     + "\n\n## Generations (test)\n\n" + "\n".join(examples))
         with open(self.p("validation.md"), "w") as f:
             f.write("# Validation: every setting\n\n" + "\n".join(val) + "\n")
         with open(self.p("results.json"), "w") as f:
-            json.dump({"results": self.results, "chosen": self.chosen, "timings": self.timings}, f, indent=1)
+            json.dump({"results": getattr(self, "results", {}), "chosen": getattr(self, "chosen", {}),
+                       "conditions": getattr(self, "cond", {}), "timings": self.timings}, f, indent=1)
         print(table)
 
 
@@ -470,12 +624,23 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true", help="a tiny smoke run of every stage")
     ap.add_argument("--stop-after", help="stop after this stage (data, fine-tunes, locate, ...)")
+    ap.add_argument("--skip", default="", help="stages not to run, comma-separated (their sections are "
+                    "left out of results.md)")
     args = ap.parse_args()
     run = Run(args)
-    for name, fn in [("data", run.make_data), ("fine-tunes", run.finetunes), ("locate", run.locate),
-                     ("analyze", run.analyze), ("search", run.search), ("test", run.test),
-                     ("keeps", run.keeps), ("energy", run.energy), ("heat map", run.heatmap)]:
-        run.stage(name, fn)
+    skip = set(filter(None, args.skip.split(",")))
+    if "search" in skip:  # what needs the main grid's validation results
+        skip |= {"test", "energy", "heat-map"}
+    stages = [("data", run.make_data), ("fine-tunes", run.finetunes), ("locate", run.locate),
+              ("analyze", run.analyze), ("search", run.search), ("test", run.test),
+              ("keeps", run.keeps), ("energy", run.energy), ("conditions", run.conditions),
+              ("heat-map", run.heatmap)]
+    unknown = skip - {n for n, _ in stages}
+    if unknown:
+        sys.exit(f"--skip: unknown stages {sorted(unknown)}")
+    for name, fn in stages:
+        if name not in skip:
+            run.stage(name, fn)
         if name == args.stop_after:
             return
     run.report()

@@ -220,15 +220,48 @@ fn one_base_score_file_serves_tasks_scored_on_the_same_data() {
             "models[1].scores: the model's and the base's scores must come from the same data",
         ],
     );
-    // Without recorded data (the demo's random scores), sharing cannot be shown: refused.
-    let unrecorded = config(
+    // The random scorer reads no data (the demo's scores): one base file serves every task.
+    let random = config(
         &d,
-        "shared-base-unrecorded.yaml",
+        "shared-base-random.yaml",
         [
             "safety.safetensors",
             "base-math.safetensors",
             "math.safetensors",
             "base-math.safetensors",
+        ],
+        "",
+    );
+    for dry in [true, false] {
+        let r = merge(&random, &out, dry);
+        assert!(r.status.success(), "dry run {dry}: {}", text(&r.stderr));
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    // A scorer that reads data, without recorded data: sharing cannot be shown: refused.
+    let unrecorded_data = [
+        ("led.scores.scorer", "snip"),
+        ("led.scores.dataset_sha256", ""),
+    ];
+    for (src, dst) in [
+        ("safety.safetensors", "safety-snip.safetensors"),
+        ("math.safetensors", "math-snip.safetensors"),
+        ("base-math.safetensors", "base-snip.safetensors"),
+    ] {
+        rewrite_scores(
+            &scores.join(src),
+            &scores.join(dst),
+            &unrecorded_data,
+            |_| true,
+        );
+    }
+    let unrecorded = config(
+        &d,
+        "shared-base-unrecorded.yaml",
+        [
+            "safety-snip.safetensors",
+            "base-snip.safetensors",
+            "math-snip.safetensors",
+            "base-snip.safetensors",
         ],
         "",
     );

@@ -14,27 +14,18 @@ fn led() -> Command {
     Command::new(env!("CARGO_BIN_EXE_led"))
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.env("HF_HUB_OFFLINE", "1").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The helper script, SmolLM2, and a "fine-tune" of it written into `d` (`ft`).
 fn smollm2_and_a_finetune(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let base = common::smollm2();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real/smollm2_merge.py");
     let ft = d.join("ft");
-    run(Command::new(common::venv_python())
-        .arg(&script)
-        .arg("perturb")
-        .arg(&base)
-        .arg(&ft));
+    common::run_ok(
+        Command::new(common::venv_python())
+            .arg(&script)
+            .arg("perturb")
+            .arg(&base)
+            .arg(&ft),
+    );
     (script, base, ft)
 }
 
@@ -65,21 +56,23 @@ fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
         "{note}"
     );
     for (name, model) in [("base", &base), ("ft", &ft)] {
-        run(led()
-            .args([
-                "locate",
-                "--chat-template",
-                "--samples",
-                "2",
-                "--device",
-                "cpu",
-                "--model",
-            ])
-            .arg(model)
-            .arg("--data")
-            .arg(d.join("data.jsonl"))
-            .arg("--out")
-            .arg(d.join(format!("{name}.safetensors"))));
+        common::run_ok(
+            led()
+                .args([
+                    "locate",
+                    "--chat-template",
+                    "--samples",
+                    "2",
+                    "--device",
+                    "cpu",
+                    "--model",
+                ])
+                .arg(model)
+                .arg("--data")
+                .arg(d.join("data.jsonl"))
+                .arg("--out")
+                .arg(d.join(format!("{name}.safetensors"))),
+        );
     }
     let config = d.join("merge.yaml");
     std::fs::write(
@@ -94,15 +87,17 @@ fn led_merge_of_smollm2_loads_in_transformers_and_chats() {
     )
     .unwrap();
     let merged = d.join("merged");
-    let report = run(led().arg("merge").arg(&config).arg(&merged));
+    let report = common::run_ok(led().arg("merge").arg(&config).arg(&merged));
     assert!(report.contains("kept"), "{report}");
-    let check = run(Command::new(common::venv_python())
-        .arg(&script)
-        .args(["check"])
-        .arg(&merged)
-        .arg(&base)
-        .arg(&ft)
-        .arg("0.8"));
+    let check = common::run_ok(
+        Command::new(common::venv_python())
+            .arg(&script)
+            .args(["check"])
+            .arg(&merged)
+            .arg(&base)
+            .arg(&ft)
+            .arg("0.8"),
+    );
     eprintln!("{check}");
     assert!(check.contains("Paris"), "{check}");
 }
@@ -128,17 +123,21 @@ fn tokenizer_union_on_smollm2_is_mergekits() {
     )
     .unwrap();
     let (ours, theirs) = (d.join("ours"), d.join("theirs"));
-    run(led().arg("merge").arg(&config).arg(&ours));
+    common::run_ok(led().arg("merge").arg(&config).arg(&ours));
     let mergekit = common::venv_python().with_file_name("mergekit-yaml");
-    run(Command::new(mergekit)
-        .arg(&config)
-        .arg(&theirs)
-        .args(["--no-write-model-card", "--quiet"]));
-    let same = run(Command::new(common::venv_python())
-        .arg(&script)
-        .arg("same")
-        .arg(&ours)
-        .arg(&theirs));
+    common::run_ok(
+        Command::new(mergekit)
+            .arg(&config)
+            .arg(&theirs)
+            .args(["--no-write-model-card", "--quiet"]),
+    );
+    let same = common::run_ok(
+        Command::new(common::venv_python())
+            .arg(&script)
+            .arg("same")
+            .arg(&ours)
+            .arg(&theirs),
+    );
     eprintln!("{same}");
     assert!(same.contains("\"rows\": 49216"), "{same}");
 }

@@ -18,6 +18,9 @@ use led_merging_io::{
 };
 
 use crate::config::{Parameters, Scalar};
+
+/// The name `led locate --scorer random` records (`led.scores.scorer`): its scores read no data.
+const RANDOM_SCORER: &str = "random";
 use crate::error::Result;
 use crate::inputs::{Action, Input, ScoreFiles, TensorPlan};
 
@@ -113,7 +116,9 @@ pub(crate) fn check(
             records.push(Some(record));
         }
         if let [Some(a), Some(b)] = &records[..] {
-            if !a.dataset_sha256.is_empty()
+            // The random scorer reads no data: its scores are the same whatever a task's data.
+            let data_free = a.scorer == RANDOM_SCORER;
+            if (data_free || !a.dataset_sha256.is_empty())
                 && a.dataset_sha256 == b.dataset_sha256
                 && !a.scorer.is_empty()
                 && a.scorer == b.scorer
@@ -151,7 +156,8 @@ pub(crate) fn check(
             used.join(" and "),
             if all_base {
                 "a base score file serves several tasks only when it records the same data \
-                 (content hash) and scorer as each task's model scores"
+                 (content hash) and scorer as each task's model scores (or the random scorer, \
+                 which reads no data)"
             } else {
                 "each task's model and base need their own scores"
             }

@@ -37,6 +37,18 @@ pub fn smollm2() -> PathBuf {
     dir
 }
 
+/// Run `cmd` offline (`HF_HUB_OFFLINE=1`); panics with its output unless it succeeds; its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.env("HF_HUB_OFFLINE", "1").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Run `tests/parity/SCRIPT ARGS...` with the venv's python, offline; panics with its stderr.
 pub fn reference(script: &str, args: &[&Path]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
