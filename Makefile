@@ -56,7 +56,8 @@ $(SMOLLM2)/config.json: $(STAMP) experiments/smollm2/convert.py
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python experiments/smollm2/convert.py $(SMOLLM2)
 
 # The paper's experiment on SmolLM2 (docs/experiments/smollm2.md): fine-tunes, Locate, every
-# merge, evaluation. Stages already done under out/smollm2/ are reused.
+# merge, evaluation, the conditions where LED may help; about 2.6 hours on 2 cores. Stages
+# already done under out/smollm2/ are reused.
 experiment: smollm2
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(EXPERIMENT_DEPS)
 	$(CARGO) build --release -p led-merging-cli --all-features --bin led

@@ -446,11 +446,15 @@ class Run:
                 row["methods"][method] = {"setting": st, "name": name, "val": vres, "test": res}
                 if method.startswith("led"):
                     row["methods"][method]["election"] = self.election(method, st, pair, tag)
-            # The upper bound: each task vector's top |τ| at the count LED's choice keeps.
-            el = row["methods"]["led"]["election"]
-            ds, dm = (max(el[t]["kept"] / 100, 1e-5) for t in ("safety", "math"))
-            name, res = self.evaluate_merge("magnitude", (ds, dm), "test", keep=3, pair=pair, tag=tag)
-            row["methods"]["magnitude"] = {"setting": (ds, dm), "name": name, "val": None, "test": res}
+            # The upper bound: each task vector's top |τ| at the count LED's choice keeps (and,
+            # on the bf16 pair, at the count the priority variant's choice gives each task).
+            for led, bound in [("led", "magnitude"), ("led_priority", "magnitude_priority")]:
+                if led not in row["methods"]:
+                    continue
+                el = row["methods"][led]["election"]
+                ds, dm = (max(el[t]["kept"] / 100, 1e-5) for t in ("safety", "math"))
+                name, res = self.evaluate_merge("magnitude", (ds, dm), "test", keep=3, pair=pair, tag=tag)
+                row["methods"][bound] = {"setting": (ds, dm), "name": name, "val": None, "test": res}
             # How much of safety's election lies inside math's, against chance (|E_m| / n).
             row["inside"] = {}
             for method in ["led", "led_grad"] if cond == "bf16" else ["led"]:
@@ -470,7 +474,7 @@ class Run:
             return f"{100 * x:.0f} %"
 
         def setting(method, st):
-            if method == "magnitude":
+            if method.startswith("magnitude"):
                 return f"density=({100 * st[0]:.2f} %, {100 * st[1]:.2f} %)"
             if method.startswith("led"):
                 return f"r=({st[0]}, {st[1]}), λ={st[2]}"
