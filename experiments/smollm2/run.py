@@ -186,6 +186,10 @@ class Run:
             for model, task in ((safety, "safety"), (math, "math")):
                 if (model, task, "snip") not in jobs:
                     jobs.append((model, task, "snip"))
+        # What each score file's run wrote, kept across runs (locate.json): a run that reuses a
+        # file reports the line of the run that wrote it.
+        path = self.p("locate.json")
+        old = json.load(open(path)) if os.path.exists(path) else {}
         self.locate_report = {}
         for model, task, scorer in jobs:
             out = self.score_path(model, task, scorer)
@@ -201,8 +205,13 @@ class Run:
             said = [l for l in r.stdout.strip().splitlines()
                     if l.startswith(("wrote ", "time: ")) or ": reused" in l]
             line = "; ".join(said) or r.stdout.strip().splitlines()[-1]
-            self.locate_report[f"{model}-{task}-{scorer}"] = line
+            key = f"{model}-{task}-{scorer}"
+            if ": reused" in line and key in old and ": reused" not in old[key]:
+                line = f"{old[key]} (reused by a later run)"
+            self.locate_report[key] = line
             log(f"  {line}")
+        with open(path, "w") as f:
+            json.dump(self.locate_report, f, indent=1)
 
     # 4. Merges ----------------------------------------------------------------------------
     def model_ref(self, name):
