@@ -373,38 +373,17 @@ class Run:
                 json.dump(self.kept, f, indent=1)
 
     def energy(self):
-        """Share of each task vector's squared norm that LED keeps at each variant's chosen
-        (r_safety, r_math): merge with the other task's lambda at 0, so merged - base = m_i * tau_i."""
-        from safetensors.torch import load_file
-        path = self.p("energy.json")
+        """Share of each task vector's squared norm, ‖m ⊙ τ‖² / ‖τ‖², that each LED variant
+        keeps at its chosen (r_safety, r_math): `led analyze --config`'s figure (`election`)."""
         self.kept_energy = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                self.kept_energy = json.load(f)
-        base = load_file(os.path.join(self.base, "model.safetensors"))
-        norms = {}  # ‖τ_task‖², once per task
         for v in LED_VARIANTS:
             rs, rm, _ = self.chosen[v]
+            election = self.election(v, (rs, rm, 1.0), ("safety", "math"), "")
             for task in ["safety", "math"]:
                 key = f"{v}-rs{rs}-rm{rm}-{task}"
-                if key in self.kept_energy:
-                    continue
-                # The other model's weight goes to 0: its election still takes part in Disjoint.
-                lambdas = (1.0, 0.0) if task == "safety" else (0.0, 1.0)
-                _, text = self.config(v, (rs, rm, 1.0), lambdas)
-                out = self.p("merged", f"energy-{key}")
-                self.merge(f"energy-{key}", text, out)
-                if task not in norms:
-                    ft = load_file(os.path.join(self.model_dir(task), "model.safetensors"))
-                    norms[task] = sum(float(((ft[n].float() - base[n].float()) ** 2).sum()) for n in base)
-                    del ft
-                merged = load_file(os.path.join(out, "model.safetensors"))
-                num = sum(float(((merged[n].float() - base[n].float()) ** 2).sum()) for n in base)
-                del merged
-                self.kept_energy[key] = num / norms[task]
-                shutil.rmtree(out)
+                self.kept_energy[key] = (election[task]["energy"] or 0.0) / 100
                 log(f"  {key}: keeps {100 * self.kept_energy[key]:.1f} % of the {task} task vector's squared norm")
-        with open(path, "w") as f:
+        with open(self.p("energy.json"), "w") as f:
             json.dump(self.kept_energy, f, indent=1)
 
     def election(self, method, settings, pair, tag):
